@@ -1,0 +1,1 @@
+"""Adapters implement the ports; ``registry`` picks one from a URL."""

@@ -1,0 +1,247 @@
+"""SQL that parses and validates raw event lines in bulk, generated from
+:mod:`personable.events.spec` so it judges events exactly like the Python
+validator of the HTTP path (a test holds both to the same verdicts).
+
+Input: a table ``_stg(seq, line, received_at, source, origin, require_ts)``.
+Output: ``_parsed`` with typed columns and ``problems`` (a list of
+``{path, problem}``; empty means valid).
+"""
+
+from __future__ import annotations
+
+from ...events.spec import (
+    CONSENT_FIELDS, ECOMMERCE_EVENTS, EVENT_TYPES, ID_FIELDS, ISO_8601_PATTERN, MAX_ID_LENGTH,
+    OBJECT_FIELDS, PRODUCT_FIELDS, REQUIRED_BY_TYPE, STRING_FIELDS, TIME_FIELDS,
+)
+
+_SNAKE = {
+    "messageId": "message_id", "userId": "user_id", "anonymousId": "anonymous_id",
+    "previousId": "previous_id", "groupId": "group_id", "sentAt": "sent_at",
+    "originalTimestamp": "original_timestamp",
+}
+ALLOWED = {
+    "string": "('VARCHAR')",
+    "id": "('VARCHAR','BIGINT','UBIGINT')",
+    "number": "('BIGINT','UBIGINT','DOUBLE','HUGEINT')",
+    "integer": "('BIGINT','UBIGINT','HUGEINT')",
+    "products": "('ARRAY')",
+    "object": "('OBJECT')",
+}
+
+
+def q(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def json_path(*parts: str) -> str:
+    return "$" + "".join('."' + p.replace('"', '\\"') + '"' for p in parts)
+
+
+def _col(field: str) -> str:
+    return "j_" + _SNAKE.get(field, field)
+
+
+def _tn(expr: str) -> str:
+    """Our word for a JSON value's type (matches the Python validator's words)."""
+    return (f"(CASE json_type({expr}) WHEN 'VARCHAR' THEN 'string' WHEN 'BOOLEAN' THEN 'boolean' "
+            f"WHEN 'ARRAY' THEN 'array' WHEN 'OBJECT' THEN 'object' WHEN 'NULL' THEN 'null' ELSE 'number' END)")
+
+
+def _present(expr: str) -> str:
+    return f"(coalesce(json_type({expr}), 'NULL') <> 'NULL')"
+
+
+def _problem(path_sql: str, problem_sql: str) -> str:
+    return f"{{'path': {path_sql}, 'problem': {problem_sql}}}"
+
+
+def extraction(identifier_traits: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(column, JSON path) pairs pulled from each line in one parse."""
+    fields = ["messageId", "type", "event", "userId", "anonymousId", "previousId", "groupId",
+              "name", "timestamp", "sentAt", "originalTimestamp", *OBJECT_FIELDS, "channel"]
+    cols = [(_col(f), json_path(f)) for f in fields]
+    cols += [(f"j_consent_{i}", json_path(*parts)) for i, parts in enumerate(CONSENT_FIELDS)]
+    cols += [
+        ("j_device_type", json_path("context", "device", "type")),
+        ("j_user_agent", json_path("context", "userAgent")),
+        ("j_campaign_medium", json_path("context", "campaign", "medium")),
+        ("j_context_channel", json_path("context", "channel")),
+        ("j_revenue", json_path("properties", "revenue")),
+        ("j_total", json_path("properties", "total")),
+        ("j_currency", json_path("properties", "currency")),
+    ]
+    for i, (trait, _kind) in enumerate(identifier_traits):
+        cols.append((f"j_idt_{i}", json_path("traits", trait)))
+        cols.append((f"j_idc_{i}", json_path("context", "traits", trait)))
+    return cols
+
+
+def _ecommerce_keys() -> list[tuple[str, str]]:
+    keys: list[tuple[str, str]] = []
+    for spec in ECOMMERCE_EVENTS.values():
+        for key, kind in spec.items():
+            if (key, kind) not in keys:
+                keys.append((key, kind))
+    return keys
+
+
+def _consent_checks(i: int, parts: tuple[str, ...]) -> str:
+    col, where = f"j_consent_{i}", ".".join(parts)
+    not_object = _problem(q(where), f"'must be an object, got ' || {_tn(col)}")
+    per_key = (
+        f"list_transform(list_filter(map_entries(json_transform({col}, '\"MAP(VARCHAR, JSON)\"')), "
+        f"lambda e: coalesce(json_type(e.value), 'NULL') <> 'BOOLEAN'), "
+        f"lambda e: {_problem(q(where + '.') + ' || e.key', chr(39) + 'must be a boolean, got ' + chr(39) + ' || ' + _tn('e.value'))})"
+    )
+    return (f"(CASE WHEN NOT {_present(col)} THEN [] "
+            f"WHEN json_type({col}) <> 'OBJECT' THEN [{not_object}] ELSE {per_key} END)")
+
+
+def _ecommerce_checks() -> tuple[str, str]:
+    """(extraction expression, list-of-problems expression) for typed properties."""
+    keys = _ecommerce_keys()
+    paths = ", ".join(q(json_path(k)) for k, _ in keys)
+    names = ", ".join(q(e) for e in ECOMMERCE_EVENTS)
+    extract = f"CASE WHEN type = 'track' AND event IN ({names}) AND json_type(j_properties) = 'OBJECT' THEN json_extract(j_properties, [{paths}]) END"
+    checks = []
+    for idx, (key, kind) in enumerate(keys, start=1):
+        events = [e for e, spec in ECOMMERCE_EVENTS.items() if spec.get(key) == kind]
+        v = f"ec[{idx}]"
+        word = "an array" if kind == "products" else f"a {kind}"
+        checks.append(
+            f"CASE WHEN event IN ({', '.join(q(e) for e in events)}) AND {_present(v)} "
+            f"AND json_type({v}) NOT IN {ALLOWED[kind]} THEN "
+            f"{_problem(q('properties.' + key), q('must be ' + word + ', got ') + ' || ' + _tn(v))} END"
+        )
+    product_idx = [i for i, (k, kind) in enumerate(keys, start=1) if kind == "products"][0]
+    field_paths = ", ".join(q(json_path(f)) for f in PRODUCT_FIELDS)
+    item_checks = ", ".join(
+        f"CASE WHEN {_present(f'pf[{n}]')} AND json_type(pf[{n}]) NOT IN {ALLOWED[kind]} THEN "
+        f"{_problem(chr(39) + 'properties.products[' + chr(39) + ' || (i - 1) || ' + q('].' + fname), q('must be a ' + kind + ', got ') + ' || ' + _tn(f'pf[{n}]'))} END"
+        for n, (fname, kind) in enumerate(PRODUCT_FIELDS.items(), start=1)
+    )
+    products = (
+        f"CASE WHEN json_type(ec[{product_idx}]) = 'ARRAY' THEN flatten(list_transform("
+        f"json_extract(ec[{product_idx}], '$[*]'), lambda item, i: CASE WHEN json_type(item) <> 'OBJECT' THEN "
+        f"[{_problem(chr(39) + 'properties.products[' + chr(39) + ' || (i - 1) || ' + q(']'), q('must be an object, got ') + ' || ' + _tn('item'))}] "
+        f"ELSE list_filter(list_transform([json_extract(item, [{field_paths}])], lambda pf: [{item_checks}])[1], lambda x: x IS NOT NULL) END)) ELSE [] END"
+    )
+    problems = f"list_concat(list_filter([{', '.join(checks)}], lambda x: x IS NOT NULL), {products})"
+    return extract, problems
+
+
+def parse_sql(identifier_traits: list[tuple[str, str]], junk_param: str = "$junk", max_future_param: str = "$max_future_hours") -> str:
+    cols = extraction(identifier_traits)
+    extract_list = ", ".join(q(path) for _, path in cols)
+    unpack = ",\n    ".join(f"f[{i}] AS {name}" for i, (name, _) in enumerate(cols, start=1))
+    ec_extract, ec_problems = _ecommerce_checks()
+
+    def text(col: str) -> str:
+        return f"({col} ->> '$')"
+
+    id_ok = {
+        f: f"(json_type({_col(f)}) IN {ALLOWED['id']} AND length({text(_col(f))}) <= {MAX_ID_LENGTH})" for f in ID_FIELDS
+    }
+    junk = {f: f"list_contains({junk_param}, lower(trim({text(_col(f))})))" for f in ID_FIELDS}
+    checks: list[str] = []
+    for f in OBJECT_FIELDS:
+        checks.append(f"CASE WHEN {_present(_col(f))} AND json_type({_col(f)}) <> 'OBJECT' THEN {_problem(q(f), q('must be an object, got ') + ' || ' + _tn(_col(f)))} END")
+    for f in STRING_FIELDS:
+        checks.append(f"CASE WHEN {_present(_col(f))} AND json_type({_col(f)}) <> 'VARCHAR' THEN {_problem(q(f), q('must be a string, got ') + ' || ' + _tn(_col(f)))} END")
+    for f in ID_FIELDS:
+        c = _col(f)
+        checks.append(
+            f"CASE WHEN {_present(c)} AND json_type({c}) NOT IN {ALLOWED['id']} THEN {_problem(q(f), q('must be a string, got ') + ' || ' + _tn(c))} "
+            f"WHEN {_present(c)} AND length({text(c)}) > {MAX_ID_LENGTH} THEN {_problem(q(f), q(f'is longer than {MAX_ID_LENGTH} characters'))} END"
+        )
+    usable = f"(({id_ok['userId']} AND NOT {junk['userId']}) OR ({id_ok['anonymousId']} AND NOT {junk['anonymousId']}))"
+    bad_id_paths = f"(({_present(_col('userId'))} AND NOT {id_ok['userId']}) OR ({_present(_col('anonymousId'))} AND NOT {id_ok['anonymousId']}))"
+    checks.append(f"CASE WHEN NOT {usable} AND NOT {bad_id_paths} THEN {_problem(q('userId'), q('userId or anonymousId is required'))} END")
+    for etype, required in REQUIRED_BY_TYPE.items():
+        for f in required:
+            c = _col(f)
+            checks.append(
+                f"CASE WHEN type = {q(etype)} AND (NOT {_present(c)} OR (json_type({c}) = 'VARCHAR' AND trim({text(c)}) = '')) "
+                f"THEN {_problem(q(f), q(f'is required for {etype} events'))} END"
+            )
+    checks.append(f"CASE WHEN type = 'alias' AND {_present(_col('previousId'))} AND {junk['previousId']} THEN {_problem(q('previousId'), q('junk value cannot be aliased'))} END")
+    for f in TIME_FIELDS:
+        c = _col(f)
+        checks.append(
+            f"CASE WHEN {_present(c)} AND NOT (json_type({c}) = 'VARCHAR' AND regexp_full_match({text(c)}, {q(ISO_8601_PATTERN)}) "
+            f"AND try_cast({text(c)} AS TIMESTAMPTZ) IS NOT NULL) THEN {_problem(q(f), q('must be an ISO 8601 date-time'))} END"
+        )
+    checks.append(
+        f"CASE WHEN ts IS NOT NULL AND corrected_ts - received_at > to_microseconds(CAST({max_future_param} * 3600e6 AS BIGINT)) "
+        f"THEN {_problem(q('timestamp'), q('is ') + ' || round(epoch(corrected_ts - received_at) / 3600, 1) || ' + q(' hours in the future'))} END"
+    )
+    checks.append(f"CASE WHEN require_ts AND ts IS NULL THEN {_problem(q('timestamp'), q('is required for file imports'))} END")
+    consent = [_consent_checks(i, parts) for i, parts in enumerate(CONSENT_FIELDS)]
+    type_list = ", ".join(q(t) for t in EVENT_TYPES)
+    return f"""
+CREATE OR REPLACE TEMP TABLE _parsed AS
+WITH raw AS (
+  SELECT seq, line, received_at, source, origin, require_ts,
+         line IS NOT NULL AND json_valid(line) AS valid_json
+  FROM _stg WHERE line IS NOT NULL AND trim(line) <> ''
+), extracted AS (
+  SELECT *, CASE WHEN valid_json AND starts_with(ltrim(line), '{{') THEN json_extract(line, [{extract_list}]) END AS f
+  FROM raw
+), fields AS (
+  SELECT seq, line, received_at, source, origin, require_ts, valid_json, f IS NOT NULL AS is_object,
+    {unpack}
+  FROM extracted
+), typed AS (
+  SELECT *,
+    CASE WHEN json_type(j_type) = 'VARCHAR' THEN j_type ->> '$' END AS type,
+    CASE WHEN json_type(j_event) = 'VARCHAR' THEN j_event ->> '$' END AS event,
+    CASE WHEN json_type(j_timestamp) = 'VARCHAR' AND regexp_full_match(j_timestamp ->> '$', {q(ISO_8601_PATTERN)}) THEN try_cast(j_timestamp ->> '$' AS TIMESTAMPTZ) END AS ts_given,
+    CASE WHEN json_type(j_original_timestamp) = 'VARCHAR' AND regexp_full_match(j_original_timestamp ->> '$', {q(ISO_8601_PATTERN)}) THEN try_cast(j_original_timestamp ->> '$' AS TIMESTAMPTZ) END AS ts_original,
+    CASE WHEN json_type(j_sent_at) = 'VARCHAR' AND regexp_full_match(j_sent_at ->> '$', {q(ISO_8601_PATTERN)}) THEN try_cast(j_sent_at ->> '$' AS TIMESTAMPTZ) END AS sent_at
+  FROM fields
+), corrected AS (
+  SELECT *, coalesce(ts_given, ts_original) AS ts,
+    CASE WHEN coalesce(ts_given, ts_original) IS NULL THEN received_at
+         WHEN sent_at IS NOT NULL THEN received_at - (sent_at - coalesce(ts_given, ts_original))
+         ELSE coalesce(ts_given, ts_original) END AS corrected_ts,
+    {ec_extract} AS ec
+  FROM typed
+)
+SELECT seq, line, received_at, source, origin,
+  CASE WHEN json_type(j_message_id) = 'VARCHAR' AND trim(j_message_id ->> '$') <> '' THEN j_message_id ->> '$'
+       ELSE 'auto-' || md5(line) END AS message_id,
+  type, event,
+  CASE WHEN json_type(j_name) = 'VARCHAR' THEN j_name ->> '$' END AS name,
+  CASE WHEN {id_ok['userId']} AND NOT {junk['userId']} THEN j_user_id ->> '$' END AS user_id,
+  CASE WHEN {id_ok['anonymousId']} AND NOT {junk['anonymousId']} THEN j_anonymous_id ->> '$' END AS anonymous_id,
+  CASE WHEN {id_ok['previousId']} AND NOT {junk['previousId']} THEN j_previous_id ->> '$' END AS previous_id,
+  CASE WHEN {id_ok['groupId']} THEN j_group_id ->> '$' END AS group_id,
+  corrected_ts AS timestamp, ts_original AS original_timestamp, sent_at,
+  j_context AS context, j_properties AS properties, j_traits AS traits,
+  CASE WHEN json_type(j_consent_0) = 'OBJECT' THEN j_consent_0 END AS consent_context,
+  CASE WHEN json_type(j_consent_1) = 'OBJECT' AND type = 'identify' THEN j_consent_1 END AS consent_traits,
+  coalesce(CASE WHEN json_type(j_device_type) = 'VARCHAR' THEN lower(j_device_type ->> '$') END,
+    CASE WHEN json_type(j_user_agent) = 'VARCHAR' THEN
+      CASE WHEN regexp_matches(j_user_agent ->> '$', 'iPad|Tablet') THEN 'tablet'
+           WHEN regexp_matches(j_user_agent ->> '$', 'Mobi|Android|iPhone') THEN 'mobile'
+           ELSE 'desktop' END END) AS device,
+  coalesce(CASE WHEN json_type(j_campaign_medium) = 'VARCHAR' THEN lower(j_campaign_medium ->> '$') END,
+           CASE WHEN json_type(j_context_channel) = 'VARCHAR' THEN lower(j_context_channel ->> '$') END,
+           CASE WHEN json_type(j_channel) = 'VARCHAR' THEN lower(j_channel ->> '$') END) AS channel,
+  CASE WHEN json_type(j_revenue) IN {ALLOWED['number']} THEN (j_revenue ->> '$')::DOUBLE
+       WHEN json_type(j_total) IN {ALLOWED['number']} THEN (j_total ->> '$')::DOUBLE END AS revenue,
+  CASE WHEN json_type(j_currency) = 'VARCHAR' THEN upper(j_currency ->> '$') END AS currency,
+  {", ".join(f"CASE WHEN json_type(j_idt_{i}) IN ('VARCHAR','BIGINT','UBIGINT') AND type = 'identify' THEN j_idt_{i} ->> '$' WHEN json_type(j_idc_{i}) IN ('VARCHAR','BIGINT','UBIGINT') THEN j_idc_{i} ->> '$' END AS ident_{i}" for i in range(len(identifier_traits))) or "NULL AS ident_none"},
+  CASE
+    WHEN NOT valid_json THEN [{_problem("'$'", "'is not valid JSON'")}]
+    WHEN NOT is_object THEN [{_problem("'$'", "'must be a JSON object'")}]
+    WHEN NOT {_present('j_type')} THEN [{_problem("'type'", "'is required'")}]
+    WHEN type IS NULL OR type NOT IN ({type_list}) THEN [{_problem("'type'", "'unknown type; expected one of ' || " + q(', '.join(EVENT_TYPES)))}]
+    ELSE list_concat(
+      list_filter([{', '.join(checks)}], lambda x: x IS NOT NULL),
+      {' , '.join(consent[:1])}, {consent[1]},
+      {ec_problems})
+  END AS problems
+FROM corrected
+"""

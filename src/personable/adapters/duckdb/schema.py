@@ -1,0 +1,144 @@
+"""Versioned schema migrations for the embedded store.
+
+Each migration runs once, in order, inside a transaction, and is recorded in
+``schema_migrations``. Never edit a released migration: add a new one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import duckdb
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "event log, quarantine, identity graph, profiles", """
+CREATE TABLE events (
+    message_id VARCHAR NOT NULL,
+    type VARCHAR NOT NULL,
+    event VARCHAR,
+    name VARCHAR,
+    user_id VARCHAR,
+    anonymous_id VARCHAR,
+    previous_id VARCHAR,
+    group_id VARCHAR,
+    profile_id VARCHAR NOT NULL,
+    timestamp TIMESTAMPTZ NOT NULL,
+    original_timestamp TIMESTAMPTZ,
+    sent_at TIMESTAMPTZ,
+    received_at TIMESTAMPTZ NOT NULL,
+    context JSON,
+    properties JSON,
+    traits JSON,
+    device VARCHAR,
+    channel VARCHAR,
+    revenue DOUBLE,
+    currency VARCHAR,
+    source VARCHAR NOT NULL
+);
+CREATE SEQUENCE quarantine_seq;
+CREATE TABLE quarantine (
+    id BIGINT DEFAULT nextval('quarantine_seq'),
+    received_at TIMESTAMPTZ NOT NULL,
+    source VARCHAR,
+    origin VARCHAR,
+    record_no BIGINT,
+    message_id VARCHAR,
+    problems STRUCT(path VARCHAR, problem VARCHAR)[],
+    raw VARCHAR
+);
+CREATE TABLE identities (
+    kind VARCHAR NOT NULL,
+    value VARCHAR NOT NULL,
+    profile_id VARCHAR NOT NULL,
+    first_seen TIMESTAMPTZ,
+    source VARCHAR,
+    PRIMARY KEY (kind, value)
+);
+CREATE TABLE profile_merges (
+    from_profile VARCHAR NOT NULL,
+    into_profile VARCHAR NOT NULL,
+    merged_at TIMESTAMPTZ NOT NULL,
+    reason VARCHAR
+);
+CREATE TABLE profile_redirects (
+    from_profile VARCHAR PRIMARY KEY,
+    to_profile VARCHAR NOT NULL
+);
+CREATE TABLE identity_conflicts (
+    kind VARCHAR, value VARCHAR, kept_users VARCHAR[], refused_users VARCHAR[],
+    seen_at TIMESTAMPTZ
+);
+CREATE TABLE profiles (
+    profile_id VARCHAR PRIMARY KEY,
+    created_at TIMESTAMPTZ NOT NULL,
+    first_seen TIMESTAMPTZ,
+    last_seen TIMESTAMPTZ,
+    event_count BIGINT DEFAULT 0,
+    session_count BIGINT DEFAULT 0,
+    page_count BIGINT DEFAULT 0,
+    order_count BIGINT DEFAULT 0,
+    revenue DOUBLE DEFAULT 0,
+    last_device VARCHAR,
+    last_device_at TIMESTAMPTZ,
+    last_channel VARCHAR,
+    last_channel_at TIMESTAMPTZ,
+    updated_at TIMESTAMPTZ
+);
+CREATE TABLE profile_traits (
+    profile_id VARCHAR NOT NULL,
+    key VARCHAR NOT NULL,
+    value JSON,
+    observed_at TIMESTAMPTZ NOT NULL,
+    source VARCHAR,
+    message_id VARCHAR,
+    PRIMARY KEY (profile_id, key)
+);
+CREATE TABLE profile_consents (
+    profile_id VARCHAR NOT NULL,
+    purpose VARCHAR NOT NULL,
+    granted BOOLEAN NOT NULL,
+    observed_at TIMESTAMPTZ NOT NULL,
+    source VARCHAR,
+    message_id VARCHAR,
+    PRIMARY KEY (profile_id, purpose)
+);
+CREATE TABLE consent_log (
+    profile_id VARCHAR, purpose VARCHAR, granted BOOLEAN, observed_at TIMESTAMPTZ,
+    source VARCHAR, message_id VARCHAR
+);
+CREATE TABLE import_runs (
+    origin VARCHAR, source VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
+    received BIGINT, accepted BIGINT, duplicates BIGINT, quarantined BIGINT
+);
+"""),
+]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply pending migrations; returns the versions applied now."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ)"
+    )
+    done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    applied = []
+    for version, name, sql in MIGRATIONS:
+        if version in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                [version, name, datetime.now(timezone.utc)],
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)

@@ -1,0 +1,147 @@
+"""DuckDBStore: the embedded OfflineStore and OnlineStore.
+
+One process owns the DuckDB file (DuckDB allows one writer process). Within it,
+every thread works on its own cursor; the write path holds a lock so batches
+commit one at a time. ``personable serve`` and the CLI share a project by having
+the CLI talk to the running server instead of opening the file (see
+``personable.engine``).
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import duckdb
+import pyarrow as pa
+
+from ...errors import ImportFailed, StoreError
+from ...ports import PipelineSettings, StagedInput
+from .batch import DuckDBBatch
+from .files import lines_select
+from .reads import ProfileReads
+from .schema import current_version, migrate
+
+
+class DuckDBStore(ProfileReads):
+    capabilities = frozenset({"offline", "online", "transactions", "bulk_file_read"})
+
+    def __init__(self, path: str | Path | None):
+        self.path = str(path) if path else ":memory:"
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._root = duckdb.connect(self.path)
+        except duckdb.IOException as exc:
+            raise StoreError(
+                f"cannot open {self.path}: {exc}. Another process (a running `personable serve`?) holds it; "
+                "the CLI talks to a running server automatically when .personable/server.json points at it",
+            ) from exc
+        self._root.execute("SET TimeZone = 'UTC'")
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        migrate(self._root)
+
+    @property
+    def schema_version(self) -> int:
+        return current_version(self._root)
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A per-thread connection to the same database (DuckDB cursors are not thread-safe)."""
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._root.cursor()
+            cur.execute("SET TimeZone = 'UTC'")
+            self._local.cur = cur
+        return cur
+
+    @contextmanager
+    def batch(self, staged: StagedInput, settings: PipelineSettings) -> Iterator[DuckDBBatch]:
+        with self._write_lock:
+            con = self._root.cursor()
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute("BEGIN TRANSACTION")
+            try:
+                b = DuckDBBatch(con, staged, settings)
+                b.stage("lines")
+                yield b
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.close()
+
+    @contextmanager
+    def open_file(self, staged: StagedInput) -> Iterator["DuckDBFileImport"]:
+        con = self._root.cursor()
+        con.execute("SET TimeZone = 'UTC'")
+        try:
+            yield DuckDBFileImport(self, con, staged)
+        finally:
+            con.close()
+
+    def quarantine(self, limit: int = 50, offset: int = 0) -> pa.Table:
+        return self.cursor().execute(
+            """SELECT id, received_at, source, origin, record_no, message_id, problems, raw
+               FROM quarantine ORDER BY id DESC LIMIT ? OFFSET ?""", [limit, offset]).fetch_arrow_table()
+
+    def stats(self) -> dict[str, Any]:
+        row = self.cursor().execute("""
+            SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM profiles),
+                   (SELECT count(*) FROM identities), (SELECT count(*) FROM quarantine),
+                   (SELECT count(*) FROM profile_merges), (SELECT count(*) FROM identity_conflicts),
+                   (SELECT min(timestamp) FROM events), (SELECT max(timestamp) FROM events)""").fetchone()
+        keys = ("events", "profiles", "identities", "quarantined", "merges", "refused_links", "first_event", "last_event")
+        out = dict(zip(keys, row))
+        for k in ("first_event", "last_event"):
+            out[k] = out[k].isoformat() if out[k] is not None else None
+        out["schema_version"] = self.schema_version
+        return out
+
+    def sql(self, query: str, params: list[Any] | None = None) -> pa.Table:
+        """Read-only analytics for notebooks: run a SELECT and get Arrow back."""
+        return self.cursor().execute(query, params or []).fetch_arrow_table()
+
+    def close(self) -> None:
+        try:
+            self._root.close()
+        except duckdb.Error:
+            pass
+
+
+class DuckDBFileImport:
+    """Reads a whole file into a connection-local staging table in one bulk scan;
+    chunks of it then go through the write path, each in its own transaction, so
+    a long import shows progress and an interrupted one keeps what it committed."""
+
+    def __init__(self, store: DuckDBStore, con: duckdb.DuckDBPyConnection, staged: StagedInput):
+        self.store, self.con, self.staged = store, con, staged
+        select = lines_select(con, staged.file or "", staged.file_format, staged.record_kind, staged.mapping)
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _file_lines AS SELECT row_number() OVER () AS seq, line FROM ({select})")
+        except duckdb.Error as exc:
+            raise ImportFailed(f"cannot read {staged.file}: {exc}") from exc
+        self.total = con.execute("SELECT count(*) FROM _file_lines").fetchone()[0]
+        try:
+            self.rejects = [(int(n), text) for n, text in con.execute(
+                "SELECT line, csv_line FROM _rejects ORDER BY line").fetchall()]
+        except duckdb.CatalogException:
+            self.rejects = []
+
+    @contextmanager
+    def chunk(self, first: int, last: int, settings: PipelineSettings) -> Iterator[DuckDBBatch]:
+        with self.store._write_lock:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                b = DuckDBBatch(self.con, self.staged, settings)
+                b.stage("file", first, last)
+                if first == 1:
+                    b.quarantine_rejects(self.rejects)
+                yield b
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise

@@ -1,0 +1,58 @@
+"""Pick an adapter from a URL scheme (``duckdb:///path``, later ``redis://``,
+``kafka://``, ``spark://``), or from a user's own ``module:Class``."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlparse
+
+from ..errors import ConfigError
+
+_FACTORIES: dict[str, Callable[[str, Path], Any]] = {}
+_INSTALL_HINTS = {
+    "redis": "pip install 'personable[redis]'",
+    "kafka": "pip install 'personable[kafka]'",
+    "spark": "pip install 'personable[spark]'",
+}
+
+
+def register(scheme: str, factory: Callable[[str, Path], Any]) -> None:
+    _FACTORIES[scheme] = factory
+
+
+def duckdb_path(url: str, project_dir: Path) -> str | None:
+    """``duckdb:///.personable/x.duckdb`` -> a path under the project;
+    ``duckdb:////abs/x.duckdb`` -> absolute; ``duckdb://:memory:`` -> in memory."""
+    rest = url[len("duckdb://"):]
+    if rest in (":memory:", "/:memory:"):
+        return None
+    if rest.startswith("//"):
+        return rest[1:]
+    rest = rest.lstrip("/")
+    return str((project_dir / rest).resolve())
+
+
+def _duckdb(url: str, project_dir: Path) -> Any:
+    from .duckdb import DuckDBStore
+
+    return DuckDBStore(duckdb_path(url, project_dir))
+
+
+register("duckdb", _duckdb)
+
+
+def open_adapter(url: str, project_dir: Path) -> Any:
+    if ":" in url and "://" not in url:
+        module, _, cls = url.partition(":")
+        try:
+            return getattr(importlib.import_module(module), cls)(project_dir)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"cannot load adapter class {url!r}: {exc}") from exc
+    scheme = urlparse(url).scheme
+    if scheme not in _FACTORIES:
+        hint = _INSTALL_HINTS.get(scheme)
+        extra = f"; install it with {hint}" if hint else ""
+        raise ConfigError(f"no adapter for {scheme!r} URLs ({url}){extra}; known: {', '.join(sorted(_FACTORIES))}")
+    return _FACTORIES[scheme](url, project_dir)

@@ -1,0 +1,333 @@
+"""Project configuration: ``personable.yaml`` plus ``PERSONABLE_*`` overrides.
+
+A project is a folder holding ``personable.yaml`` and a state folder
+``.personable/``. Secrets (write keys, the admin token) never live in the YAML
+file: they come from the environment or from ``.personable/keys.json``, which
+``personable init`` creates with owner-only permissions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError, ErrorList, ProjectNotFound
+
+CONFIG_FILE = "personable.yaml"
+STATE_DIR = ".personable"
+KEYS_FILE = "keys.json"
+
+TRAIT_POLICIES = ("last_write_wins", "first_write_wins")
+DEFAULT_JUNK_VALUES = (
+    "", "null", "nil", "none", "undefined", "anonymous", "unknown", "0", "-1",
+    "nan", "n/a", "na", "guest", "test", "[object object]", "true", "false",
+    "00000000-0000-0000-0000-000000000000",
+)
+DEFAULT_IDENTIFIERS = (
+    {"trait": "email", "kind": "email"},
+    {"trait": "phone", "kind": "phone"},
+)
+IDENTIFIER_KINDS = ("email", "phone", "external")
+
+
+@dataclass
+class IdentifierRule:
+    trait: str
+    kind: str  # email | phone | external
+    hash: bool = True
+
+
+@dataclass
+class IdentityConfig:
+    identifiers: list[IdentifierRule]
+    junk_values: frozenset[str]
+    max_user_ids_per_profile: int = 1
+    default_region: str = "US"
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8787
+    max_body_bytes: int = 512_000
+    commit_interval_ms: float = 2.0
+    max_batch_events: int = 5_000
+
+
+@dataclass
+class Config:
+    project_dir: Path
+    name: str
+    offline_url: str
+    online_url: str
+    bus_url: str
+    sources: list[str]
+    server: ServerConfig
+    identity: IdentityConfig
+    trait_default_policy: str
+    trait_policies: dict[str, str]
+    session_timeout_minutes: int
+    max_future_skew_hours: float
+    imports: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.project_dir / STATE_DIR
+
+    # -- secrets -------------------------------------------------------------
+    def _keys_file(self) -> dict[str, Any]:
+        path = self.state_dir / KEYS_FILE
+        if not path.exists():
+            return {}
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+
+    def write_keys(self) -> dict[str, str]:
+        """Map write key -> source name (env vars win over the keys file)."""
+        stored = self._keys_file().get("write_keys", {})
+        out: dict[str, str] = {}
+        for source in self.sources:
+            key = os.environ.get(f"PERSONABLE_WRITE_KEY_{source.upper()}") or stored.get(source)
+            if key:
+                out[key] = source
+        return out
+
+    def admin_token(self) -> str | None:
+        return os.environ.get("PERSONABLE_ADMIN_TOKEN") or self._keys_file().get("admin_token")
+
+
+STARTER = """\
+# personable project configuration -- configuration as code, review it in git.
+# Every value can be overridden from the environment: PERSONABLE_<SECTION>__<KEY>,
+# e.g. PERSONABLE_SERVER__PORT=9000. Secrets never belong in this file: write keys
+# and the admin token live in .personable/keys.json (created by `personable init`,
+# readable only by you) or in PERSONABLE_WRITE_KEY_<SOURCE> / PERSONABLE_ADMIN_TOKEN.
+name: {name}
+
+# Where data lives. Adapters are chosen by URL scheme; relative paths are
+# relative to this folder. The embedded default needs no server at all.
+store:
+  offline: duckdb:///.personable/store.duckdb   # event log + analytical tables
+  online: duckdb://                             # profile lookups (same file when embedded)
+  bus: memory://                                # in-process event bus
+
+# Event sources. Each has its own write key (HTTP Basic auth user, as Segment does).
+sources:
+  - web
+  - server
+
+server:
+  host: 127.0.0.1
+  port: 8787
+  max_body_bytes: 512000        # larger request bodies get a 413
+  commit_interval_ms: 2         # group-commit window; an event is acknowledged once durable
+
+events:
+  max_future_skew_hours: 24     # timestamps further ahead than this are rejected
+
+# Identity stitching: userId, anonymousId and alias always link; the traits below
+# link profiles too (normalized, then SHA-256 hashed before they are stored).
+identity:
+  default_region: US            # for phone numbers written without a country code
+  max_user_ids_per_profile: 1   # an identify never merges two known users (alias can)
+  identifiers:
+    - trait: email
+      kind: email
+    - trait: phone
+      kind: phone
+  junk_values:                  # in addition to the built-in list (null, undefined, 0, ...)
+    - test@test.com
+    - "0000000000"
+
+# How traits merge when several sources disagree.
+traits:
+  default_policy: last_write_wins   # by event time; or first_write_wins
+  policies:
+    first_source: first_write_wins
+
+sessions:
+  timeout_minutes: 30
+
+# Column mappings for `personable ingest --kind crm|orders` (file column: field).
+imports:
+  crm:
+    user_id: customer_id
+    email: email
+    phone: phone
+    first_name: first_name
+    last_name: last_name
+    country: country
+    timestamp: updated_at
+  orders:
+    user_id: customer_id
+    order_id: order_id
+    revenue: total
+    currency: currency
+    timestamp: ordered_at
+"""
+
+
+def write_starter(project_dir: Path, name: str | None = None, force: bool = False) -> Path:
+    project_dir.mkdir(parents=True, exist_ok=True)
+    path = project_dir / CONFIG_FILE
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists (use --force to overwrite)")
+    path.write_text(STARTER.format(name=name or project_dir.resolve().name))
+    ensure_state(project_dir)
+    return path
+
+
+def ensure_state(project_dir: Path) -> Path:
+    """Create ``.personable/`` with a keys file holding fresh secrets if missing."""
+    state = project_dir / STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    (state / ".gitignore").write_text("*\n")
+    keys = state / KEYS_FILE
+    if not keys.exists():
+        data = {
+            "admin_token": "adm_" + secrets.token_urlsafe(24),
+            "write_keys": {s: "wk_" + secrets.token_urlsafe(18) for s in ("web", "server")},
+        }
+        fd = os.open(keys, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2)
+    return state
+
+
+def add_write_key(project_dir: Path, source: str) -> str:
+    """Create (or return) the write key of ``source`` in the keys file."""
+    ensure_state(project_dir)
+    path = project_dir / STATE_DIR / KEYS_FILE
+    data = json.loads(path.read_text())
+    keys = data.setdefault("write_keys", {})
+    if source not in keys:
+        keys[source] = "wk_" + secrets.token_urlsafe(18)
+        path.write_text(json.dumps(data, indent=2))
+    return keys[source]
+
+
+def _apply_env_overrides(raw: dict[str, Any], environ: dict[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith("PERSONABLE_") or "__" not in name:
+            continue
+        parts = [p.lower() for p in name[len("PERSONABLE_"):].split("__")]
+        node = raw
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[parts[-1]] = yaml.safe_load(value) if value else value
+
+
+def _get(raw: dict, path: str, kind: type | tuple, default: Any, errors: ErrorList) -> Any:
+    node: Any = raw
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node or node[part] is None:
+            return default
+        node = node[part]
+    if kind is float and isinstance(node, int) and not isinstance(node, bool):
+        node = float(node)
+    if not isinstance(node, kind) or (isinstance(node, bool) and kind in (int, float)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        errors.add(path, f"must be {names}, got {type(node).__name__} {node!r}")
+        return default
+    return node
+
+
+def parse_config(raw: dict[str, Any], project_dir: Path) -> Config:
+    errors = ErrorList()
+    if not isinstance(raw, dict):
+        raise ConfigError("personable.yaml must be a mapping at the top level")
+    offline = _get(raw, "store.offline", str, "duckdb:///.personable/store.duckdb", errors)
+    online = _get(raw, "store.online", str, "duckdb://", errors)
+    bus = _get(raw, "store.bus", str, "memory://", errors)
+    sources = _get(raw, "sources", list, ["web", "server"], errors)
+    for i, s in enumerate(sources):
+        if not isinstance(s, str) or not s.isidentifier():
+            errors.add(f"sources[{i}]", f"must be a simple name (letters, digits, _), got {s!r}")
+    server = ServerConfig(
+        host=_get(raw, "server.host", str, "127.0.0.1", errors),
+        port=_get(raw, "server.port", int, 8787, errors),
+        max_body_bytes=_get(raw, "server.max_body_bytes", int, 512_000, errors),
+        commit_interval_ms=_get(raw, "server.commit_interval_ms", float, 2.0, errors),
+        max_batch_events=_get(raw, "server.max_batch_events", int, 5_000, errors),
+    )
+    if not 0 < server.port < 65536:
+        errors.add("server.port", f"must be between 1 and 65535, got {server.port}")
+    if server.max_body_bytes < 1024:
+        errors.add("server.max_body_bytes", "must be at least 1024")
+    idents_raw = _get(raw, "identity.identifiers", list, list(DEFAULT_IDENTIFIERS), errors)
+    identifiers: list[IdentifierRule] = []
+    for i, item in enumerate(idents_raw):
+        if not isinstance(item, dict) or not isinstance(item.get("trait"), str):
+            errors.add(f"identity.identifiers[{i}]", "must be a mapping with a 'trait' name")
+            continue
+        kind = item.get("kind", "external")
+        if kind not in IDENTIFIER_KINDS:
+            errors.add(f"identity.identifiers[{i}].kind", f"must be one of {', '.join(IDENTIFIER_KINDS)}, got {kind!r}")
+            continue
+        identifiers.append(IdentifierRule(trait=item["trait"], kind=kind, hash=bool(item.get("hash", True))))
+    junk_extra = _get(raw, "identity.junk_values", list, [], errors)
+    identity = IdentityConfig(
+        identifiers=identifiers,
+        junk_values=frozenset(list(DEFAULT_JUNK_VALUES) + [str(v).strip().lower() for v in junk_extra]),
+        max_user_ids_per_profile=_get(raw, "identity.max_user_ids_per_profile", int, 1, errors),
+        default_region=_get(raw, "identity.default_region", str, "US", errors).upper(),
+    )
+    if identity.max_user_ids_per_profile < 1:
+        errors.add("identity.max_user_ids_per_profile", "must be at least 1")
+    default_policy = _get(raw, "traits.default_policy", str, "last_write_wins", errors)
+    if default_policy not in TRAIT_POLICIES:
+        errors.add("traits.default_policy", f"must be one of {', '.join(TRAIT_POLICIES)}, got {default_policy!r}")
+    policies = _get(raw, "traits.policies", dict, {}, errors)
+    for key, pol in policies.items():
+        if pol not in TRAIT_POLICIES:
+            errors.add(f"traits.policies.{key}", f"must be one of {', '.join(TRAIT_POLICIES)}, got {pol!r}")
+    imports = _get(raw, "imports", dict, {}, errors)
+    for kind, mapping in imports.items():
+        if kind not in ("events", "crm", "orders"):
+            errors.add(f"imports.{kind}", "unknown import kind; use events, crm or orders")
+        elif not isinstance(mapping, dict):
+            errors.add(f"imports.{kind}", "must be a mapping of field: file column")
+    cfg = Config(
+        project_dir=project_dir,
+        name=_get(raw, "name", str, project_dir.resolve().name, errors),
+        offline_url=offline,
+        online_url=online,
+        bus_url=bus,
+        sources=list(sources),
+        server=server,
+        identity=identity,
+        trait_default_policy=default_policy,
+        trait_policies=dict(policies),
+        session_timeout_minutes=_get(raw, "sessions.timeout_minutes", int, 30, errors),
+        max_future_skew_hours=_get(raw, "events.max_future_skew_hours", float, 24.0, errors),
+        imports={k: v for k, v in imports.items() if isinstance(v, dict)},
+    )
+    if errors:
+        raise ConfigError("personable.yaml is invalid", details=errors.items)
+    return cfg
+
+
+def load_config(project_dir: str | Path = ".", environ: dict[str, str] | None = None) -> Config:
+    project_dir = Path(project_dir).resolve()
+    path = project_dir / CONFIG_FILE
+    if not path.exists():
+        raise ProjectNotFound(
+            f"no {CONFIG_FILE} in {project_dir}; run `personable init` there or pass --project DIR"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    _apply_env_overrides(raw, dict(os.environ if environ is None else environ))
+    return parse_config(raw, project_dir)

@@ -1,0 +1,172 @@
+"""The Engine: configuration -> adapters -> services. The Python API.
+
+>>> from personable import Engine
+>>> engine = Engine("my-project")            # folder with personable.yaml
+>>> engine.identify("u1", traits={"email": "ann@example.com"})
+>>> engine.track("u1", "Order Completed", {"order_id": "o1", "revenue": 42.0})
+>>> engine.profile("email:ann@example.com")["computed"]["revenue"]
+42.0
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import orjson
+import pyarrow as pa
+
+from .adapters.registry import open_adapter
+from .bus import InProcessBus
+from .clock import Clock, SystemClock
+from .config import Config, load_config
+from .errors import ErrorList, ImportFailed, NotFound, ValidationFailed
+from .events.validate import check_event
+from .ingest.pipeline import settings_from, write_batch
+from .ports import IngestReport, StagedInput
+
+FILE_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+RECORD_KINDS = ("events", "crm", "orders")
+Progress = Callable[[int, int], None]
+
+
+class Engine:
+    def __init__(self, project: str | Path | Config = ".", *, clock: Clock | None = None):
+        self.config = project if isinstance(project, Config) else load_config(project)
+        self.clock = clock or SystemClock()
+        self.store = open_adapter(self.config.offline_url, self.config.project_dir)
+        online = self.config.online_url
+        # "duckdb://" with no path means: the online reads come from the offline file.
+        self.online = self.store if online in ("duckdb://", "") else open_adapter(online, self.config.project_dir)
+        self.bus = InProcessBus()
+        self.settings = settings_from(self.config)
+
+    # -- lifecycle -------------------------------------------------------------
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- validation -------------------------------------------------------------
+    def validate(self, events: list[Any], path: str = "batch", received_at: datetime | None = None) -> ErrorList:
+        errors = ErrorList()
+        now = received_at or self.clock.now()
+        skew = timedelta(hours=self.config.max_future_skew_hours)
+        for i, event in enumerate(events):
+            check_event(event, f"{path}[{i}]" if path else "", errors, received_at=now,
+                        max_future=skew, junk=self.config.identity.junk_values)
+        return errors
+
+    # -- the write path -----------------------------------------------------------
+    def write_lines(self, lines: list[bytes | str], source: str, origin: str,
+                    received_at: datetime | None = None) -> IngestReport:
+        """Write already-serialized JSON events; returns once they are durable."""
+        table = pa.table({"line": pa.array([l.decode() if isinstance(l, bytes) else l for l in lines], pa.string())})
+        staged = StagedInput(source=source, origin=origin, lines=table, received_at=received_at or self.clock.now())
+        with self.store.batch(staged, self.settings) as batch:
+            report = write_batch(batch, self.config)
+        self.bus.publish("events.stored", report.as_dict())
+        return report
+
+    def send(self, events: list[dict[str, Any]], source: str = "python") -> IngestReport:
+        """Validate and write Segment-Spec events; invalid input raises ValidationFailed."""
+        now = self.clock.now()
+        errors = self.validate(events, received_at=now)
+        if errors:
+            raise ValidationFailed(f"{len(errors.items)} problem(s) in the events", details=errors.items)
+        lines = []
+        for event in events:
+            event = dict(event)
+            event.setdefault("messageId", str(uuid.uuid4()))
+            lines.append(orjson.dumps(event, default=str))
+        return self.write_lines(lines, source, "python", now)
+
+    def _call(self, etype: str, user_id: str | None, anonymous_id: str | None, **fields: Any) -> IngestReport:
+        event = {"type": etype, **{k: v for k, v in fields.items() if v is not None}}
+        if user_id is not None:
+            event["userId"] = user_id
+        if anonymous_id is not None:
+            event["anonymousId"] = anonymous_id
+        if isinstance(event.get("timestamp"), datetime):
+            event["timestamp"] = event["timestamp"].isoformat()
+        return self.send([event])
+
+    def identify(self, user_id: str | None = None, traits: dict | None = None, *, anonymous_id: str | None = None, **kw: Any) -> IngestReport:
+        return self._call("identify", user_id, anonymous_id, traits=traits or {}, **kw)
+
+    def track(self, user_id: str | None, event: str, properties: dict | None = None, *, anonymous_id: str | None = None, **kw: Any) -> IngestReport:
+        return self._call("track", user_id, anonymous_id, event=event, properties=properties or {}, **kw)
+
+    def page(self, user_id: str | None = None, name: str | None = None, properties: dict | None = None, *, anonymous_id: str | None = None, **kw: Any) -> IngestReport:
+        return self._call("page", user_id, anonymous_id, name=name, properties=properties or {}, **kw)
+
+    def screen(self, user_id: str | None = None, name: str | None = None, properties: dict | None = None, *, anonymous_id: str | None = None, **kw: Any) -> IngestReport:
+        return self._call("screen", user_id, anonymous_id, name=name, properties=properties or {}, **kw)
+
+    def group(self, user_id: str | None, group_id: str, traits: dict | None = None, *, anonymous_id: str | None = None, **kw: Any) -> IngestReport:
+        return self._call("group", user_id, anonymous_id, groupId=group_id, traits=traits or {}, **kw)
+
+    def alias(self, user_id: str, previous_id: str, **kw: Any) -> IngestReport:
+        return self._call("alias", user_id, None, previousId=previous_id, **kw)
+
+    # -- file imports -------------------------------------------------------------
+    def ingest(self, path: str | Path, kind: str = "events", file_format: str | None = None,
+               mapping: dict[str, str] | None = None, source: str = "import",
+               chunk_size: int = 250_000, progress: Progress | None = None) -> IngestReport:
+        path = Path(path)
+        if not path.exists():
+            raise ImportFailed(f"{path}: no such file")
+        if kind not in RECORD_KINDS:
+            raise ImportFailed(f"unknown import kind {kind!r}; use {', '.join(RECORD_KINDS)}")
+        fmt = file_format or FILE_FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            raise ImportFailed(f"{path}: cannot tell the format from the extension; pass --format jsonl|csv|parquet")
+        merged = {**self.config.imports.get(kind, {}), **(mapping or {})}
+        staged = StagedInput(source=source, origin=str(path), file=str(path.resolve()), file_format=fmt,
+                             record_kind=kind, mapping=merged, require_timestamp=(kind != "crm"),
+                             received_at=self.clock.now())
+        total = IngestReport(origin=str(path))
+        with self.store.open_file(staged) as imported:
+            n = imported.total
+            if progress:
+                progress(0, n)
+            first = 1
+            while first <= max(n, 1):
+                last = first + chunk_size - 1
+                with imported.chunk(first, last, self.settings) as batch:
+                    total.add(write_batch(batch, self.config))
+                if progress:
+                    progress(min(last, n), n)
+                first = last + 1
+        self.bus.publish("events.stored", total.as_dict())
+        return total
+
+    # -- reads --------------------------------------------------------------------
+    def resolve(self, identifier: str) -> str | None:
+        return self.online.resolve(identifier, region=self.config.identity.default_region)
+
+    def profile(self, identifier: str, recent_events: int = 20) -> dict[str, Any]:
+        pid = self.resolve(identifier)
+        doc = self.online.profile(pid, recent_events) if pid else None
+        if doc is None:
+            raise NotFound(f"no profile for {identifier!r}")
+        return doc
+
+    def quarantine(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        rows = self.store.quarantine(limit, offset).to_pylist()
+        for row in rows:
+            row["received_at"] = row["received_at"].isoformat()
+        return rows
+
+    def stats(self) -> dict[str, Any]:
+        return self.store.stats()
+
+    def sql(self, query: str, params: Iterable[Any] | None = None) -> pa.Table:
+        """Arrow results for notebooks (``.to_pandas()`` / ``polars.from_arrow``)."""
+        return self.store.sql(query, list(params or []))

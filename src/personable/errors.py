@@ -1,0 +1,103 @@
+"""One exception root with stable codes.
+
+Every error a user can see is a :class:`PersonableError`. Each subclass has a
+stable ``code`` (used by the HTTP API and ``--json`` output) and the HTTP status
+it maps to. Third-party errors are translated at the boundary with
+``raise ... from exc`` so the original stays attached for debugging.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One precise problem: where (a field path like ``batch[3].userId``) and what."""
+
+    path: str
+    problem: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "problem": self.problem}
+
+
+class PersonableError(Exception):
+    code = "error"
+    status = 500
+
+    def __init__(self, message: str, details: list[Problem] | None = None, **extra: Any):
+        super().__init__(message)
+        self.message = message
+        self.details = list(details or [])
+        self.extra = extra
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        body["details"] = [d.as_dict() for d in self.details]
+        body.update(self.extra)
+        return {"error": body}
+
+
+class ConfigError(PersonableError):
+    code = "config_invalid"
+    status = 400
+
+
+class ProjectNotFound(PersonableError):
+    code = "project_not_found"
+    status = 404
+
+
+class ValidationFailed(PersonableError):
+    code = "validation_failed"
+    status = 400
+
+
+class MalformedBody(PersonableError):
+    code = "malformed_body"
+    status = 400
+
+
+class PayloadTooLarge(PersonableError):
+    code = "payload_too_large"
+    status = 413
+
+
+class Unauthorized(PersonableError):
+    code = "unauthorized"
+    status = 401
+
+
+class NotFound(PersonableError):
+    code = "not_found"
+    status = 404
+
+
+class ImportFailed(PersonableError):
+    code = "import_failed"
+    status = 400
+
+
+class StoreError(PersonableError):
+    code = "store_error"
+    status = 503
+
+
+class ServerUnavailable(PersonableError):
+    code = "server_unavailable"
+    status = 503
+
+
+@dataclass
+class ErrorList:
+    """Accumulates problems so a validator reports all of them at once."""
+
+    items: list[Problem] = field(default_factory=list)
+
+    def add(self, path: str, problem: str) -> None:
+        self.items.append(Problem(path, problem))
+
+    def __bool__(self) -> bool:
+        return bool(self.items)

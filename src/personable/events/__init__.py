@@ -1,0 +1,1 @@
+"""Events in the Segment Spec: types, validation and the e-commerce spec."""

@@ -1,0 +1,76 @@
+"""The Segment Spec as data, shared by the Python validator (HTTP path) and the
+SQL validator (file path) so that both judge an event the same way."""
+
+from __future__ import annotations
+
+import re
+
+EVENT_TYPES = ("identify", "track", "page", "screen", "group", "alias")
+
+# Top-level fields that, when present, must be JSON objects.
+OBJECT_FIELDS = ("context", "properties", "traits", "integrations")
+# Top-level fields that, when present, must be strings (ids may also be numbers,
+# which Segment's own API accepts and turns into strings).
+STRING_FIELDS = ("messageId", "event", "name", "channel")
+ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
+TIME_FIELDS = ("timestamp", "sentAt", "originalTimestamp")
+MAX_ID_LENGTH = 512
+
+# ISO 8601 date or date-time, with Z or +HH:MM (naive means UTC).
+ISO_8601_PATTERN = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:\d{2})?"
+ISO_8601 = re.compile(ISO_8601_PATTERN + r"\Z")
+
+# Consent sent by clients: objects of purpose -> boolean. Segment's consent
+# management puts it in context.consent.categoryPreferences; identify calls may
+# carry it as traits.consent.
+CONSENT_FIELDS = (("context", "consent", "categoryPreferences"), ("traits", "consent"))
+
+# Required fields per type beyond "userId or anonymousId".
+REQUIRED_BY_TYPE = {
+    "track": ("event",),
+    "alias": ("previousId", "userId"),
+    "group": ("groupId",),
+}
+
+# Typed properties of the Segment e-commerce spec (v2). "number" accepts ints and
+# floats; "integer" only whole numbers; "id" strings or integers; "products" an
+# array of product objects typed by PRODUCT_FIELDS.
+PRODUCT_FIELDS = {
+    "product_id": "id", "sku": "id", "category": "string", "name": "string",
+    "brand": "string", "variant": "string", "price": "number", "quantity": "integer",
+    "coupon": "string", "position": "integer", "url": "string", "image_url": "string",
+}
+_ORDER = {
+    "order_id": "id", "checkout_id": "id", "affiliation": "string", "total": "number",
+    "subtotal": "number", "revenue": "number", "shipping": "number", "tax": "number",
+    "discount": "number", "coupon": "string", "currency": "string", "products": "products",
+}
+_PRODUCT_EVENT = {**PRODUCT_FIELDS, "cart_id": "id", "value": "number", "currency": "string"}
+ECOMMERCE_EVENTS: dict[str, dict[str, str]] = {
+    "Products Searched": {"query": "string"},
+    "Product List Viewed": {"list_id": "id", "category": "string", "products": "products"},
+    "Product List Filtered": {"list_id": "id", "category": "string", "products": "products"},
+    "Promotion Viewed": {"promotion_id": "id", "creative": "string", "name": "string", "position": "string"},
+    "Promotion Clicked": {"promotion_id": "id", "creative": "string", "name": "string", "position": "string"},
+    "Product Clicked": _PRODUCT_EVENT,
+    "Product Viewed": _PRODUCT_EVENT,
+    "Product Added": _PRODUCT_EVENT,
+    "Product Removed": _PRODUCT_EVENT,
+    "Product Added to Wishlist": {**_PRODUCT_EVENT, "wishlist_id": "id", "wishlist_name": "string"},
+    "Product Shared": {**_PRODUCT_EVENT, "share_via": "string"},
+    "Product Reviewed": {"product_id": "id", "review_id": "id", "rating": "number"},
+    "Cart Viewed": {"cart_id": "id", "products": "products"},
+    "Checkout Started": {**_ORDER, "value": "number"},
+    "Checkout Step Viewed": {"checkout_id": "id", "step": "integer"},
+    "Checkout Step Completed": {"checkout_id": "id", "step": "integer"},
+    "Payment Info Entered": {"checkout_id": "id", "order_id": "id", "step": "integer"},
+    "Order Updated": _ORDER,
+    "Order Completed": _ORDER,
+    "Order Refunded": _ORDER,
+    "Order Cancelled": _ORDER,
+    "Coupon Entered": {"order_id": "id", "cart_id": "id", "coupon_id": "id"},
+    "Coupon Applied": {"order_id": "id", "cart_id": "id", "coupon_id": "id", "discount": "number"},
+    "Coupon Denied": {"order_id": "id", "cart_id": "id", "coupon_id": "id"},
+    "Coupon Removed": {"order_id": "id", "cart_id": "id", "coupon_id": "id", "discount": "number"},
+}
+ORDER_COMPLETED = "Order Completed"

@@ -1,0 +1,171 @@
+"""Validation of single events on the request path (HTTP, Python API).
+
+Files are validated in bulk by the store's SQL; both follow :mod:`.spec`, and a
+test checks they agree on a corpus of good and bad events.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ..errors import ErrorList
+from .spec import (
+    ECOMMERCE_EVENTS, EVENT_TYPES, ID_FIELDS, MAX_ID_LENGTH, OBJECT_FIELDS,
+    PRODUCT_FIELDS, REQUIRED_BY_TYPE, STRING_FIELDS, TIME_FIELDS, ISO_8601, CONSENT_FIELDS,
+)
+
+
+def parse_time(value: str) -> datetime | None:
+    """ISO 8601 to an aware UTC datetime (naive times are taken as UTC).
+
+    The accepted shapes are exactly ISO_8601 (shared with the SQL validator) so a
+    value the HTTP path accepts is never quarantined by the file path, or back.
+    """
+    if not ISO_8601.match(value):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except (ValueError, AttributeError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _matches(value: Any, kind: str) -> bool:
+    if value is None:
+        return True  # absent and null are both "not given"
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "id":
+        return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "products":
+        return isinstance(value, list)
+    return True
+
+
+def is_junk(value: Any, junk: frozenset[str]) -> bool:
+    return isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip().lower() in junk
+
+
+def check_event(
+    event: Any,
+    path: str,
+    errors: ErrorList,
+    *,
+    received_at: datetime,
+    max_future: timedelta,
+    junk: frozenset[str],
+) -> None:
+    """Add every problem of ``event`` to ``errors``, with field paths under ``path``."""
+    p = f"{path}." if path else ""
+    if not isinstance(event, dict):
+        errors.add(path or "$", f"must be a JSON object, got {_type_name(event)}")
+        return
+    etype = event.get("type")
+    if etype is None:
+        errors.add(f"{p}type", "is required")
+        return
+    if etype not in EVENT_TYPES:
+        errors.add(f"{p}type", f"unknown type {str(etype)[:40]!r}; expected one of {', '.join(EVENT_TYPES)}")
+        return
+    for name in OBJECT_FIELDS:
+        if name in event and event[name] is not None and not isinstance(event[name], dict):
+            errors.add(f"{p}{name}", f"must be an object, got {_type_name(event[name])}")
+    for name in STRING_FIELDS:
+        if name in event and event[name] is not None and not isinstance(event[name], str):
+            errors.add(f"{p}{name}", f"must be a string, got {_type_name(event[name])}")
+    for parts in CONSENT_FIELDS:
+        node: Any = event
+        for part in parts:
+            node = node.get(part) if isinstance(node, dict) else None
+        where = p + ".".join(parts)
+        if node is None:
+            continue
+        if not isinstance(node, dict):
+            errors.add(where, f"must be an object, got {_type_name(node)}")
+            continue
+        for purpose, granted in node.items():
+            if not isinstance(granted, bool):
+                errors.add(f"{where}.{purpose}", f"must be a boolean, got {_type_name(granted)}")
+    usable_ids = 0
+    for name in ID_FIELDS:
+        value = event.get(name)
+        if value is None:
+            continue
+        if not _matches(value, "id"):
+            errors.add(f"{p}{name}", f"must be a string, got {_type_name(value)}")
+        elif len(str(value)) > MAX_ID_LENGTH:
+            errors.add(f"{p}{name}", f"is longer than {MAX_ID_LENGTH} characters")
+        elif name in ("userId", "anonymousId") and not is_junk(value, junk):
+            usable_ids += 1
+    if usable_ids == 0 and not any(
+        e.path in (f"{p}userId", f"{p}anonymousId") for e in errors.items
+    ):
+        given = [f"{k}={event[k]!r}" for k in ("userId", "anonymousId") if event.get(k) is not None]
+        why = f" (ignored junk value {', '.join(given)})" if given else ""
+        errors.add(f"{p}userId", f"userId or anonymousId is required{why}")
+    for name in REQUIRED_BY_TYPE.get(etype, ()):
+        value = event.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            errors.add(f"{p}{name}", f"is required for {etype} events")
+    if etype == "alias" and is_junk(event.get("previousId"), junk):
+        errors.add(f"{p}previousId", f"junk value {event.get('previousId')!r} cannot be aliased")
+    times: dict[str, datetime] = {}
+    for name in TIME_FIELDS:
+        value = event.get(name)
+        if value is None:
+            continue
+        parsed = parse_time(value) if isinstance(value, str) else None
+        if parsed is None:
+            errors.add(f"{p}{name}", f"must be an ISO 8601 date-time, got {str(value)[:40]!r}")
+        else:
+            times[name] = parsed
+    ts = times.get("timestamp") or times.get("originalTimestamp")
+    if ts is not None:
+        sent = times.get("sentAt")
+        corrected = received_at - (sent - ts) if sent is not None else ts
+        if corrected - received_at > max_future:
+            hours = (corrected - received_at).total_seconds() / 3600
+            errors.add(f"{p}timestamp", f"is {hours:.1f} hours in the future (limit {max_future.total_seconds() / 3600:g} h)")
+    if etype == "track" and isinstance(event.get("event"), str):
+        spec = ECOMMERCE_EVENTS.get(event["event"])
+        props = event.get("properties")
+        if spec and isinstance(props, dict):
+            _check_typed(props, spec, f"{p}properties", errors)
+
+
+def _check_typed(props: dict, spec: dict[str, str], path: str, errors: ErrorList) -> None:
+    for key, kind in spec.items():
+        if key not in props:
+            continue
+        value = props[key]
+        if not _matches(value, kind):
+            errors.add(f"{path}.{key}", f"must be {'an array' if kind == 'products' else 'a ' + kind}, got {_type_name(value)}")
+        elif kind == "products" and value is not None:
+            for i, item in enumerate(value):
+                if not isinstance(item, dict):
+                    errors.add(f"{path}.{key}[{i}]", f"must be an object, got {_type_name(item)}")
+                    continue
+                for pkey, pkind in PRODUCT_FIELDS.items():
+                    if pkey in item and not _matches(item[pkey], pkind):
+                        errors.add(f"{path}.{key}[{i}].{pkey}", f"must be a {pkind}, got {_type_name(item[pkey])}")

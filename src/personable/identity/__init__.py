@@ -1,0 +1,1 @@
+"""Identity: identifiers, junk guards and deterministic stitching."""

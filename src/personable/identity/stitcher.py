@@ -1,0 +1,155 @@
+"""Deterministic identity stitching: a union-find over identifiers with guards.
+
+Every event links the identifiers it carries (userId, anonymousId, configured
+identifier traits; alias links previousId to userId). Components of that graph
+are profiles. Two guards keep junk from collapsing people together, in the
+spirit of PostHog's "merge protection":
+
+* an ordinary link never joins components that already hold more distinct
+  userIds than ``max_user_ids`` allows (a shared device, a family email);
+  ``alias`` is an explicit instruction to merge and is allowed;
+* junk values never become nodes (filtered before they get here).
+
+Links are applied in event-time order, so a shared anonymousId stays with the
+first user that claimed it. The result is a plan the store applies: new
+identities, merges of existing profiles, and refused links for the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Iterable
+
+Node = tuple[str, str]  # (kind, value)
+
+USER = "user_id"
+ANON = "anonymous_id"
+
+
+@dataclass
+class LinkRow:
+    """Identifiers seen together (one distinct combination from a batch)."""
+
+    nodes: list[Node]
+    alias: bool = False
+
+
+@dataclass
+class ExistingProfile:
+    profile_id: str
+    created_at: object  # sortable (datetime)
+    user_ids: frozenset[str]
+
+
+@dataclass
+class Conflict:
+    node: Node
+    kept_profile_users: tuple[str, ...]
+    refused_users: tuple[str, ...]
+
+
+@dataclass
+class StitchPlan:
+    assignment: dict[Node, str]           # every batch node -> final profile id
+    new_nodes: list[Node]                 # nodes to insert into the identity graph
+    merges: list[tuple[str, str]]         # (from_profile, into_profile)
+    conflicts: list[Conflict] = field(default_factory=list)
+
+
+def profile_id_for(node: Node) -> str:
+    """Deterministic id for a profile first seen through ``node``."""
+    return "p_" + hashlib.sha256(f"{node[0]}:{node[1]}".encode()).hexdigest()[:20]
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.index: dict[object, int] = {}
+        self.parent: list[int] = []
+        self.users: list[frozenset[str]] = []
+        self.profiles: list[frozenset[str]] = []
+        self.first: list[object] = []
+
+    def add(self, key: object, users: frozenset[str] = frozenset(), profiles: frozenset[str] = frozenset()) -> int:
+        i = self.index.get(key)
+        if i is None:
+            i = len(self.parent)
+            self.index[key] = i
+            self.parent.append(i)
+            self.users.append(users)
+            self.profiles.append(profiles)
+            self.first.append(key)
+        return i
+
+    def find(self, i: int) -> int:
+        root = i
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[i] != root:
+            self.parent[i], i = root, self.parent[i]
+        return root
+
+    def union(self, a: int, b: int, max_users: int | None) -> bool:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return True
+        users = self.users[ra] | self.users[rb]
+        if max_users is not None and len(users) > max_users:
+            return False
+        # The older component (lower index = seen earlier) is the survivor.
+        if rb < ra:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.users[ra] = users
+        self.profiles[ra] = self.profiles[ra] | self.profiles[rb]
+        return True
+
+
+def plan_stitch(
+    rows: Iterable[LinkRow],
+    existing_nodes: dict[Node, str],
+    existing_profiles: dict[str, ExistingProfile],
+    max_user_ids: int = 1,
+) -> StitchPlan:
+    uf = _UnionFind()
+    # Existing profiles first, oldest first, so they win survivor ties.
+    for prof in sorted(existing_profiles.values(), key=lambda p: (p.created_at, p.profile_id)):
+        uf.add(("profile", prof.profile_id), prof.user_ids, frozenset([prof.profile_id]))
+    for node, pid in existing_nodes.items():
+        i = uf.add(node, frozenset([node[1]]) if node[0] == USER else frozenset())
+        uf.union(uf.index[("profile", pid)], i, None)
+
+    conflicts: list[Conflict] = []
+    for row in rows:
+        idx = [uf.add(n, frozenset([n[1]]) if n[0] == USER else frozenset()) for n in row.nodes]
+        anchor = idx[0]
+        for node, i in zip(row.nodes[1:], idx[1:]):
+            if not uf.union(anchor, i, None if row.alias else max_user_ids):
+                ra, rb = uf.find(anchor), uf.find(i)
+                conflicts.append(Conflict(node, tuple(sorted(uf.users[rb])), tuple(sorted(uf.users[ra]))))
+
+    # Name each component: its oldest existing profile, else a new deterministic id.
+    names: dict[int, str] = {}
+    merges: list[tuple[str, str]] = []
+    for key, i in uf.index.items():
+        root = uf.find(i)
+        if root in names:
+            continue
+        profiles = uf.profiles[root]
+        if profiles:
+            survivor_key = uf.first[root]
+            survivor = survivor_key[1] if survivor_key[0] == "profile" else min(profiles)
+            names[root] = survivor
+            merges.extend((p, survivor) for p in sorted(profiles) if p != survivor)
+        else:
+            names[root] = profile_id_for(uf.first[root])
+
+    assignment: dict[Node, str] = {}
+    new_nodes: list[Node] = []
+    for key, i in uf.index.items():
+        if key[0] == "profile":
+            continue
+        assignment[key] = names[uf.find(i)]
+        if key not in existing_nodes:
+            new_nodes.append(key)
+    return StitchPlan(assignment, new_nodes, merges, conflicts)

@@ -1,0 +1,1 @@
+"""The write path: raw records in, stored events and updated profiles out."""

@@ -1,0 +1,44 @@
+"""Orchestration of one batch through the write path.
+
+The store does the bulk work in its own engine (SQL on DuckDB); the decisions
+that are domain logic -- how identifiers are normalized and hashed, and how the
+identity graph is stitched -- are made here, in Python, over the small set of
+distinct identifiers in the batch.
+"""
+
+from __future__ import annotations
+
+from ..config import Config
+from ..identity.identifiers import normalize_identifier, sha256_hex
+from ..identity.stitcher import plan_stitch
+from ..ports import BatchWriter, IngestReport, PipelineSettings
+
+
+def settings_from(cfg: Config) -> PipelineSettings:
+    return PipelineSettings(
+        junk_values=tuple(sorted(cfg.identity.junk_values)),
+        identifier_traits=tuple((r.trait, r.kind) for r in cfg.identity.identifiers),
+        max_future_hours=cfg.max_future_skew_hours,
+        session_timeout_minutes=cfg.session_timeout_minutes,
+        trait_default_policy=cfg.trait_default_policy,
+        trait_policies=tuple(sorted(cfg.trait_policies.items())),
+    )
+
+
+def identifier_node(kind: str, raw: str, cfg: Config) -> str | None:
+    rule_hash = {r.kind: r.hash for r in cfg.identity.identifiers}.get(kind, True)
+    norm = normalize_identifier(kind, raw, cfg.identity.default_region, cfg.identity.junk_values)
+    if norm is None:
+        return None
+    return sha256_hex(norm) if rule_hash else norm
+
+
+def write_batch(batch: BatchWriter, cfg: Config) -> IngestReport:
+    values = batch.identifier_values()
+    batch.set_identifier_values([(kind, raw, identifier_node(kind, raw, cfg)) for kind, raw in values])
+    rows = batch.link_rows()
+    nodes = {n for row in rows for n in row.nodes}
+    existing_nodes, existing_profiles = batch.existing(nodes)
+    plan = plan_stitch(rows, existing_nodes, existing_profiles, cfg.identity.max_user_ids_per_profile)
+    batch.apply(plan)
+    return batch.report()

@@ -1,0 +1,119 @@
+"""Ports: what the domain needs from storage and transport, nothing more.
+
+Domain code depends on these protocols only. Adapters (``personable.adapters``)
+implement them and are chosen by URL scheme from configuration. A backend
+declares what it can do in ``capabilities`` (data, not isinstance checks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, ContextManager, Iterable, Protocol
+
+import pyarrow as pa
+
+from .identity.stitcher import ExistingProfile, LinkRow, Node, StitchPlan
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Everything the write path needs to know from configuration."""
+
+    junk_values: tuple[str, ...]
+    identifier_traits: tuple[tuple[str, str], ...]   # (trait, kind)
+    max_future_hours: float
+    session_timeout_minutes: int
+    trait_default_policy: str
+    trait_policies: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class StagedInput:
+    """Raw event records to push through the write path.
+
+    Either ``lines`` (an Arrow table with a ``line`` column of JSON text) or
+    ``file`` (a path the store reads itself, in bulk) is set. ``record_kind`` says
+    what the file holds (events, crm records, orders) and ``mapping`` which file
+    column holds which field.
+    ``require_timestamp`` is on for files: a historical import without event times
+    is almost always a column-mapping mistake.
+    """
+
+    source: str
+    origin: str
+    lines: pa.Table | None = None
+    file: str | None = None
+    file_format: str = "jsonl"
+    record_kind: str = "events"
+    mapping: dict[str, str] = field(default_factory=dict)
+    require_timestamp: bool = False
+    received_at: datetime | None = None
+
+
+@dataclass
+class IngestReport:
+    origin: str
+    received: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    profiles_touched: int = 0
+    profiles_created: int = 0
+    merges: int = 0
+    refused_links: int = 0
+    problems: list[dict[str, Any]] = field(default_factory=list)  # a sample, for display
+
+    def add(self, other: "IngestReport") -> None:
+        for name in ("received", "accepted", "duplicates", "quarantined", "profiles_touched",
+                     "profiles_created", "merges", "refused_links"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.problems.extend(other.problems[: max(0, 20 - len(self.problems))])
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class BatchWriter(Protocol):
+    """One batch inside one transaction; committed when the context exits cleanly."""
+
+    def identifier_values(self) -> list[tuple[str, str]]: ...
+    def set_identifier_values(self, rows: list[tuple[str, str, str | None]]) -> None: ...
+    def link_rows(self) -> list[LinkRow]: ...
+    def existing(self, nodes: Iterable[Node]) -> tuple[dict[Node, str], dict[str, ExistingProfile]]: ...
+    def apply(self, plan: StitchPlan) -> None: ...
+    def report(self) -> IngestReport: ...
+
+
+class FileImport(Protocol):
+    """A file read into staging once, then written in chunks (one transaction each)."""
+
+    total: int                        # records read (lines the reader rejected are quarantined already)
+
+    def chunk(self, first: int, last: int, settings: PipelineSettings) -> ContextManager[BatchWriter]: ...
+
+
+class OfflineStore(Protocol):
+    capabilities: frozenset[str]
+
+    def batch(self, staged: StagedInput, settings: PipelineSettings) -> ContextManager[BatchWriter]: ...
+    def open_file(self, staged: StagedInput) -> ContextManager[FileImport]: ...
+    def quarantine(self, limit: int = 50, offset: int = 0) -> pa.Table: ...
+    def stats(self) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
+class OnlineStore(Protocol):
+    """Request-path reads: resolve any identifier to a profile and read it."""
+
+    capabilities: frozenset[str]
+
+    def resolve(self, identifier: str, kind: str | None = None) -> str | None: ...
+    def profile(self, profile_id: str, recent_events: int = 20) -> dict[str, Any] | None: ...
+
+
+class EventBus(Protocol):
+    """Carries notifications (``events.stored``, later segment enter/exit) to workers."""
+
+    def publish(self, topic: str, message: dict[str, Any]) -> None: ...
+    def subscribe(self, topic: str, handler: Callable[[dict[str, Any]], None]) -> None: ...
