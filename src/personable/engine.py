@@ -65,10 +65,14 @@ class Engine:
 
     # -- the write path -----------------------------------------------------------
     def write_lines(self, lines: list[bytes | str], source: str, origin: str,
-                    received_at: datetime | None = None) -> IngestReport:
-        """Write already-serialized JSON events; returns once they are durable."""
+                    received_at: datetime | None = None, validated: bool = False) -> IngestReport:
+        """Write already-serialized JSON events; returns once they are durable.
+
+        Lines are validated in bulk unless ``validated`` says the Python validator
+        (:meth:`validate`) already passed them; failures go to quarantine."""
         table = pa.table({"line": pa.array([l.decode() if isinstance(l, bytes) else l for l in lines], pa.string())})
-        staged = StagedInput(source=source, origin=origin, lines=table, received_at=received_at or self.clock.now())
+        staged = StagedInput(source=source, origin=origin, lines=table, validated=validated,
+                             received_at=received_at or self.clock.now())
         with self.store.batch(staged, self.settings) as batch:
             report = write_batch(batch, self.config)
         self.bus.publish("events.stored", report.as_dict())
@@ -85,7 +89,7 @@ class Engine:
             event = dict(event)
             event.setdefault("messageId", str(uuid.uuid4()))
             lines.append(orjson.dumps(event, default=str))
-        return self.write_lines(lines, source, "python", now)
+        return self.write_lines(lines, source, "python", now, validated=True)
 
     def _call(self, etype: str, user_id: str | None, anonymous_id: str | None, **fields: Any) -> IngestReport:
         event = {"type": etype, **{k: v for k, v in fields.items() if v is not None}}

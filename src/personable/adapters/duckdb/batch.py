@@ -24,10 +24,10 @@ _PARSE_CACHE: dict[tuple, str] = {}
 REJECT_PROBLEM = "is not valid UTF-8 or not a readable line"
 
 
-def _parse_statement(settings: PipelineSettings) -> str:
-    key = settings.identifier_traits
+def _parse_statement(settings: PipelineSettings, validate: bool) -> str:
+    key = (settings.identifier_traits, validate)
     if key not in _PARSE_CACHE:
-        _PARSE_CACHE[key] = parse_sql(list(settings.identifier_traits))
+        _PARSE_CACHE[key] = parse_sql(list(settings.identifier_traits), validate)
     return _PARSE_CACHE[key]
 
 
@@ -52,10 +52,11 @@ class DuckDBBatch:
         else:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _stg AS SELECT seq, line, {cols} FROM _file_lines "
                         f"WHERE seq BETWEEN {int(first)} AND {int(last)}", meta)
-        con.execute(_parse_statement(self.settings), {
-            "junk": list(self.settings.junk_values),
-            "max_future_hours": self.settings.max_future_hours,
-        })
+        validate = not s.validated
+        params: dict = {"junk": list(self.settings.junk_values)}
+        if validate:
+            params["max_future_hours"] = self.settings.max_future_hours
+        con.execute(_parse_statement(self.settings, validate), params)
         con.execute("""
             INSERT INTO quarantine (received_at, source, origin, record_no, message_id, problems, raw)
             SELECT received_at, source, origin, seq, message_id, problems, left(line, 65536)

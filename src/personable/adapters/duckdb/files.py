@@ -24,12 +24,14 @@ CRM_FIELDS = ("user_id", "email", "timestamp")
 ORDER_FIELDS = ("user_id", "email", "anonymous_id", "order_id", "revenue", "currency", "timestamp", "products")
 
 
-def _reader(path: str, fmt: str) -> str:
+def _reader(path: str, fmt: str, typed: bool = False) -> str:
+    """``typed`` CSV reading detects numbers (event properties must keep them);
+    CRM and order files are read as text so that nothing is coerced silently."""
     lit = q(path)
     if fmt == "parquet":
         return f"read_parquet({lit})"
     if fmt == "csv":
-        return (f"read_csv({lit}, header=true, all_varchar=true, store_rejects=true, "
+        return (f"read_csv({lit}, header=true, all_varchar={'false' if typed else 'true'}, store_rejects=true, "
                 "rejects_table='_rejects', rejects_scan='_reject_scans')")
     if fmt == "jsonl":
         return (f"read_csv({lit}, columns={{'line': 'VARCHAR'}}, delim='\x1f', quote='', escape='', header=false, "
@@ -38,9 +40,9 @@ def _reader(path: str, fmt: str) -> str:
     raise ImportFailed(f"unknown file format {fmt!r}; use jsonl, csv or parquet")
 
 
-def _columns(con: duckdb.DuckDBPyConnection, path: str, fmt: str) -> list[str]:
+def _columns(con: duckdb.DuckDBPyConnection, reader: str, path: str, fmt: str) -> list[str]:
     try:
-        return [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_reader(path, fmt)}").fetchall()]
+        return [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
     except duckdb.Error as exc:
         raise ImportFailed(f"cannot read {path} as {fmt}: {exc}") from exc
 
@@ -75,8 +77,8 @@ def lines_select(con: duckdb.DuckDBPyConnection, path: str, fmt: str, kind: str,
         except duckdb.Error as exc:
             raise ImportFailed(f"cannot read {path} as JSON lines: {exc}") from exc
     else:
-        reader = _reader(path, fmt)
-        columns = _columns(con, path, fmt)
+        reader = _reader(path, fmt, typed=(kind == "events"))
+        columns = _columns(con, reader, path, fmt)
     _check_mapping(mapping, columns, path)
     if kind == "events":
         return _events_select(reader, columns, mapping)

@@ -83,10 +83,20 @@ class DuckDBStore(ProfileReads):
         finally:
             con.close()
 
+    def add_quarantine(self, rows: list[dict[str, Any]]) -> None:
+        """Records rejected before the write path (e.g. by the HTTP validator)."""
+        if not rows:
+            return
+        self.cursor().executemany(
+            "INSERT INTO quarantine (received_at, source, origin, record_no, message_id, problems, raw) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [[r["received_at"], r["source"], r["origin"], r.get("record_no"), r.get("message_id"),
+              r["problems"], r["raw"][:65536]] for r in rows])
+
     def quarantine(self, limit: int = 50, offset: int = 0) -> pa.Table:
-        return self.cursor().execute(
+        return self.cursor().sql(
             """SELECT id, received_at, source, origin, record_no, message_id, problems, raw
-               FROM quarantine ORDER BY id DESC LIMIT ? OFFSET ?""", [limit, offset]).fetch_arrow_table()
+               FROM quarantine ORDER BY id DESC LIMIT $limit OFFSET $offset""",
+            params={"limit": limit, "offset": offset}).to_arrow_table()
 
     def stats(self) -> dict[str, Any]:
         row = self.cursor().execute("""
@@ -103,7 +113,7 @@ class DuckDBStore(ProfileReads):
 
     def sql(self, query: str, params: list[Any] | None = None) -> pa.Table:
         """Read-only analytics for notebooks: run a SELECT and get Arrow back."""
-        return self.cursor().execute(query, params or []).fetch_arrow_table()
+        return self.cursor().sql(query, params=params or None).to_arrow_table()
 
     def close(self) -> None:
         try:

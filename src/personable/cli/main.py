@@ -1,0 +1,205 @@
+"""The `personable` command line: thin over the Engine; `--json` everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from .output import console, emit_json, handle_errors
+
+app = typer.Typer(help="personable: events in, unified profiles out, personalization on top.",
+                  no_args_is_help=True, add_completion=False)
+profile_app = typer.Typer(help="Unified customer profiles.", no_args_is_help=True)
+app.add_typer(profile_app, name="profile")
+
+JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+
+@app.callback()
+def main(ctx: typer.Context,
+         project: Path = typer.Option(Path("."), "--project", "-p", help="Project folder (holds personable.yaml).")) -> None:
+    ctx.obj = {"project": project}
+
+
+def _project(ctx: typer.Context) -> Path:
+    return ctx.obj["project"]
+
+
+@app.command()
+@handle_errors
+def init(ctx: typer.Context, name: Optional[str] = typer.Option(None, help="Project name."),
+         force: bool = typer.Option(False, help="Overwrite an existing personable.yaml."), as_json: bool = JSON) -> None:
+    """Write a commented personable.yaml starter and the .personable/ state folder."""
+    from ..config import load_config, write_starter
+
+    path = write_starter(_project(ctx), name, force)
+    cfg = load_config(_project(ctx))
+    keys = {source: key for key, source in cfg.write_keys().items()}
+    if as_json:
+        emit_json({"config": str(path), "write_keys": keys})
+        return
+    console.print(f"[green]wrote[/] {path}")
+    console.print("write keys (kept in .personable/keys.json, never in the YAML):")
+    for source, key in keys.items():
+        console.print(f"  {source}: [bold]{key}[/]")
+    console.print("next: [bold]personable serve[/] or [bold]personable demo[/]")
+
+
+@app.command()
+@handle_errors
+def serve(ctx: typer.Context, host: Optional[str] = typer.Option(None, help="Bind address (default from config: 127.0.0.1)."),
+          port: Optional[int] = typer.Option(None, help="Port (default from config: 8787)."),
+          log_level: str = typer.Option("info", help="uvicorn log level.")) -> None:
+    """Run the HTTP API (Segment-compatible collection, profiles) on this project."""
+    from ..config import load_config
+    from ..server.run import serve as run
+
+    cfg = load_config(_project(ctx))
+    console.print(f"serving [bold]{cfg.name}[/] on http://{host or cfg.server.host}:{port or cfg.server.port} "
+                  f"(OpenAPI at /docs and /openapi.json)")
+    run(cfg, host, port, log_level)
+
+
+def _parse_map(items: list[str]) -> dict[str, str]:
+    from ..errors import ImportFailed
+
+    out = {}
+    for item in items:
+        field, sep, col = item.partition("=")
+        if not sep or not field or not col:
+            raise ImportFailed(f"--map takes FIELD=COLUMN, got {item!r}")
+        out[field.strip()] = col.strip()
+    return out
+
+
+def _print_report(report: Any) -> None:
+    from rich.table import Table
+
+    t = Table(show_header=False, box=None)
+    for key in ("received", "accepted", "duplicates", "quarantined", "profiles_created", "profiles_touched",
+                "merges", "refused_links"):
+        t.add_row(key.replace("_", " "), f"{getattr(report, key):,}")
+    console.print(t)
+    if report.problems:
+        console.print(f"[yellow]quarantined records (first {len(report.problems)}); see `personable quarantine`:[/]")
+        for p in report.problems[:5]:
+            first = p["problems"][0]
+            console.print(f"  record {p['record']}: {first['path']}: {first['problem']}")
+
+
+@app.command()
+@handle_errors
+def ingest(ctx: typer.Context, path: Path = typer.Argument(..., help="JSONL, CSV or Parquet file."),
+           kind: str = typer.Option("events", help="What the file holds: events, crm or orders."),
+           file_format: Optional[str] = typer.Option(None, "--format", help="jsonl, csv or parquet (default: from extension)."),
+           mapping: list[str] = typer.Option([], "--map", help="FIELD=COLUMN, repeatable; overrides imports.<kind> in personable.yaml."),
+           source: str = typer.Option("import", help="Source name recorded on the events."),
+           as_json: bool = JSON) -> None:
+    """Import a file through the validated write path (bad records go to quarantine)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..client import open_project
+
+    engine = open_project(_project(ctx))
+    try:
+        if as_json or getattr(engine, "remote", False):
+            report = engine.ingest(path, kind, file_format, _parse_map(mapping), source)
+        else:
+            with Progress(TextColumn("[bold]ingest[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=console) as bar:
+                task = bar.add_task("ingest", total=None)
+
+                def progress(done: int, total: int) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                report = engine.ingest(path, kind, file_format, _parse_map(mapping), source, progress=progress)
+    finally:
+        engine.close()
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        _print_report(report)
+
+
+@profile_app.command("show")
+@handle_errors
+def profile_show(ctx: typer.Context, identifier: str = typer.Argument(..., help="Profile id, userId, anonymousId, email:…, phone:…"),
+                 events: int = typer.Option(10, help="How many recent events to show."), as_json: bool = JSON) -> None:
+    """Show one unified profile: traits, identities, computed traits, consents, recent events."""
+    from ..client import open_project
+
+    engine = open_project(_project(ctx))
+    try:
+        doc = engine.profile(identifier, events)
+    finally:
+        engine.close()
+    if as_json:
+        emit_json(doc)
+        return
+    from .render import render_profile
+
+    render_profile(doc)
+
+
+@app.command()
+@handle_errors
+def quarantine(ctx: typer.Context, limit: int = typer.Option(20, help="How many records."),
+               offset: int = typer.Option(0, help="Skip this many (newest first)."), as_json: bool = JSON) -> None:
+    """List records that failed validation, with the reason."""
+    from ..client import open_project
+
+    engine = open_project(_project(ctx))
+    try:
+        rows = engine.quarantine(limit, offset)
+    finally:
+        engine.close()
+    if as_json:
+        emit_json(rows)
+        return
+    from rich.table import Table
+
+    t = Table("id", "received", "origin", "record", "problems", "raw")
+    for r in rows:
+        probs = "; ".join(f"{p['path']}: {p['problem']}" for p in r["problems"])
+        t.add_row(str(r["id"]), str(r["received_at"])[:19], str(r["origin"]), str(r["record_no"]), probs,
+                  (r["raw"] or "")[:60])
+    console.print(t if rows else "[green]quarantine is empty[/]")
+
+
+@app.command()
+@handle_errors
+def status(ctx: typer.Context, as_json: bool = JSON) -> None:
+    """Counts of events, profiles, identities and quarantined records."""
+    from ..client import open_project
+
+    engine = open_project(_project(ctx))
+    try:
+        stats = engine.stats()
+    finally:
+        engine.close()
+    if as_json:
+        emit_json(stats)
+        return
+    for key, value in stats.items():
+        console.print(f"{key.replace('_', ' '):>16}: {value:,}" if isinstance(value, int) else f"{key.replace('_', ' '):>16}: {value}")
+
+
+@app.command()
+@handle_errors
+def demo(ctx: typer.Context,
+         customers: int = typer.Option(2_000, help="Simulated customers."),
+         days: int = typer.Option(60, help="Simulated days of activity."),
+         seed: int = typer.Option(7, help="Random seed (same seed, same store)."),
+         as_json: bool = JSON) -> None:
+    """Simulate an online store, ingest it through the real write path, and summarize the profiles."""
+    from ..demo import run_demo
+
+    summary = run_demo(_project(ctx), customers=customers, days=days, seed=seed, quiet=as_json)
+    if as_json:
+        emit_json(summary)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

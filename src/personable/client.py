@@ -1,0 +1,73 @@
+"""RemoteEngine: the Engine's read/import API over HTTP, for a CLI that finds a
+running server owning the project (see ``personable.server.run``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .config import Config
+from .errors import NotFound, PersonableError, ServerUnavailable
+from .ports import IngestReport
+
+
+class RemoteEngine:
+    remote = True
+
+    def __init__(self, cfg: Config, url: str):
+        self.config = cfg
+        self.url = url
+        token = cfg.admin_token() or ""
+        self._http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=None)
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise ServerUnavailable(f"the server at {self.url} did not answer: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                err = response.json()["error"]
+            except (ValueError, KeyError, TypeError):
+                raise PersonableError(f"server answered {response.status_code}: {response.text[:200]}")
+            exc_type = NotFound if response.status_code == 404 else PersonableError
+            error = exc_type(err.get("message", "error"))
+            error.code = err.get("code", error.code)
+            raise error
+        return response.json()
+
+    def ingest(self, path: str | Path, kind: str = "events", file_format: str | None = None,
+               mapping: dict[str, str] | None = None, source: str = "import", progress: Any = None, **_: Any) -> IngestReport:
+        body = {"path": str(Path(path).resolve()), "kind": kind, "format": file_format, "mapping": mapping or {}, "source": source}
+        data = self._call("POST", "/v1/admin/ingest", json=body)
+        return IngestReport(**data)
+
+    def profile(self, identifier: str, recent_events: int = 20) -> dict[str, Any]:
+        from urllib.parse import quote
+
+        return self._call("GET", f"/v1/profiles/{quote(identifier, safe='')}", params={"events": recent_events})
+
+    def quarantine(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/quarantine", params={"limit": limit, "offset": offset})["items"]
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/stats")
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def open_project(project: str | Path = ".") -> Any:
+    """The Engine for a project: local, or remote when a server owns the project."""
+    from .config import load_config
+    from .server.run import running_server
+
+    cfg = load_config(project)
+    info = running_server(cfg)
+    if info:
+        return RemoteEngine(cfg, info["url"])
+    from .engine import Engine
+
+    return Engine(cfg)

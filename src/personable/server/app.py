@@ -1,0 +1,191 @@
+"""The HTTP API: Segment-compatible collection, profiles, quarantine, admin.
+
+Thin by design: parse, authenticate, validate, hand over to the Engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..engine import Engine
+from ..errors import ErrorList, NotFound, PersonableError, Problem, ValidationFailed
+from ..events.spec import EVENT_TYPES
+from ..events.validate import check_event
+from .body import check_admin, parse_json, read_body, source_for, write_key_from
+from .collector import Collector
+from .schemas import BATCH_SCHEMA, ERRORS, body, event_schema
+
+log = logging.getLogger("personable.server")
+_OK = {"success": True}
+
+
+def create_app(engine: Engine) -> FastAPI:
+    cfg = engine.config
+    collector = Collector(engine, cfg.server.commit_interval_ms, cfg.server.max_batch_events)
+    write_keys = cfg.write_keys()
+    admin_token = cfg.admin_token()
+    max_future = timedelta(hours=cfg.max_future_skew_hours)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await collector.start()
+        yield
+        await collector.stop()
+
+    app = FastAPI(
+        title="personable", version=__version__, lifespan=lifespan, default_response_class=ORJSONResponse,
+        description="Segment-compatible event collection, identity stitching and unified profiles.",
+    )
+    app.state.engine, app.state.collector = engine, collector
+
+    @app.exception_handler(PersonableError)
+    async def _personable_error(request: Request, exc: PersonableError) -> ORJSONResponse:
+        return ORJSONResponse(exc.as_dict(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+        details = [Problem(".".join(str(p) for p in e.get("loc", ())), e.get("msg", "invalid")) for e in exc.errors()]
+        return ORJSONResponse(ValidationFailed("invalid request", details).as_dict(), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return ORJSONResponse({"error": {"code": code, "message": str(exc.detail), "details": []}},
+                              status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return ORJSONResponse({"error": {"code": "internal", "message": "internal error; see the server log",
+                                         "details": []}}, status_code=500)
+
+    async def _collect(request: Request, forced_type: str | None) -> dict[str, Any]:
+        raw = await read_body(request, cfg.server.max_body_bytes)
+        payload = parse_json(raw)
+        source = source_for(write_key_from(request, payload), write_keys)
+        now = engine.clock.now()
+        if forced_type is None:
+            if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
+                raise ValidationFailed("a batch body is an object with a `batch` array",
+                                       [Problem("batch", "is required and must be an array")])
+            events, prefix = payload["batch"], "batch"
+        else:
+            if not isinstance(payload, dict):
+                raise ValidationFailed("the body must be a JSON object", [Problem("$", "must be a JSON object")])
+            payload.setdefault("type", forced_type)
+            if payload["type"] != forced_type:
+                raise ValidationFailed(f"type {payload['type']!r} sent to /v1/{forced_type}",
+                                       [Problem("type", f"must be {forced_type!r} on this endpoint")])
+            events, prefix = [payload], ""
+        if not events:
+            raise ValidationFailed("the batch is empty", [Problem("batch", "must hold at least one event")])
+        envelope = payload if forced_type is None else {}
+        good: list[bytes] = []
+        rejected: list[dict[str, Any]] = []
+        quarantine: list[dict[str, Any]] = []
+        for i, event in enumerate(events):
+            errors = ErrorList()
+            path = f"{prefix}[{i}]" if prefix else ""
+            check_event(event, path, errors, received_at=now, max_future=max_future, junk=cfg.identity.junk_values)
+            if errors:
+                rejected.append({"index": i, "details": [e.as_dict() for e in errors.items]})
+                quarantine.append({"received_at": now, "source": source, "origin": "http", "record_no": i,
+                                   "message_id": event.get("messageId") if isinstance(event, dict) and isinstance(event.get("messageId"), str) else None,
+                                   "problems": [e.as_dict() for e in errors.items],
+                                   "raw": orjson.dumps(event, default=str).decode()})
+                continue
+            if "sentAt" not in event and isinstance(envelope.get("sentAt"), str):
+                event["sentAt"] = envelope["sentAt"]
+            if "context" not in event and isinstance(envelope.get("context"), dict):
+                event["context"] = envelope["context"]
+            if not isinstance(event.get("messageId"), str) or not event["messageId"].strip():
+                event["messageId"] = "api-" + uuid.uuid4().hex
+            good.append(orjson.dumps(event))
+        if quarantine:
+            await run_in_threadpool(engine.store.add_quarantine, quarantine)
+        if not good:
+            details = [Problem(d["path"], d["problem"]) for r in rejected for d in r["details"]]
+            raise ValidationFailed(f"{len(rejected)} invalid event(s); nothing was accepted", details)
+        await collector.submit(good, source)
+        result: dict[str, Any] = {"success": True, "accepted": len(good)}
+        if rejected:
+            result["rejected"] = rejected
+        return result
+
+    responses = {200: {"description": "Accepted and durable"}, **ERRORS}
+
+    def collection_route(kind: str) -> None:
+        async def handler(request: Request) -> ORJSONResponse:
+            return ORJSONResponse(await _collect(request, kind))
+
+        handler.__name__ = f"collect_{kind}"
+        app.post(f"/v1/{kind}", summary=f"Send a {kind} call", tags=["collect"], responses=responses,
+                 openapi_extra=body(event_schema(kind)))(handler)
+
+    for kind in EVENT_TYPES:
+        collection_route(kind)
+
+    @app.post("/v1/batch", summary="Send up to max_body_bytes of events at once", tags=["collect"],
+              responses=responses, openapi_extra=body(BATCH_SCHEMA))
+    async def collect_batch(request: Request) -> ORJSONResponse:
+        """Valid events are stored; invalid ones are quarantined and listed under `rejected`.
+        If no event is valid the answer is a 400."""
+        return ORJSONResponse(await _collect(request, None))
+
+    @app.post("/v1/{kind}", include_in_schema=False)
+    async def unknown_kind(kind: str) -> ORJSONResponse:
+        raise NotFound(f"unknown call type {kind!r}; use one of {', '.join(EVENT_TYPES)} or batch",
+                       [Problem("type", f"unknown type {kind!r}")])
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness and store status")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "project": cfg.name,
+                "schema_version": engine.store.schema_version, "commits": collector.batches}
+
+    @app.get("/v1/profiles/{identifier}", tags=["profiles"], responses=ERRORS,
+             summary="A unified profile by any identifier (profile id, userId, anonymousId, email:…, phone:…)")
+    async def get_profile(identifier: str, request: Request, events: int = 20) -> ORJSONResponse:
+        check_admin(request, admin_token)
+        doc = await run_in_threadpool(engine.profile, identifier, max(0, min(events, 500)))
+        return ORJSONResponse(doc)
+
+    @app.get("/v1/quarantine", tags=["quality"], responses=ERRORS, summary="Records that failed validation, newest first")
+    async def get_quarantine(request: Request, limit: int = 50, offset: int = 0) -> ORJSONResponse:
+        check_admin(request, admin_token)
+        rows = await run_in_threadpool(engine.quarantine, max(1, min(limit, 1000)), max(0, offset))
+        return ORJSONResponse({"items": rows, "limit": limit, "offset": offset})
+
+    @app.get("/v1/stats", tags=["ops"], responses=ERRORS, summary="Counts of events, profiles, identities")
+    async def get_stats(request: Request) -> ORJSONResponse:
+        check_admin(request, admin_token)
+        return ORJSONResponse(await run_in_threadpool(engine.stats))
+
+    @app.post("/v1/admin/ingest", tags=["admin"], responses=ERRORS,
+              summary="Import a file on the server's disk (used by the CLI while a server owns the project)",
+              openapi_extra=body({"type": "object", "required": ["path"], "properties": {
+                  "path": {"type": "string"}, "kind": {"enum": ["events", "crm", "orders"]},
+                  "format": {"enum": ["jsonl", "csv", "parquet"]}, "mapping": {"type": "object"},
+                  "source": {"type": "string"}}}))
+    async def admin_ingest(request: Request) -> ORJSONResponse:
+        check_admin(request, admin_token)
+        payload = parse_json(await read_body(request, 1_000_000))
+        if not isinstance(payload, dict) or not isinstance(payload.get("path"), str):
+            raise ValidationFailed("body needs a `path`", [Problem("path", "is required")])
+        report = await run_in_threadpool(
+            engine.ingest, payload["path"], payload.get("kind", "events"), payload.get("format"),
+            payload.get("mapping"), payload.get("source", "import"))
+        return ORJSONResponse(report.as_dict())
+
+    return app

@@ -1,0 +1,83 @@
+"""Reading request bodies safely: size limits, gzip, UTF-8, JSON, write keys."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import zlib
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from ..errors import MalformedBody, PayloadTooLarge, Problem, Unauthorized
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if request.headers.get("content-encoding", "").lower() == "gzip":
+        try:
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            body = d.decompress(body, limit + 1)
+        except zlib.error as exc:
+            raise MalformedBody(f"body is not valid gzip: {exc}") from exc
+        if len(body) > limit:
+            raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes")
+    return body
+
+
+def parse_json(body: bytes) -> Any:
+    if not body.strip():
+        raise MalformedBody("request body is empty; expected a JSON object")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedBody(
+            f"request body is not valid UTF-8 (byte {exc.start}: {body[exc.start:exc.start + 1]!r})",
+            details=[Problem("$", "invalid UTF-8")],
+        ) from exc
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedBody(f"request body is not valid JSON: {exc}", details=[Problem("$", str(exc))]) from exc
+
+
+def write_key_from(request: Request, payload: Any) -> str | None:
+    """Segment sends the write key as the Basic-auth user; the batch body may carry it too."""
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("basic "):
+        try:
+            user = base64.b64decode(auth[6:].strip(), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            raise Unauthorized("Authorization header is not valid Basic auth")
+        return user.split(":", 1)[0]
+    if isinstance(payload, dict) and isinstance(payload.get("writeKey"), str):
+        return payload["writeKey"]
+    return None
+
+
+def source_for(key: str | None, keys: dict[str, str]) -> str:
+    if not key:
+        raise Unauthorized("missing write key: send it as the HTTP Basic auth user name (as Segment does)")
+    for known, source in keys.items():
+        if hmac.compare_digest(known.encode(), key.encode()):
+            return source
+    raise Unauthorized("unknown write key")
+
+
+def check_admin(request: Request, token: str | None) -> None:
+    auth = request.headers.get("authorization", "")
+    given = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+    if not token:
+        raise Unauthorized("this endpoint needs an admin token, and none is configured (.personable/keys.json)")
+    if not given or not hmac.compare_digest(given.encode(), token.encode()):
+        raise Unauthorized("missing or wrong admin token: send `Authorization: Bearer <token>`")

@@ -1,0 +1,63 @@
+"""OpenAPI pieces: the request bodies are parsed by hand (for speed and for our
+error format), so their schemas are declared here for client generators."""
+
+from __future__ import annotations
+
+from ..events.spec import EVENT_TYPES
+
+_OBJ = {"type": "object", "additionalProperties": True}
+_ID = {"oneOf": [{"type": "string"}, {"type": "integer"}]}
+_TIME = {"type": "string", "format": "date-time"}
+
+EVENT_FIELDS = {
+    "messageId": {"type": "string", "description": "Idempotency key: the same messageId is stored once."},
+    "userId": _ID, "anonymousId": _ID,
+    "timestamp": _TIME, "sentAt": _TIME, "originalTimestamp": _TIME,
+    "context": _OBJ, "integrations": _OBJ,
+}
+SCHEMAS = {
+    "identify": {"traits": _OBJ},
+    "track": {"event": {"type": "string"}, "properties": _OBJ},
+    "page": {"name": {"type": "string"}, "properties": _OBJ},
+    "screen": {"name": {"type": "string"}, "properties": _OBJ},
+    "group": {"groupId": _ID, "traits": _OBJ},
+    "alias": {"previousId": _ID},
+}
+REQUIRED = {"track": ["event"], "group": ["groupId"], "alias": ["previousId", "userId"]}
+
+
+def event_schema(kind: str) -> dict:
+    return {
+        "type": "object",
+        "properties": {**EVENT_FIELDS, **SCHEMAS[kind]},
+        "required": REQUIRED.get(kind, []),
+        "description": f"A Segment-Spec {kind} call. userId or anonymousId is required.",
+    }
+
+
+def body(schema: dict) -> dict:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+BATCH_SCHEMA = {
+    "type": "object",
+    "required": ["batch"],
+    "properties": {
+        "batch": {"type": "array", "items": {
+            "oneOf": [{**event_schema(k), "properties": {**event_schema(k)["properties"], "type": {"const": k}}}
+                      for k in EVENT_TYPES]}},
+        "sentAt": _TIME, "context": _OBJ, "writeKey": {"type": "string"},
+    },
+}
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"error": {"type": "object", "properties": {
+        "code": {"type": "string"}, "message": {"type": "string"},
+        "details": {"type": "array", "items": {"type": "object", "properties": {
+            "path": {"type": "string"}, "problem": {"type": "string"}}}},
+    }}},
+}
+ERRORS = {str(code): {"description": desc, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+          for code, desc in ((400, "Invalid input (field path + problem in details)"),
+                             (401, "Missing or wrong credentials"), (404, "Not found"),
+                             (413, "Body over the configured limit"))}
