@@ -54,7 +54,10 @@ class Person:
             "churn_day": self.churn_day if self.churn_day is not None else "",
             "signed_up": self.signed_up_at is not None, "orders": self.orders,
             "abandoned_carts": self.abandoned_carts,
-            "anonymous_ids": "|".join(a for a, _ in self.devices), "email": self.email,
+            "anonymous_ids": "|".join(a for a, _ in self.devices),
+            # Devices the customer logged in on: deterministic stitching can only link these.
+            "identified_anonymous_ids": "|".join(self.devices[d][0] for d in sorted(self.extra.get("identified", ()))),
+            "email": self.email,
         }
 
 

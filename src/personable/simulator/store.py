@@ -197,6 +197,7 @@ def _simulate_customer(rng: np.random.Generator, p, catalog: Catalog, spec: Stor
                 p.orders += 1
             else:
                 p.abandoned_carts += 1
+    p.extra["identified"] = identified_devices
     _emails(rng, p, spec, w)
 
 

@@ -73,7 +73,7 @@ class DuckDBBatch:
             SELECT (SELECT count(*) FROM _stg WHERE line IS NOT NULL AND trim(line) <> ''),
                    (SELECT count(*) FROM _parsed WHERE len(problems) > 0),
                    (SELECT count(*) FROM _parsed WHERE len(problems) = 0),
-                   (SELECT count(*) FROM _new)""").fetchone()
+                   (SELECT count(*) FROM _new)""").fetchall()[0]
         r = self._report
         r.received, r.quarantined, r.accepted, r.duplicates = received, quarantined, new, valid - new
         if quarantined:
@@ -306,7 +306,7 @@ class DuckDBBatch:
         timeout = int(self.settings.session_timeout_minutes)
         created, touched = self.con.execute("""
             SELECT count(*) FILTER (WHERE p.profile_id IS NULL), count(*)
-            FROM (SELECT DISTINCT profile_id FROM _stored) s LEFT JOIN profiles p USING (profile_id)""").fetchone()
+            FROM (SELECT DISTINCT profile_id FROM _stored) s LEFT JOIN profiles p USING (profile_id)""").fetchall()[0]
         self._report.profiles_created, self._report.profiles_touched = created, touched
         self.con.execute(f"""
             INSERT INTO profiles

@@ -45,14 +45,15 @@ class ProfileReads:
         else:
             kinds, value = ((kind,) if kind else _BARE_KINDS), identifier
         for k in kinds:
-            row = con.execute("SELECT profile_id FROM identities WHERE kind = ? AND value = ?", [k, value]).fetchone()
+            row = next(iter(con.execute("SELECT profile_id FROM identities WHERE kind = ? AND value = ?", [k, value]).fetchall()), None)
             if row:
                 return row[0]
         if kind in (None, "profile"):
             row = con.execute(
                 """SELECT coalesce((SELECT to_profile FROM profile_redirects WHERE from_profile = $id),
                                    (SELECT profile_id FROM profiles WHERE profile_id = $id))""",
-                {"id": value}).fetchone()
+                {"id": value}).fetchall()
+            row = row[0] if row else None
             if row and row[0]:
                 return row[0]
         return None
@@ -62,7 +63,8 @@ class ProfileReads:
         row = con.execute(
             """SELECT profile_id, created_at, first_seen, last_seen, event_count, session_count, page_count,
                       order_count, revenue, last_device, last_channel, updated_at
-               FROM profiles WHERE profile_id = ?""", [profile_id]).fetchone()
+               FROM profiles WHERE profile_id = ?""", [profile_id]).fetchall()
+        row = row[0] if row else None
         if row is None:
             return None
         keys = ("profile_id", "created_at", "first_seen", "last_seen", "event_count", "session_count",

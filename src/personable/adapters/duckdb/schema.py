@@ -140,5 +140,5 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
-    row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    row = next(iter(con.execute("SELECT max(version) FROM schema_migrations").fetchall()), None)
     return int(row[0] or 0)

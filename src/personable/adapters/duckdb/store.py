@@ -103,7 +103,7 @@ class DuckDBStore(ProfileReads):
             SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM profiles),
                    (SELECT count(*) FROM identities), (SELECT count(*) FROM quarantine),
                    (SELECT count(*) FROM profile_merges), (SELECT count(*) FROM identity_conflicts),
-                   (SELECT min(timestamp) FROM events), (SELECT max(timestamp) FROM events)""").fetchone()
+                   (SELECT min(timestamp) FROM events), (SELECT max(timestamp) FROM events)""").fetchall()[0]
         keys = ("events", "profiles", "identities", "quarantined", "merges", "refused_links", "first_event", "last_event")
         out = dict(zip(keys, row))
         for k in ("first_event", "last_event"):
@@ -134,7 +134,7 @@ class DuckDBFileImport:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _file_lines AS SELECT row_number() OVER () AS seq, line FROM ({select})")
         except duckdb.Error as exc:
             raise ImportFailed(f"cannot read {staged.file}: {exc}") from exc
-        self.total = con.execute("SELECT count(*) FROM _file_lines").fetchone()[0]
+        self.total = next(iter(con.execute("SELECT count(*) FROM _file_lines").fetchall()), None)[0]
         try:
             self.rejects = [(int(n), text) for n, text in con.execute(
                 "SELECT line, csv_line FROM _rejects ORDER BY line").fetchall()]

@@ -1,0 +1,134 @@
+"""The real server on 127.0.0.1: collection, auth, bad input, profiles, OpenAPI."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+T = "2026-02-01T10:00:00Z"
+
+
+def post(server, path, body, key=None, raw=False, headers=None):
+    with server.client() as c:
+        content = body if raw else json.dumps(body).encode()
+        return c.post(path, content=content, auth=(key if key is not None else server.write_key, ""),
+                      headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def error(resp):
+    body = resp.json()["error"]
+    assert set(body) >= {"code", "message", "details"}
+    return body
+
+
+def test_every_call_type_and_batch(server):
+    calls = {
+        "identify": {"userId": "u1", "anonymousId": "a1", "traits": {"email": "u1@example.com"}},
+        "track": {"userId": "u1", "event": "Product Viewed", "properties": {"product_id": "p", "price": 3}},
+        "page": {"anonymousId": "a1", "name": "Home"},
+        "screen": {"userId": "u1", "name": "Cart"},
+        "group": {"userId": "u1", "groupId": "g1", "traits": {"name": "Acme"}},
+        "alias": {"userId": "u1", "previousId": "old-u1"},
+    }
+    for kind, body in calls.items():
+        r = post(server, f"/v1/{kind}", {**body, "timestamp": T})
+        assert r.status_code == 200, r.text
+        assert r.json()["success"] is True
+    r = post(server, "/v1/batch", {"batch": [{"type": "track", "userId": "u1", "event": "X", "timestamp": T},
+                                             {"type": "page", "anonymousId": "a1", "name": "P", "timestamp": T}]})
+    assert r.json() == {"success": True, "accepted": 2}
+    with server.client() as c:
+        prof = c.get("/v1/profiles/old-u1", headers=server.admin).json()
+        assert prof["computed"]["event_count"] == 8
+        stats = c.get("/v1/stats", headers=server.admin).json()
+        assert stats["events"] == 8 and stats["profiles"] == 1
+
+
+def test_auth_errors(server):
+    r = post(server, "/v1/track", {"userId": "u", "event": "X"}, key="wrong")
+    assert r.status_code == 401 and error(r)["code"] == "unauthorized"
+    with server.client() as c:
+        r = c.post("/v1/track", json={"userId": "u", "event": "X"})
+        assert r.status_code == 401 and "write key" in error(r)["message"]
+        assert c.get("/v1/profiles/u").status_code == 401
+        # The write key in the batch body is accepted, as Segment does.
+        r = c.post("/v1/batch", json={"writeKey": server.write_key, "batch": [{"type": "track", "userId": "u", "event": "X", "timestamp": T}]})
+        assert r.status_code == 200
+
+
+def test_bad_input_gets_clear_4xx_and_nothing_is_lost(server):
+    assert post(server, "/v1/track", {"userId": "keep", "event": "Kept", "messageId": "keep-1", "timestamp": T}).status_code == 200
+    cases = [
+        (b"{not json", 400, "malformed_body", "$"),
+        (b'{"userId": "u\xff", "event": "X"}', 400, "malformed_body", "$"),
+        (json.dumps({"userId": {"a": 1}, "event": "X"}).encode(), 400, "validation_failed", "userId"),
+        (json.dumps({"event": "X"}).encode(), 400, "validation_failed", "userId"),
+        (json.dumps({"userId": "u", "event": "X", "timestamp": "2099-01-01T00:00:00Z"}).encode(), 400, "validation_failed", "timestamp"),
+        (json.dumps({"userId": "u", "event": "X", "properties": "nope"}).encode(), 400, "validation_failed", "properties"),
+        (json.dumps({"userId": "u"}).encode(), 400, "validation_failed", "event"),
+        (b"[1,2]", 400, "validation_failed", "$"),
+        (b"", 400, "malformed_body", None),
+    ]
+    for body, status, code, path in cases:
+        r = post(server, "/v1/track", body, raw=True)
+        assert r.status_code == status, (body, r.text)
+        err = error(r)
+        assert err["code"] == code, (body, err)
+        if path:
+            assert path in [d["path"] for d in err["details"]], (body, err)
+    r = post(server, "/v1/batch", {"batch": [{"type": "launch", "userId": "u"}]})
+    assert r.status_code == 400 and error(r)["details"][0]["path"] == "batch[0].type"
+    r = post(server, "/v1/launch", {"userId": "u"})
+    assert r.status_code == 404 and "unknown call type" in error(r)["message"]
+    big = json.dumps({"userId": "u", "event": "X", "properties": {"blob": "x" * 600_000}}).encode()
+    r = post(server, "/v1/track", big, raw=True)
+    assert r.status_code == 413 and error(r)["code"] == "payload_too_large"
+    # A partly bad batch: the good event is stored, the bad one quarantined and named.
+    r = post(server, "/v1/batch", {"batch": [{"type": "track", "userId": "u", "event": "Fine", "timestamp": T},
+                                             {"type": "track", "userId": "u", "timestamp": T}]})
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+    assert r.json()["rejected"][0]["details"][0]["path"] == "batch[1].event"
+    with server.client() as c:
+        assert c.get("/healthz").status_code == 200  # still serving
+        prof = c.get("/v1/profiles/keep", headers=server.admin).json()
+        assert [e["messageId"] for e in prof["recent_events"]] == ["keep-1"]
+        q = c.get("/v1/quarantine", headers=server.admin).json()["items"]
+        assert any(p["path"] == "event" for item in q for p in item["problems"])
+
+
+def test_gzip_bodies(server):
+    body = gzip.compress(json.dumps({"batch": [{"type": "track", "userId": "gz", "event": "X", "timestamp": T}]}).encode())
+    r = post(server, "/v1/batch", body, raw=True, headers={"Content-Encoding": "gzip"})
+    assert r.status_code == 200
+
+
+def test_healthz_and_openapi(server):
+    with server.client() as c:
+        assert c.get("/healthz").json()["status"] == "ok"
+        spec = c.get("/openapi.json").json()
+        for path in ("/v1/track", "/v1/identify", "/v1/batch", "/v1/profiles/{identifier}", "/healthz"):
+            assert path in spec["paths"]
+        track = spec["paths"]["/v1/track"]["post"]
+        assert "event" in track["requestBody"]["content"]["application/json"]["schema"]["properties"]
+        assert "400" in track["responses"]
+
+
+payloads = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-2**62, max_value=2**62) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["type", "userId", "anonymousId", "event", "properties", "traits", "timestamp", "batch",
+                         "context", "previousId", "sentAt", "messageId"]) | st.text(max_size=6), inner, max_size=5),
+    max_leaves=15)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["track", "identify", "page", "screen", "group", "alias", "batch"]), payloads | st.binary(max_size=64))
+def test_random_payloads_never_5xx(server, kind, payload):
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        r = c.post(f"/v1/{kind}", content=body, auth=(server.write_key, ""))
+    assert r.status_code < 500, r.text
