@@ -1,0 +1,152 @@
+"""`make bench`: measured numbers, each against a reference from the same run,
+written with the exact command to docs/benchmarks.md.
+
+  python benchmarks/run.py [--events N] [--customers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def bench_file_ingest(work: Path, customers: int, days: int) -> dict:
+    from personable import Engine
+    from personable.config import write_starter
+    from personable.simulator import StoreSpec, simulate
+
+    sim = simulate(work / "sim", StoreSpec(customers=customers, days=days, seed=11))
+    raw = duckdb.connect(str(work / "raw.duckdb"))
+    t = time.perf_counter()
+    raw.execute(f"CREATE TABLE raw AS SELECT * FROM read_json('{sim.events_path}')")
+    raw_secs = time.perf_counter() - t
+    raw.close()
+    write_starter(work / "proj", "bench")
+    with Engine(work / "proj") as engine:
+        t = time.perf_counter()
+        report = engine.ingest(sim.events_path, chunk_size=1_000_000)
+        secs = time.perf_counter() - t
+    return {"events": sim.events, "seconds": secs, "events_per_s": sim.events / secs,
+            "raw_duckdb_seconds": raw_secs, "ratio_to_raw": raw_secs / secs, "accepted": report.accepted}
+
+
+N_TRACK = 1000
+
+
+def bench_http(work: Path, seconds: float = 5.0) -> dict:
+    import httpx
+
+    from conftest import start_server, stop_server
+    from personable.config import write_starter
+
+    write_starter(work / "http", "bench-http")
+    server = start_server(work / "http")
+    try:
+        batch = [{"type": "track", "userId": f"u{i % 500}", "event": "Product Viewed",
+                  "properties": {"product_id": f"p{i}", "price": 9.5}, "timestamp": "2026-02-01T10:00:00Z"}
+                 for i in range(500)]
+        body = json.dumps({"batch": batch}).encode()
+        sent = 0
+        with httpx.Client(base_url=server.url, auth=(server.write_key, ""), timeout=60) as c:
+            t = time.perf_counter()
+            while time.perf_counter() - t < seconds:
+                assert c.post("/v1/batch", content=body, headers={"Content-Type": "application/json"}).status_code == 200
+                sent += len(batch)
+            batch_rate = sent / (time.perf_counter() - t)
+            # /v1/track, one request at a time, paced at up to 1,000 req/s.
+            lat = []
+            t0 = time.perf_counter()
+            for i in range(N_TRACK):
+                due = t0 + i / 1000.0
+                while time.perf_counter() < due:
+                    pass
+                s = time.perf_counter()
+                r = c.post("/v1/track", json={"userId": f"t{i % 300}", "event": "X", "timestamp": "2026-02-01T10:00:00Z"})
+                lat.append((time.perf_counter() - s) * 1000)
+                assert r.status_code == 200
+            achieved = N_TRACK / (time.perf_counter() - t0)
+            ids = [f"u{i}" for i in range(500)]
+            look = []
+            for i in range(1000):
+                s = time.perf_counter()
+                r = c.get(f"/v1/profiles/{ids[i % 500]}", headers=server.admin, params={"events": 5})
+                look.append((time.perf_counter() - s) * 1000)
+                assert r.status_code == 200, r.text
+    finally:
+        stop_server(server)
+    return {"batch_events_per_s": batch_rate, "track_p50_ms": pct(lat, 0.5), "track_p99_ms": pct(lat, 0.99),
+            "track_achieved_rps": achieved, "lookup_p50_ms": pct(look, 0.5), "lookup_p99_ms": pct(look, 0.99)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--customers", type=int, default=10_000, help="simulated customers (10k x 60 days ~ 1M events)")
+    ap.add_argument("--days", type=int, default=60)
+    ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    args = ap.parse_args()
+    work = ROOT / "bench-data"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    ingest = bench_file_ingest(work, args.customers, args.days)
+    print(json.dumps(ingest, indent=2))
+    http = bench_http(work)
+    print(json.dumps(http, indent=2))
+    cmd = "python benchmarks/run.py " + " ".join(sys.argv[1:])
+    text = f"""# Benchmarks
+
+Measured on the project's 2-core machine. Command: `make bench` (runs `{cmd.strip()}`).
+Every number below comes from that one run; targets are from issue 2.
+
+## File ingest (simulated store, JSONL, full write path)
+| measure | value | target |
+|---|---|---|
+| events | {ingest['events']:,} | 1M |
+| ingest time | {ingest['seconds']:.2f} s | |
+| events/s | {ingest['events_per_s']:,.0f} | >= 300,000 |
+| DuckDB raw `read_json` of the same file | {ingest['raw_duckdb_seconds']:.2f} s | |
+| ratio (raw time / our time) | {ingest['ratio_to_raw']:.2f} | >= 0.3 |
+
+## HTTP (one uvicorn worker, load generator on the same machine)
+| measure | value | target |
+|---|---|---|
+| `/v1/batch` events/s (500 events per request) | {http['batch_events_per_s']:,.0f} | >= 30,000 |
+| `/v1/track` p50 at up to 1,000 req/s (achieved {http['track_achieved_rps']:,.0f} req/s, one client) | {http['track_p50_ms']:.1f} ms | |
+| `/v1/track` p99 | {http['track_p99_ms']:.1f} ms | <= 15 ms |
+| profile lookup p50 (`GET /v1/profiles/{{id}}`) | {http['lookup_p50_ms']:.1f} ms | |
+| profile lookup p99 | {http['lookup_p99_ms']:.1f} ms | <= 5 ms |
+"""
+    Path(args.out).write_text(text + NOTES)
+    print(f"wrote {args.out}")
+
+
+NOTES = """
+## Why targets are missed, where they are
+- File ingest validates every record against the full Segment and e-commerce
+  spec in SQL (one JSON parse per line, then ~40 type checks), stitches
+  identities and updates profiles, all in one transaction per chunk. The raw
+  `read_json` reference does none of that. Planning the generated validation SQL
+  alone costs ~0.2 s per chunk.
+- `/v1/track` at one request in flight is bounded by one DuckDB commit per
+  request (group commit only batches concurrent requests), and each commit runs
+  the parse statement (~10 ms to plan). The fix planned next: build the typed
+  batch in Python on the request path (the validator already parsed the JSON)
+  and skip SQL parsing there.
+"""
+
+if __name__ == "__main__":
+    main()
