@@ -30,8 +30,8 @@ class RemoteEngine:
         if response.status_code >= 400:
             try:
                 err = response.json()["error"]
-            except (ValueError, KeyError, TypeError):
-                raise PersonableError(f"server answered {response.status_code}: {response.text[:200]}")
+            except (ValueError, KeyError, TypeError) as exc:
+                raise PersonableError(f"server answered {response.status_code}: {response.text[:200]}") from exc
             exc_type = NotFound if response.status_code == 404 else PersonableError
             error = exc_type(err.get("message", "error"))
             error.code = err.get("code", error.code)

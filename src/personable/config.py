@@ -202,18 +202,6 @@ def ensure_state(project_dir: Path) -> Path:
     return state
 
 
-def add_write_key(project_dir: Path, source: str) -> str:
-    """Create (or return) the write key of ``source`` in the keys file."""
-    ensure_state(project_dir)
-    path = project_dir / STATE_DIR / KEYS_FILE
-    data = json.loads(path.read_text())
-    keys = data.setdefault("write_keys", {})
-    if source not in keys:
-        keys[source] = "wk_" + secrets.token_urlsafe(18)
-        path.write_text(json.dumps(data, indent=2))
-    return keys[source]
-
-
 def _apply_env_overrides(raw: dict[str, Any], environ: dict[str, str]) -> None:
     for name, value in environ.items():
         if not name.startswith("PERSONABLE_") or "__" not in name:

@@ -3,7 +3,6 @@ and show what came out -- checked against the simulator's ground truth."""
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 from typing import Any
@@ -62,16 +61,23 @@ def _summarize(engine: Any, sim: Any, console: Console) -> dict[str, Any]:
     # Stitching against the ground truth: every device a signed-up customer logged
     # in on must resolve to that customer's one profile (devices never logged in on
     # stay anonymous: no deterministic signal links them; issue 3's matching may).
-    with open(sim.truth_path, newline="") as fh:
-        truth = [r for r in csv.DictReader(fh) if r["signed_up"] == "True"]
-    ok = 0
-    for row in truth:
-        pid = engine.resolve(row["customer_id"])
-        anon_pids = {engine.resolve(a) for a in row["identified_anonymous_ids"].split("|") if a}
-        anon_pids.discard(None)
-        ok += int(pid is not None and anon_pids <= {pid} | set())
-    exact = ok / max(len(truth), 1)
-    console.print(f"    stitching vs ground truth: {ok:,} of {len(truth):,} customers have every device they logged in on in one profile ({exact:.1%})")
+    truth_csv = "'" + str(sim.truth_path).replace("'", "''") + "'"
+    ok, total = engine.sql(f"""
+        WITH truth AS (
+            SELECT customer_id, unnest(string_split(identified_anonymous_ids, '|')) AS anon
+            FROM read_csv({truth_csv}, all_varchar = true) WHERE signed_up = 'True'
+            UNION ALL  -- customers who never logged in on a device still count
+            SELECT customer_id, NULL FROM read_csv({truth_csv}, all_varchar = true) WHERE signed_up = 'True'
+        )
+        SELECT count(*) FILTER (WHERE all_same), count(*) FROM (
+            SELECT t.customer_id,
+                   bool_and(u.profile_id IS NOT NULL AND (t.anon IS NULL OR t.anon = '' OR a.profile_id = u.profile_id)) AS all_same
+            FROM truth t
+            LEFT JOIN identities u ON u.kind = 'user_id' AND u.value = t.customer_id
+            LEFT JOIN identities a ON a.kind = 'anonymous_id' AND a.value = t.anon
+            GROUP BY t.customer_id)""").to_pylist()[0].values()
+    exact = ok / max(total, 1)
+    console.print(f"    stitching vs ground truth: {ok:,} of {total:,} customers have every device they logged in on in one profile ({exact:.1%})")
     top = engine.sql("""
         SELECT p.profile_id, any_value(i.value) FILTER (WHERE i.kind = 'user_id') AS user_id,
                p.order_count, round(p.revenue, 2) AS revenue, p.session_count, p.last_device, p.last_channel,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import typer
 
@@ -25,6 +26,18 @@ def main(ctx: typer.Context,
 
 def _project(ctx: typer.Context) -> Path:
     return ctx.obj["project"]
+
+
+@contextmanager
+def _engine(ctx: typer.Context) -> Iterator[Any]:
+    """The project's engine: local, or the running server's (see personable.client)."""
+    from ..client import open_project
+
+    engine = open_project(_project(ctx))
+    try:
+        yield engine
+    finally:
+        engine.close()
 
 
 @app.command()
@@ -100,10 +113,7 @@ def ingest(ctx: typer.Context, path: Path = typer.Argument(..., help="JSONL, CSV
     """Import a file through the validated write path (bad records go to quarantine)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..client import open_project
-
-    engine = open_project(_project(ctx))
-    try:
+    with _engine(ctx) as engine:
         if as_json or getattr(engine, "remote", False):
             report = engine.ingest(path, kind, file_format, _parse_map(mapping), source)
         else:
@@ -115,8 +125,6 @@ def ingest(ctx: typer.Context, path: Path = typer.Argument(..., help="JSONL, CSV
                     bar.update(task, completed=done, total=total)
 
                 report = engine.ingest(path, kind, file_format, _parse_map(mapping), source, progress=progress)
-    finally:
-        engine.close()
     if as_json:
         emit_json(report.as_dict())
     else:
@@ -128,13 +136,8 @@ def ingest(ctx: typer.Context, path: Path = typer.Argument(..., help="JSONL, CSV
 def profile_show(ctx: typer.Context, identifier: str = typer.Argument(..., help="Profile id, userId, anonymousId, email:…, phone:…"),
                  events: int = typer.Option(10, help="How many recent events to show."), as_json: bool = JSON) -> None:
     """Show one unified profile: traits, identities, computed traits, consents, recent events."""
-    from ..client import open_project
-
-    engine = open_project(_project(ctx))
-    try:
+    with _engine(ctx) as engine:
         doc = engine.profile(identifier, events)
-    finally:
-        engine.close()
     if as_json:
         emit_json(doc)
         return
@@ -148,13 +151,8 @@ def profile_show(ctx: typer.Context, identifier: str = typer.Argument(..., help=
 def quarantine(ctx: typer.Context, limit: int = typer.Option(20, help="How many records."),
                offset: int = typer.Option(0, help="Skip this many (newest first)."), as_json: bool = JSON) -> None:
     """List records that failed validation, with the reason."""
-    from ..client import open_project
-
-    engine = open_project(_project(ctx))
-    try:
+    with _engine(ctx) as engine:
         rows = engine.quarantine(limit, offset)
-    finally:
-        engine.close()
     if as_json:
         emit_json(rows)
         return
@@ -172,13 +170,8 @@ def quarantine(ctx: typer.Context, limit: int = typer.Option(20, help="How many 
 @handle_errors
 def status(ctx: typer.Context, as_json: bool = JSON) -> None:
     """Counts of events, profiles, identities and quarantined records."""
-    from ..client import open_project
-
-    engine = open_project(_project(ctx))
-    try:
+    with _engine(ctx) as engine:
         stats = engine.stats()
-    finally:
-        engine.close()
     if as_json:
         emit_json(stats)
         return

@@ -35,9 +35,9 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
                 err_console.print(f"[bold red]error[/] ({exc.code}): {exc.message}")
                 for d in exc.details[:30]:
                     err_console.print(f"  [yellow]{d.path}[/]: {d.problem}")
-            raise typer.Exit(EXIT_BY_STATUS.get(exc.status, 1))
+            raise typer.Exit(EXIT_BY_STATUS.get(exc.status, 1)) from exc
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]; every committed chunk is kept, nothing half-written")
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
 
     return wrapper

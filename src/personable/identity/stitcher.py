@@ -131,7 +131,7 @@ def plan_stitch(
     # Name each component: its oldest existing profile, else a new deterministic id.
     names: dict[int, str] = {}
     merges: list[tuple[str, str]] = []
-    for key, i in uf.index.items():
+    for i in uf.index.values():
         root = uf.find(i)
         if root in names:
             continue

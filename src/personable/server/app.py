@@ -28,7 +28,6 @@ from .collector import Collector
 from .schemas import BATCH_SCHEMA, ERRORS, body, event_schema
 
 log = logging.getLogger("personable.server")
-_OK = {"success": True}
 
 
 def create_app(engine: Engine) -> FastAPI:

@@ -57,8 +57,8 @@ def write_key_from(request: Request, payload: Any) -> str | None:
     if auth.lower().startswith("basic "):
         try:
             user = base64.b64decode(auth[6:].strip(), validate=True).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            raise Unauthorized("Authorization header is not valid Basic auth")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise Unauthorized("Authorization header is not valid Basic auth") from exc
         return user.split(":", 1)[0]
     if isinstance(payload, dict) and isinstance(payload.get("writeKey"), str):
         return payload["writeKey"]

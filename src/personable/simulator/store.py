@@ -157,7 +157,7 @@ def _simulate_customer(rng: np.random.Generator, p, catalog: Catalog, spec: Stor
             ev("page", t, name="Home", properties={"path": "/"})
             cart: list[int] = []
             n_views = 1 + rng.poisson(max(seg.views_per_session - 1, 0.1))
-            for v in range(n_views):
+            for _ in range(n_views):
                 t += timedelta(seconds=float(rng.uniform(20, 120)))
                 k = _product(rng, p, catalog)
                 ev("track", t, event="Product Viewed", properties=_product_props(catalog, k))

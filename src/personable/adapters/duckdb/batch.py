@@ -144,7 +144,7 @@ class DuckDBBatch:
                 nodes.append((USER, user))
             if anon is not None:
                 nodes.append((ANON, anon))
-            for (i, kind), value in zip(idents, row[3:-1]):
+            for (_i, kind), value in zip(idents, row[3:-1]):
                 if value is not None:
                     nodes.append((kind, value))
             if nodes:
@@ -196,7 +196,6 @@ class DuckDBBatch:
             "kind": pa.array([n[0] for n in plan.assignment], pa.string()),
             "value": pa.array([n[1] for n in plan.assignment], pa.string()),
             "profile_id": pa.array(list(plan.assignment.values()), pa.string()),
-            "is_new": pa.array([False] * len(plan.assignment), pa.bool_()),
         })
         con.register("_assign_arrow", assign)
         con.execute("CREATE OR REPLACE TEMP TABLE _assign AS SELECT * FROM _assign_arrow")

@@ -86,13 +86,18 @@ def _ecommerce_keys() -> list[tuple[str, str]]:
     return keys
 
 
+def _item_path(suffix: str) -> str:
+    """SQL for ``properties.products[<0-based index>]<suffix>`` inside a list lambda over (item, i)."""
+    return f"{q('properties.products[')} || (i - 1) || {q(']' + suffix)}"
+
+
 def _consent_checks(i: int, parts: tuple[str, ...]) -> str:
     col, where = f"j_consent_{i}", ".".join(parts)
     not_object = _problem(q(where), f"'must be an object, got ' || {_tn(col)}")
     per_key = (
         f"list_transform(list_filter(map_entries(json_transform({col}, '\"MAP(VARCHAR, JSON)\"')), "
         f"lambda e: coalesce(json_type(e.value), 'NULL') <> 'BOOLEAN'), "
-        f"lambda e: {_problem(q(where + '.') + ' || e.key', chr(39) + 'must be a boolean, got ' + chr(39) + ' || ' + _tn('e.value'))})"
+        f"lambda e: {_problem(q(where + '.') + ' || e.key', q('must be a boolean, got ') + ' || ' + _tn('e.value'))})"
     )
     return (f"(CASE WHEN NOT {_present(col)} THEN [] "
             f"WHEN json_type({col}) <> 'OBJECT' THEN [{not_object}] ELSE {per_key} END)")
@@ -118,13 +123,13 @@ def _ecommerce_checks() -> tuple[str, str]:
     field_paths = ", ".join(q(json_path(f)) for f in PRODUCT_FIELDS)
     item_checks = ", ".join(
         f"CASE WHEN {_present(f'pf[{n}]')} AND json_type(pf[{n}]) NOT IN {ALLOWED[kind]} THEN "
-        f"{_problem(chr(39) + 'properties.products[' + chr(39) + ' || (i - 1) || ' + q('].' + fname), q('must be a ' + kind + ', got ') + ' || ' + _tn(f'pf[{n}]'))} END"
+        f"{_problem(_item_path('.' + fname), q('must be a ' + kind + ', got ') + ' || ' + _tn(f'pf[{n}]'))} END"
         for n, (fname, kind) in enumerate(PRODUCT_FIELDS.items(), start=1)
     )
     products = (
         f"CASE WHEN json_type(ec[{product_idx}]) = 'ARRAY' THEN flatten(list_transform("
         f"json_extract(ec[{product_idx}], '$[*]'), lambda item, i: CASE WHEN json_type(item) <> 'OBJECT' THEN "
-        f"[{_problem(chr(39) + 'properties.products[' + chr(39) + ' || (i - 1) || ' + q(']'), q('must be an object, got ') + ' || ' + _tn('item'))}] "
+        f"[{_problem(_item_path(''), q('must be an object, got ') + ' || ' + _tn('item'))}] "
         f"ELSE list_filter(list_transform([json_extract(item, [{field_paths}])], lambda pf: [{item_checks}])[1], lambda x: x IS NOT NULL) END)) ELSE [] END"
     )
     problems = f"list_concat(list_filter([{', '.join(checks)}], lambda x: x IS NOT NULL), {products})"

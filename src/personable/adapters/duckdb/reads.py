@@ -45,17 +45,15 @@ class ProfileReads:
         else:
             kinds, value = ((kind,) if kind else _BARE_KINDS), identifier
         for k in kinds:
-            row = next(iter(con.execute("SELECT profile_id FROM identities WHERE kind = ? AND value = ?", [k, value]).fetchall()), None)
-            if row:
-                return row[0]
+            rows = con.execute("SELECT profile_id FROM identities WHERE kind = ? AND value = ?", [k, value]).fetchall()
+            if rows:
+                return rows[0][0]
         if kind in (None, "profile"):
-            row = con.execute(
+            # A scalar query always returns one row; NULL when neither table knows the id.
+            return con.execute(
                 """SELECT coalesce((SELECT to_profile FROM profile_redirects WHERE from_profile = $id),
                                    (SELECT profile_id FROM profiles WHERE profile_id = $id))""",
-                {"id": value}).fetchall()
-            row = row[0] if row else None
-            if row and row[0]:
-                return row[0]
+                {"id": value}).fetchall()[0][0]
         return None
 
     def profile(self, profile_id: str, recent_events: int = 20) -> dict[str, Any] | None:

@@ -140,5 +140,4 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
-    row = next(iter(con.execute("SELECT max(version) FROM schema_migrations").fetchall()), None)
-    return int(row[0] or 0)
+    return int(con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0][0] or 0)

@@ -43,10 +43,16 @@ class DuckDBStore(ProfileReads):
         self._write_lock = threading.Lock()
         self._local = threading.local()
         migrate(self._root)
+        # Only this process migrates the file it owns, so the version is fixed from here on.
+        self._schema_version = current_version(self._root)
+        # One connection for the write path, used under the write lock: batches
+        # on the request path do not pay for opening and configuring a new one.
+        self._writer = self._root.cursor()
+        self._writer.execute("SET TimeZone = 'UTC'")
 
     @property
     def schema_version(self) -> int:
-        return current_version(self._root)
+        return self._schema_version
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A per-thread connection to the same database (DuckDB cursors are not thread-safe)."""
@@ -60,8 +66,7 @@ class DuckDBStore(ProfileReads):
     @contextmanager
     def batch(self, staged: StagedInput, settings: PipelineSettings) -> Iterator[DuckDBBatch]:
         with self._write_lock:
-            con = self._root.cursor()
-            con.execute("SET TimeZone = 'UTC'")
+            con = self._writer
             con.execute("BEGIN TRANSACTION")
             try:
                 b = DuckDBBatch(con, staged, settings)
@@ -71,8 +76,6 @@ class DuckDBStore(ProfileReads):
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            finally:
-                con.close()
 
     @contextmanager
     def open_file(self, staged: StagedInput) -> Iterator["DuckDBFileImport"]:
@@ -134,7 +137,7 @@ class DuckDBFileImport:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _file_lines AS SELECT row_number() OVER () AS seq, line FROM ({select})")
         except duckdb.Error as exc:
             raise ImportFailed(f"cannot read {staged.file}: {exc}") from exc
-        self.total = next(iter(con.execute("SELECT count(*) FROM _file_lines").fetchall()), None)[0]
+        self.total = con.execute("SELECT count(*) FROM _file_lines").fetchall()[0][0]
         try:
             self.rejects = [(int(n), text) for n, text in con.execute(
                 "SELECT line, csv_line FROM _rejects ORDER BY line").fetchall()]
