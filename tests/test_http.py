@@ -132,3 +132,19 @@ def test_random_payloads_never_5xx(server, kind, payload):
     with httpx.Client(base_url=server.url, timeout=30) as c:
         r = c.post(f"/v1/{kind}", content=body, auth=(server.write_key, ""))
     assert r.status_code < 500, r.text
+
+
+def test_body_limit_is_configurable(project):
+    from conftest import start_server, stop_server
+
+    cfg = project / "personable.yaml"
+    cfg.write_text(cfg.read_text().replace("max_body_bytes: 512000", "max_body_bytes: 2048"))
+    server = start_server(project)
+    try:
+        small = {"userId": "u", "event": "X", "properties": {"blob": "x" * 1000}, "timestamp": T}
+        large = {"userId": "u", "event": "X", "properties": {"blob": "x" * 3000}, "timestamp": T}
+        assert post(server, "/v1/track", small).status_code == 200
+        r = post(server, "/v1/track", large)
+        assert r.status_code == 413 and "2048" in error(r)["message"]
+    finally:
+        stop_server(server)
