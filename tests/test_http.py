@@ -42,7 +42,7 @@ def test_every_call_type_and_batch(server):
                                              {"type": "page", "anonymousId": "a1", "name": "P", "timestamp": T}]})
     assert r.json() == {"success": True, "accepted": 2}
     with server.client() as c:
-        prof = c.get("/v1/profiles/old-u1", headers=server.admin).json()
+        prof = c.get("/v1/profiles/old-u1", headers=server.admin, params={"fresh": "true"}).json()
         assert prof["computed"]["event_count"] == 8
         stats = c.get("/v1/stats", headers=server.admin).json()
         assert stats["events"] == 8 and stats["profiles"] == 1
@@ -94,7 +94,7 @@ def test_bad_input_gets_clear_4xx_and_nothing_is_lost(server):
     assert r.json()["rejected"][0]["details"][0]["path"] == "batch[1].event"
     with server.client() as c:
         assert c.get("/healthz").status_code == 200  # still serving
-        prof = c.get("/v1/profiles/keep", headers=server.admin).json()
+        prof = c.get("/v1/profiles/keep", headers=server.admin, params={"fresh": "true"}).json()
         assert [e["messageId"] for e in prof["recent_events"]] == ["keep-1"]
         q = c.get("/v1/quarantine", headers=server.admin).json()["items"]
         assert any(p["path"] == "event" for item in q for p in item["problems"])

@@ -3,8 +3,6 @@ anonymous -> identified stitching shows in the profile API."""
 
 from __future__ import annotations
 
-import time
-
 from segment.analytics import Client
 
 
@@ -22,13 +20,8 @@ def test_segment_sdk_round_trip(server):
     client.flush()
     assert not errors
     with server.client() as c:
-        deadline = time.time() + 10
-        while True:
-            r = c.get("/v1/profiles/sdk-user", headers=server.admin)
-            if r.status_code == 200 and r.json()["computed"]["event_count"] == 5 or time.time() > deadline:
-                break
-            time.sleep(0.1)
-        prof = r.json()
+        # fresh=true: wait until everything acknowledged so far is stored (read your writes).
+        prof = c.get("/v1/profiles/sdk-user", headers=server.admin, params={"fresh": "true"}).json()
         assert prof["computed"]["event_count"] == 5
         assert prof["computed"]["order_count"] == 1 and prof["computed"]["revenue"] == 9.5
         assert prof["traits"]["plan"] == "pro"

@@ -47,13 +47,14 @@ class RemoteEngine:
     def profile(self, identifier: str, recent_events: int = 20) -> dict[str, Any]:
         from urllib.parse import quote
 
-        return self._call("GET", f"/v1/profiles/{quote(identifier, safe='')}", params={"events": recent_events})
+        return self._call("GET", f"/v1/profiles/{quote(identifier, safe='')}",
+                          params={"events": recent_events, "fresh": "true"})
 
     def quarantine(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-        return self._call("GET", "/v1/quarantine", params={"limit": limit, "offset": offset})["items"]
+        return self._call("GET", "/v1/quarantine", params={"limit": limit, "offset": offset, "fresh": "true"})["items"]
 
     def stats(self) -> dict[str, Any]:
-        return self._call("GET", "/v1/stats")
+        return self._call("GET", "/v1/stats", params={"fresh": "true"})
 
     def close(self) -> None:
         self._http.close()

@@ -117,7 +117,9 @@ name: {name}
 store:
   offline: duckdb:///.personable/store.duckdb   # event log + analytical tables
   online: duckdb://                             # profile lookups (same file when embedded)
-  bus: memory://                                # in-process event bus
+  bus: file:///.personable/bus                  # durable event log: the HTTP path acknowledges once an
+                                                # event is here; a worker moves it into the store.
+                                                # memory:// writes to the store on the request path instead
 
 # Event sources. Each has its own write key (HTTP Basic auth user, as Segment does).
 sources:
@@ -237,7 +239,7 @@ def parse_config(raw: dict[str, Any], project_dir: Path) -> Config:
         raise ConfigError("personable.yaml must be a mapping at the top level")
     offline = _get(raw, "store.offline", str, "duckdb:///.personable/store.duckdb", errors)
     online = _get(raw, "store.online", str, "duckdb://", errors)
-    bus = _get(raw, "store.bus", str, "memory://", errors)
+    bus = _get(raw, "store.bus", str, "file:///.personable/bus", errors)
     sources = _get(raw, "sources", list, ["web", "server"], errors)
     for i, s in enumerate(sources):
         if not isinstance(s, str) or not s.isidentifier():

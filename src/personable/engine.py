@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any, Callable, Iterable
 import orjson
 import pyarrow as pa
 
-from .adapters.registry import open_adapter
+from .adapters.registry import open_adapter, open_event_log
 from .bus import InProcessBus
 from .clock import Clock, SystemClock
 from .config import Config, load_config
@@ -30,6 +31,8 @@ from .ports import IngestReport, StagedInput
 FILE_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 RECORD_KINDS = ("events", "crm", "orders")
 Progress = Callable[[int, int], None]
+LOG_STREAM = "http"
+Accepted = tuple[bytes, str, datetime]  # (event JSON, source, received at)
 
 
 class Engine:
@@ -42,9 +45,15 @@ class Engine:
         self.online = self.store if online in ("duckdb://", "") else open_adapter(online, self.config.project_dir)
         self.bus = InProcessBus()
         self.settings = settings_from(self.config)
+        self.log = open_event_log(self.config.bus_url, self.config.project_dir)
+        self._progress = threading.Condition()
+        # Events a crashed server acknowledged but had not stored yet come in now.
+        self.catch_up()
 
     # -- lifecycle -------------------------------------------------------------
     def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
         self.store.close()
 
     def __enter__(self) -> "Engine":
@@ -71,12 +80,73 @@ class Engine:
         Lines are validated in bulk unless ``validated`` says the Python validator
         (:meth:`validate`) already passed them; failures go to quarantine."""
         table = pa.table({"line": pa.array([l.decode() if isinstance(l, bytes) else l for l in lines], pa.string())})
+        return self._write_table(table, source, origin, received_at, validated)
+
+    def _write_table(self, table: pa.Table, source: str, origin: str, received_at: datetime | None,
+                     validated: bool, log_offset: int | None = None) -> IngestReport:
         staged = StagedInput(source=source, origin=origin, lines=table, validated=validated,
-                             received_at=received_at or self.clock.now())
+                             log_offset=log_offset, received_at=received_at or self.clock.now())
         with self.store.batch(staged, self.settings) as batch:
             report = write_batch(batch, self.config)
+            if log_offset is not None:
+                batch.commit_log_offset(LOG_STREAM, log_offset)
         self.bus.publish("events.stored", report.as_dict())
         return report
+
+    # -- the request path: accept durably, store in the background -------------
+    def accept(self, items: list[Accepted]) -> int:
+        """Durably accept validated events; returns the log offset past them.
+
+        With an event log (the default) this is one fsync'ed append, and the
+        events reach profiles when :meth:`process_log` runs (the server's worker).
+        With ``memory://`` they are written to the store right here."""
+        if self.log is None:
+            self._write_accepted(items, None)
+            return 0
+        return self.log.append([b"%s\t%s\t%s" % (source.encode(), at.isoformat().encode(), line)
+                                for line, source, at in items])
+
+    def _write_accepted(self, items: list[Accepted], log_offset: int | None) -> IngestReport:
+        table = pa.table({
+            "line": pa.array([line.decode() for line, _, _ in items], pa.string()),
+            "source": pa.array([source for _, source, _ in items], pa.string()),
+            "received_at": pa.array([at for _, _, at in items], pa.timestamp("us", tz="UTC")),
+        })
+        return self._write_table(table, "http", "http", None, True, log_offset)
+
+    def process_log(self, max_records: int = 50_000) -> int:
+        """Move the next batch of accepted events from the log into the store.
+
+        The log offset is committed in the same transaction as the events, so a
+        crash anywhere replays exactly what was not stored. Returns how many
+        records were processed (0: nothing pending)."""
+        if self.log is None:
+            return 0
+        committed = self.store.committed_offset(LOG_STREAM)
+        records, end = self.log.read(committed, max_records)
+        if records:
+            items = []
+            for record in records:
+                source, at, line = record.split(b"\t", 2)
+                items.append((line, source.decode(), datetime.fromisoformat(at.decode())))
+            self._write_accepted(items, end)
+        if end > committed:
+            self.log.release(end)
+            with self._progress:
+                self._progress.notify_all()
+        return len(records)
+
+    def catch_up(self) -> None:
+        while self.process_log():
+            pass
+
+    def wait_processed(self, offset: int | None = None, timeout: float = 30.0) -> bool:
+        """Block until the log up to ``offset`` (default: everything accepted so far) is stored."""
+        if self.log is None:
+            return True
+        target = self.log.end_offset() if offset is None else offset
+        with self._progress:
+            return self._progress.wait_for(lambda: self.store.committed_offset(LOG_STREAM) >= target, timeout)
 
     def send(self, events: list[dict[str, Any]], source: str = "python") -> IngestReport:
         """Validate and write Segment-Spec events; invalid input raises ValidationFailed."""

@@ -43,6 +43,24 @@ def _duckdb(url: str, project_dir: Path) -> Any:
 register("duckdb", _duckdb)
 
 
+def _file_log(url: str, project_dir: Path) -> Any:
+    from .filelog import FileLog
+
+    rest = url[len("file://"):]
+    path = Path(rest[1:]) if rest.startswith("//") else project_dir / rest.lstrip("/")
+    return FileLog(path)
+
+
+register("file", _file_log)
+
+
+def open_event_log(url: str, project_dir: Path) -> Any:
+    """The durable event log, or None for ``memory://`` (write straight to the store)."""
+    if url.startswith("memory://"):
+        return None
+    return open_adapter(url, project_dir)
+
+
 def open_adapter(url: str, project_dir: Path) -> Any:
     if ":" in url and "://" not in url:
         module, _, cls = url.partition(":")

@@ -20,10 +20,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..engine import Engine
-from ..errors import ErrorList, NotFound, PersonableError, Problem, ValidationFailed
+from ..errors import ErrorList, NotFound, PersonableError, Problem, ServerUnavailable, ValidationFailed
 from ..events.spec import EVENT_TYPES
 from ..events.validate import check_event
 from .body import check_admin, parse_json, read_body, source_for, write_key_from
+from ..ingest.log_worker import LogWorker
 from .collector import Collector
 from .schemas import BATCH_SCHEMA, ERRORS, body, event_schema
 
@@ -33,6 +34,7 @@ log = logging.getLogger("personable.server")
 def create_app(engine: Engine) -> FastAPI:
     cfg = engine.config
     collector = Collector(engine, cfg.server.commit_interval_ms, cfg.server.max_batch_events)
+    worker = LogWorker(engine)
     write_keys = cfg.write_keys()
     admin_token = cfg.admin_token()
     max_future = timedelta(hours=cfg.max_future_skew_hours)
@@ -40,8 +42,10 @@ def create_app(engine: Engine) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await collector.start()
+        worker.start()
         yield
         await collector.stop()
+        await run_in_threadpool(worker.stop)
 
     app = FastAPI(
         title="personable", version=__version__, lifespan=lifespan, default_response_class=ORJSONResponse,
@@ -91,7 +95,7 @@ def create_app(engine: Engine) -> FastAPI:
         if not events:
             raise ValidationFailed("the batch is empty", [Problem("batch", "must hold at least one event")])
         envelope = payload if forced_type is None else {}
-        good: list[bytes] = []
+        good: list[tuple[bytes, str, Any]] = []
         rejected: list[dict[str, Any]] = []
         quarantine: list[dict[str, Any]] = []
         for i, event in enumerate(events):
@@ -111,19 +115,23 @@ def create_app(engine: Engine) -> FastAPI:
                 event["context"] = envelope["context"]
             if not isinstance(event.get("messageId"), str) or not event["messageId"].strip():
                 event["messageId"] = "api-" + uuid.uuid4().hex
-            good.append(orjson.dumps(event))
+            good.append((orjson.dumps(event), source, now))
         if quarantine:
             await run_in_threadpool(engine.store.add_quarantine, quarantine)
         if not good:
             details = [Problem(d["path"], d["problem"]) for r in rejected for d in r["details"]]
             raise ValidationFailed(f"{len(rejected)} invalid event(s); nothing was accepted", details)
-        await collector.submit(good, source)
+        await collector.submit(good)
         result: dict[str, Any] = {"success": True, "accepted": len(good)}
         if rejected:
             result["rejected"] = rejected
         return result
 
     responses = {200: {"description": "Accepted and durable"}, **ERRORS}
+
+    async def _freshen(fresh: bool) -> None:
+        if fresh and not await run_in_threadpool(engine.wait_processed, None, 30.0):
+            raise ServerUnavailable("accepted events are not stored yet (worker behind by over 30 s); retry")
 
     def collection_route(kind: str) -> None:
         async def handler(request: Request) -> ORJSONResponse:
@@ -151,24 +159,29 @@ def create_app(engine: Engine) -> FastAPI:
     @app.get("/healthz", tags=["ops"], summary="Liveness and store status")
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "project": cfg.name,
-                "schema_version": engine.store.schema_version, "commits": collector.batches}
+                "schema_version": engine.store.schema_version, "commits": collector.batches,
+                "worker_failures": worker.failures}
 
     @app.get("/v1/profiles/{identifier}", tags=["profiles"], responses=ERRORS,
              summary="A unified profile by any identifier (profile id, userId, anonymousId, email:…, phone:…)")
-    async def get_profile(identifier: str, request: Request, events: int = 20) -> ORJSONResponse:
+    async def get_profile(identifier: str, request: Request, events: int = 20, fresh: bool = False) -> ORJSONResponse:
+        """`fresh=true` waits until every event accepted before this request is stored (read your writes)."""
         check_admin(request, admin_token)
+        await _freshen(fresh)
         doc = await run_in_threadpool(engine.profile, identifier, max(0, min(events, 500)))
         return ORJSONResponse(doc)
 
     @app.get("/v1/quarantine", tags=["quality"], responses=ERRORS, summary="Records that failed validation, newest first")
-    async def get_quarantine(request: Request, limit: int = 50, offset: int = 0) -> ORJSONResponse:
+    async def get_quarantine(request: Request, limit: int = 50, offset: int = 0, fresh: bool = False) -> ORJSONResponse:
         check_admin(request, admin_token)
+        await _freshen(fresh)
         rows = await run_in_threadpool(engine.quarantine, max(1, min(limit, 1000)), max(0, offset))
         return ORJSONResponse({"items": rows, "limit": limit, "offset": offset})
 
     @app.get("/v1/stats", tags=["ops"], responses=ERRORS, summary="Counts of events, profiles, identities")
-    async def get_stats(request: Request) -> ORJSONResponse:
+    async def get_stats(request: Request, fresh: bool = False) -> ORJSONResponse:
         check_admin(request, admin_token)
+        await _freshen(fresh)
         return ORJSONResponse(await run_in_threadpool(engine.stats))
 
     @app.post("/v1/admin/ingest", tags=["admin"], responses=ERRORS,

@@ -1,20 +1,19 @@
 """Group commit for the HTTP write path.
 
 Requests hand their validated events to the collector and wait. A single writer
-thread takes everything that arrived in the last few milliseconds, writes it as
-one batch (one transaction) and then wakes every waiting request: an event is
-acknowledged only once it is durable, yet the store sees few, large commits.
+thread takes everything that arrived in the last few milliseconds and makes it
+durable in one go -- one fsync'ed append to the event log (or, with
+``memory://``, one store transaction) -- and then wakes every waiting request:
+an event is acknowledged only once it is durable, and many requests share the cost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
-from ..engine import Engine
+from ..engine import Accepted, Engine
 
 
 class Collector:
@@ -22,7 +21,7 @@ class Collector:
         self.engine = engine
         self.interval = interval_ms / 1000.0
         self.max_events = max_events
-        self._pending: list[tuple[list[bytes], str, asyncio.Future]] = []
+        self._pending: list[tuple[list[Accepted], asyncio.Future]] = []
         self._pending_events = 0
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
@@ -43,10 +42,10 @@ class Collector:
         await self._flush()  # whatever is still waiting is written before we go
         self._executor.shutdown(wait=True)
 
-    async def submit(self, lines: list[bytes], source: str) -> None:
+    async def submit(self, items: list[Accepted]) -> None:
         fut = asyncio.get_running_loop().create_future()
-        self._pending.append((lines, source, fut))
-        self._pending_events += len(lines)
+        self._pending.append((items, fut))
+        self._pending_events += len(items)
         assert self._wake is not None
         self._wake.set()
         await fut
@@ -66,23 +65,15 @@ class Collector:
         if not self._pending:
             return
         pending, self._pending, self._pending_events = self._pending, [], 0
-        by_source: dict[str, list[tuple[list[bytes], asyncio.Future]]] = defaultdict(list)
-        for lines, source, fut in pending:
-            by_source[source].append((lines, fut))
-        loop = asyncio.get_running_loop()
-        for source, items in by_source.items():
-            lines = [line for chunk, _ in items for line in chunk]
-            try:
-                await loop.run_in_executor(self._executor, self._write, lines, source)
-            except Exception as exc:  # every waiter learns the batch failed; none is acked
-                for _, fut in items:
-                    if not fut.done():
-                        fut.set_exception(exc)
-            else:
-                for _, fut in items:
-                    if not fut.done():
-                        fut.set_result(None)
-            self.batches += 1
-
-    def _write(self, lines: list[bytes], source: str) -> Any:
-        return self.engine.write_lines(lines, source, "http", validated=True)
+        items = [item for chunk, _ in pending for item in chunk]
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.accept, items)
+        except Exception as exc:  # every waiter learns the commit failed; none is acknowledged
+            for _, fut in pending:
+                if not fut.done():
+                    fut.set_exception(exc)
+        else:
+            for _, fut in pending:
+                if not fut.done():
+                    fut.set_result(None)
+        self.batches += 1

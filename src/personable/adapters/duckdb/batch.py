@@ -43,20 +43,30 @@ class DuckDBBatch:
     # -- staging, validation, quarantine, dedupe ---------------------------
     def stage(self, mode: str, first: int = 0, last: int = 0) -> None:
         con, s = self.con, self.staged
-        meta = [self.now, s.source, s.origin, s.require_timestamp]
-        cols = "?::TIMESTAMPTZ AS received_at, ?::VARCHAR AS source, ?::VARCHAR AS origin, ?::BOOLEAN AS require_ts"
+        # received_at and source come from the batch, unless the lines carry their
+        # own (lines replayed from the event log do).
+        own = set(s.lines.column_names) if mode == "lines" and s.lines is not None else set()
+        select, params = [], []
+        for column, sql_type, value in (("received_at", "TIMESTAMPTZ", self.now), ("source", "VARCHAR", s.source),
+                                        ("origin", "VARCHAR", s.origin), ("require_ts", "BOOLEAN", s.require_timestamp)):
+            if column in own:
+                select.append(f"{column}::{sql_type} AS {column}")
+            else:
+                select.append(f"?::{sql_type} AS {column}")
+                params.append(value)
+        cols = ", ".join(select)
         if mode == "lines":
             con.register("_lines", s.lines)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _stg AS SELECT row_number() OVER () AS seq, line, {cols} FROM _lines", meta)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _stg AS SELECT row_number() OVER () AS seq, line, {cols} FROM _lines", params)
             con.unregister("_lines")
         else:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _stg AS SELECT seq, line, {cols} FROM _file_lines "
-                        f"WHERE seq BETWEEN {int(first)} AND {int(last)}", meta)
+                        f"WHERE seq BETWEEN {int(first)} AND {int(last)}", params)
         validate = not s.validated
-        params: dict = {"junk": list(self.settings.junk_values)}
+        parse_params: dict = {"junk": list(self.settings.junk_values)}
         if validate:
-            params["max_future_hours"] = self.settings.max_future_hours
-        con.execute(_parse_statement(self.settings, validate), params)
+            parse_params["max_future_hours"] = self.settings.max_future_hours
+        con.execute(_parse_statement(self.settings, validate), parse_params)
         con.execute("""
             INSERT INTO quarantine (received_at, source, origin, record_no, message_id, problems, raw)
             SELECT received_at, source, origin, seq, message_id, problems, left(line, 65536)
@@ -405,6 +415,12 @@ class DuckDBBatch:
                 granted = excluded.granted, observed_at = excluded.observed_at,
                 source = excluded.source, message_id = excluded.message_id
             WHERE excluded.observed_at >= profile_consents.observed_at""")
+
+    def commit_log_offset(self, stream: str, offset: int) -> None:
+        self.con.execute("""INSERT INTO log_offsets VALUES (?, ?, ?)
+                            ON CONFLICT (stream) DO UPDATE SET committed = excluded.committed,
+                                                              updated_at = excluded.updated_at""",
+                         [stream, offset, self.now])
 
     def report(self) -> IngestReport:
         return self._report

@@ -111,6 +111,13 @@ CREATE TABLE import_runs (
     received BIGINT, accepted BIGINT, duplicates BIGINT, quarantined BIGINT
 );
 """),
+    (2, "event-log offsets committed with the events they carried", """
+CREATE TABLE log_offsets (
+    stream VARCHAR PRIMARY KEY,
+    committed BIGINT NOT NULL,
+    updated_at TIMESTAMPTZ
+);
+"""),
 ]
 
 
