@@ -116,7 +116,8 @@ name: {name}
 # relative to this folder. The embedded default needs no server at all.
 store:
   offline: duckdb:///.personable/store.duckdb   # event log + analytical tables
-  online: duckdb://                             # profile lookups (same file when embedded)
+  online: sqlite:///.personable/online.sqlite   # profile documents for fast lookups, kept current by
+                                                # the write path; duckdb:// reads the offline file instead
   bus: file:///.personable/bus                  # durable event log: the HTTP path acknowledges once an
                                                 # event is here; a worker moves it into the store.
                                                 # memory:// writes to the store on the request path instead
@@ -238,7 +239,7 @@ def parse_config(raw: dict[str, Any], project_dir: Path) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError("personable.yaml must be a mapping at the top level")
     offline = _get(raw, "store.offline", str, "duckdb:///.personable/store.duckdb", errors)
-    online = _get(raw, "store.online", str, "duckdb://", errors)
+    online = _get(raw, "store.online", str, "sqlite:///.personable/online.sqlite", errors)
     bus = _get(raw, "store.bus", str, "file:///.personable/bus", errors)
     sources = _get(raw, "sources", list, ["web", "server"], errors)
     for i, s in enumerate(sources):

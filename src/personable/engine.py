@@ -43,17 +43,23 @@ class Engine:
         online = self.config.online_url
         # "duckdb://" with no path means: the online reads come from the offline file.
         self.online = self.store if online in ("duckdb://", "") else open_adapter(online, self.config.project_dir)
+        self._materialized = "materialized" in self.online.capabilities
         self.bus = InProcessBus()
         self.settings = settings_from(self.config)
         self.log = open_event_log(self.config.bus_url, self.config.project_dir)
         self._progress = threading.Condition()
-        # Events a crashed server acknowledged but had not stored yet come in now.
+        # After a crash: profiles stored but not yet in the online store, and events
+        # acknowledged but not yet stored, are brought up to date now.
+        self._recover_online()
+        self._applied = self.store.committed_offset(LOG_STREAM) if self.log is not None else 0
         self.catch_up()
 
     # -- lifecycle -------------------------------------------------------------
     def close(self) -> None:
         if self.log is not None:
             self.log.close()
+        if self.online is not self.store:
+            self.online.close()
         self.store.close()
 
     def __enter__(self) -> "Engine":
@@ -86,12 +92,38 @@ class Engine:
                      validated: bool, log_offset: int | None = None) -> IngestReport:
         staged = StagedInput(source=source, origin=origin, lines=table, validated=validated,
                              log_offset=log_offset, received_at=received_at or self.clock.now())
-        with self.store.batch(staged, self.settings) as batch:
+        report = self._commit(self.store.batch(staged, self.settings), log_offset)
+        self.bus.publish("events.stored", report.as_dict())
+        return report
+
+    def _commit(self, batch_context: Any, log_offset: int | None = None) -> IngestReport:
+        """One batch through the write path, then its profiles into the online store."""
+        with batch_context as batch:
             report = write_batch(batch, self.config)
             if log_offset is not None:
                 batch.commit_log_offset(LOG_STREAM, log_offset)
-        self.bus.publish("events.stored", report.as_dict())
+            touched, removed = batch.changed_profiles() if self._materialized else ([], [])
+            watermark = batch.now
+        if self._materialized:
+            self._sync_online(touched, removed, watermark)
         return report
+
+    def _sync_online(self, touched: list[str], removed: list[str], watermark: datetime | None) -> None:
+        for i in range(0, max(len(touched), 1), 50_000):
+            part = touched[i:i + 50_000]
+            last = i + 50_000 >= len(touched)
+            self.online.apply(self.store.profile_docs(part), self.store.lookup_keys(part),
+                              removed if last else [], watermark.isoformat() if last and watermark else None)
+
+    def _recover_online(self) -> None:
+        if not self._materialized:
+            return
+        since = self.online.watermark()
+        rows = self.store.sql(
+            "SELECT profile_id, updated_at FROM profiles WHERE $since IS NULL OR updated_at > $since::TIMESTAMPTZ",
+            {"since": since}).to_pylist()
+        if rows:
+            self._sync_online([r["profile_id"] for r in rows], [], max(r["updated_at"] for r in rows))
 
     # -- the request path: accept durably, store in the background -------------
     def accept(self, items: list[Accepted]) -> int:
@@ -132,8 +164,10 @@ class Engine:
             self._write_accepted(items, end)
         if end > committed:
             self.log.release(end)
-            with self._progress:
-                self._progress.notify_all()
+        with self._progress:
+            # Stored and in the online store: what `fresh` reads wait for.
+            self._applied = max(self._applied, end)
+            self._progress.notify_all()
         return len(records)
 
     def catch_up(self) -> None:
@@ -146,7 +180,7 @@ class Engine:
             return True
         target = self.log.end_offset() if offset is None else offset
         with self._progress:
-            return self._progress.wait_for(lambda: self.store.committed_offset(LOG_STREAM) >= target, timeout)
+            return self._progress.wait_for(lambda: self._applied >= target, timeout)
 
     def send(self, events: list[dict[str, Any]], source: str = "python") -> IngestReport:
         """Validate and write Segment-Spec events; invalid input raises ValidationFailed."""
@@ -213,8 +247,7 @@ class Engine:
             first = 1
             while first <= max(n, 1):
                 last = first + chunk_size - 1
-                with imported.chunk(first, last, self.settings) as batch:
-                    total.add(write_batch(batch, self.config))
+                total.add(self._commit(imported.chunk(first, last, self.settings)))
                 if progress:
                     progress(min(last, n), n)
                 first = last + 1
@@ -223,7 +256,7 @@ class Engine:
 
     # -- reads --------------------------------------------------------------------
     def resolve(self, identifier: str) -> str | None:
-        return self.online.resolve(identifier, region=self.config.identity.default_region)
+        return self.online.resolve(identifier, self.config.identity.default_region)
 
     def profile(self, identifier: str, recent_events: int = 20) -> dict[str, Any]:
         pid = self.resolve(identifier)

@@ -54,6 +54,16 @@ def _file_log(url: str, project_dir: Path) -> Any:
 register("file", _file_log)
 
 
+def _sqlite(url: str, project_dir: Path) -> Any:
+    from .sqlite_online import SQLiteOnlineStore
+
+    rest = url[len("sqlite://"):]
+    return SQLiteOnlineStore(Path(rest[1:]) if rest.startswith("//") else project_dir / rest.lstrip("/"))
+
+
+register("sqlite", _sqlite)
+
+
 def open_event_log(url: str, project_dir: Path) -> Any:
     """The durable event log, or None for ``memory://`` (write straight to the store)."""
     if url.startswith("memory://"):

@@ -416,6 +416,13 @@ class DuckDBBatch:
                 source = excluded.source, message_id = excluded.message_id
             WHERE excluded.observed_at >= profile_consents.observed_at""")
 
+    def changed_profiles(self) -> tuple[list[str], list[str]]:
+        """Profiles this batch touched (survivors included) and profiles merged away."""
+        touched = [r[0] for r in self.con.execute("SELECT DISTINCT profile_id FROM _stored").fetchall()]
+        removed = [m[0] for m in (self._plan.merges if self._plan else [])]
+        touched = sorted(set(touched) | {m[1] for m in (self._plan.merges if self._plan else [])})
+        return touched, removed
+
     def commit_log_offset(self, stream: str, offset: int) -> None:
         self.con.execute("""INSERT INTO log_offsets VALUES (?, ?, ?)
                             ON CONFLICT (stream) DO UPDATE SET committed = excluded.committed,

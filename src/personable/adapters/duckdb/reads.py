@@ -1,110 +1,121 @@
-"""Request-path reads (the OnlineStore port) on the embedded store."""
+"""Profile documents built from the store, and request-path reads straight from
+it (the OnlineStore port when ``store.online`` is ``duckdb://``).
+
+The document is built in one SQL statement for any set of profiles: the
+materialized online store is filled from here after each batch, so both serve
+exactly the same shape.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
-from ...identity.identifiers import normalize_identifier, sha256_hex
-from ...identity.stitcher import ANON, USER
+from ...identity.lookup import PROFILE, candidate_keys
 
-# The order in which a bare identifier is tried when its kind is not given.
-_BARE_KINDS = (USER, ANON)
-
-
-def _iso(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
+RECENT_EVENTS = 50  # kept per profile document; the API serves up to this many
 
 
-def _json(value: Any) -> Any:
-    return orjson.loads(value) if isinstance(value, str) else value
+def _ts(expr: str) -> str:
+    return f"strftime({expr}, '%Y-%m-%dT%H:%M:%S.%fZ')"
+
+
+DOCS_SQL = f"""
+WITH t AS (SELECT DISTINCT profile_id FROM _doc_ids),
+traits AS (
+    SELECT profile_id, json_group_object(key, value) AS traits,
+           json_group_object(key, {{'observed_at': {_ts('observed_at')}, 'source': source}}) AS sources
+    FROM profile_traits JOIN t USING (profile_id) GROUP BY profile_id
+), ids AS (
+    SELECT profile_id, list({{'kind': kind, 'value': value, 'first_seen': {_ts('first_seen')}, 'source': source}}
+                            ORDER BY first_seen, kind, value) AS identities
+    FROM identities JOIN t USING (profile_id) GROUP BY profile_id
+), consents AS (
+    SELECT profile_id, json_group_object(purpose, {{'granted': granted, 'observed_at': {_ts('observed_at')}, 'source': source}}) AS consents
+    FROM profile_consents JOIN t USING (profile_id) GROUP BY profile_id
+), merged AS (
+    SELECT to_profile AS profile_id, list(from_profile ORDER BY from_profile) AS merged_from
+    FROM profile_redirects JOIN t ON t.profile_id = to_profile GROUP BY to_profile
+), recent AS (
+    SELECT pid AS profile_id,
+           list({{'messageId': message_id, 'type': type, 'event': event, 'name': name,
+                  'timestamp': {_ts('timestamp')}, 'properties': properties,
+                  'userId': user_id, 'anonymousId': anonymous_id}} ORDER BY timestamp DESC, message_id)[1:{RECENT_EVENTS}] AS events
+    FROM (SELECT e.*, coalesce(r.to_profile, e.profile_id) AS pid
+          FROM events e LEFT JOIN profile_redirects r ON r.from_profile = e.profile_id)
+    WHERE pid IN (SELECT profile_id FROM t)
+    GROUP BY pid
+)
+SELECT p.profile_id, to_json({{
+    'profile_id': p.profile_id,
+    'created_at': {_ts('p.created_at')},
+    'updated_at': {_ts('p.updated_at')},
+    'traits': coalesce(traits.traits, '{{}}'::JSON),
+    'trait_sources': coalesce(traits.sources, '{{}}'::JSON),
+    'computed': {{'first_seen': {_ts('p.first_seen')}, 'last_seen': {_ts('p.last_seen')},
+                 'event_count': p.event_count, 'session_count': p.session_count, 'page_count': p.page_count,
+                 'order_count': p.order_count, 'revenue': p.revenue,
+                 'last_device': p.last_device, 'last_channel': p.last_channel}},
+    'identities': coalesce(ids.identities, []),
+    'consents': coalesce(consents.consents, '{{}}'::JSON),
+    'merged_from': coalesce(merged.merged_from, []::VARCHAR[]),
+    'recent_events': coalesce(recent.events, [])
+}})::VARCHAR AS doc
+FROM profiles p JOIN t USING (profile_id)
+LEFT JOIN traits USING (profile_id) LEFT JOIN ids USING (profile_id) LEFT JOIN consents USING (profile_id)
+LEFT JOIN merged USING (profile_id) LEFT JOIN recent USING (profile_id)
+"""
 
 
 class ProfileReads:
     """Mixin for DuckDBStore: needs ``self.cursor()``."""
 
-    def resolve(self, identifier: str, kind: str | None = None, region: str = "US") -> str | None:
-        """Any identifier -> the current profile id (old, merged ids redirect).
+    def profile_docs(self, profile_ids: list[str], con: Any = None) -> list[tuple[str, str]]:
+        """(profile id, JSON document) for each of ``profile_ids`` that exists."""
+        con = con or self.cursor()
+        con.register("_doc_ids", pa.table({"profile_id": pa.array(profile_ids, pa.string())}))
+        try:
+            return con.execute(DOCS_SQL).fetchall()
+        finally:
+            con.unregister("_doc_ids")
 
-        ``identifier`` may be a profile id, a userId, an anonymousId, or an
-        ``email:``/``phone:`` prefixed raw value (normalized and hashed here).
-        """
+    def lookup_keys(self, profile_ids: list[str], con: Any = None) -> list[tuple[str, str]]:
+        """(``kind:value`` key, profile id) for every identifier of these profiles,
+        and ``profile:<old id>`` for the profiles merged into them."""
+        con = con or self.cursor()
+        con.register("_key_ids", pa.table({"profile_id": pa.array(profile_ids, pa.string())}))
+        try:
+            return con.execute(f"""
+                SELECT kind || ':' || value, profile_id FROM identities JOIN _key_ids USING (profile_id)
+                UNION ALL SELECT '{PROFILE}:' || from_profile, to_profile FROM profile_redirects
+                          JOIN _key_ids ON _key_ids.profile_id = to_profile
+                UNION ALL SELECT '{PROFILE}:' || profile_id, profile_id FROM _key_ids""").fetchall()
+        finally:
+            con.unregister("_key_ids")
+
+    def resolve(self, identifier: str, region: str = "US") -> str | None:
+        """Any identifier -> the current profile id (old, merged ids redirect)."""
         con = self.cursor()
-        if kind is None and ":" in identifier:
-            prefix, rest = identifier.split(":", 1)
-            if prefix in ("email", "phone", "user_id", "anonymous_id", "profile"):
-                kind, identifier = prefix, rest
-        if kind in ("email", "phone"):
-            norm = normalize_identifier(kind, identifier, region, frozenset())
-            if norm is None:
-                return None
-            kinds, value = (kind,), sha256_hex(norm)
-        elif kind == "profile":
-            kinds, value = (), identifier
-        else:
-            kinds, value = ((kind,) if kind else _BARE_KINDS), identifier
-        for k in kinds:
-            rows = con.execute("SELECT profile_id FROM identities WHERE kind = ? AND value = ?", [k, value]).fetchall()
-            if rows:
-                return rows[0][0]
-        if kind in (None, "profile"):
-            # A scalar query always returns one row; NULL when neither table knows the id.
-            return con.execute(
-                """SELECT coalesce((SELECT to_profile FROM profile_redirects WHERE from_profile = $id),
-                                   (SELECT profile_id FROM profiles WHERE profile_id = $id))""",
-                {"id": value}).fetchall()[0][0]
+        for kind, value in candidate_keys(identifier, region):
+            if kind == PROFILE:
+                # A scalar query always returns one row; NULL when neither table knows the id.
+                found = con.execute(
+                    """SELECT coalesce((SELECT to_profile FROM profile_redirects WHERE from_profile = $id),
+                                       (SELECT profile_id FROM profiles WHERE profile_id = $id))""",
+                    {"id": value}).fetchall()[0][0]
+            else:
+                rows = con.execute("SELECT profile_id FROM identities WHERE kind = ? AND value = ?", [kind, value]).fetchall()
+                found = rows[0][0] if rows else None
+            if found:
+                return found
         return None
 
     def profile(self, profile_id: str, recent_events: int = 20) -> dict[str, Any] | None:
-        con = self.cursor()
-        row = con.execute(
-            """SELECT profile_id, created_at, first_seen, last_seen, event_count, session_count, page_count,
-                      order_count, revenue, last_device, last_channel, updated_at
-               FROM profiles WHERE profile_id = ?""", [profile_id]).fetchall()
-        row = row[0] if row else None
-        if row is None:
+        docs = self.profile_docs([profile_id])
+        if not docs:
             return None
-        keys = ("profile_id", "created_at", "first_seen", "last_seen", "event_count", "session_count",
-                "page_count", "order_count", "revenue", "last_device", "last_channel", "updated_at")
-        base = dict(zip(keys, row))
-        computed = {k: _iso(base[k]) for k in keys[2:11]}
-        traits, trait_meta = {}, {}
-        for key, value, observed, source in con.execute(
-                "SELECT key, value, observed_at, source FROM profile_traits WHERE profile_id = ? ORDER BY key",
-                [profile_id]).fetchall():
-            traits[key] = _json(value)
-            trait_meta[key] = {"observed_at": _iso(observed), "source": source}
-        identities = [
-            {"kind": k, "value": v, "first_seen": _iso(fs), "source": s}
-            for k, v, fs, s in con.execute(
-                "SELECT kind, value, first_seen, source FROM identities WHERE profile_id = ? ORDER BY first_seen, kind",
-                [profile_id]).fetchall()
-        ]
-        consents = {
-            purpose: {"granted": granted, "observed_at": _iso(at), "source": source}
-            for purpose, granted, at, source in con.execute(
-                "SELECT purpose, granted, observed_at, source FROM profile_consents WHERE profile_id = ? ORDER BY purpose",
-                [profile_id]).fetchall()
-        }
-        merged_from = [r[0] for r in con.execute(
-            "SELECT from_profile FROM profile_redirects WHERE to_profile = ? ORDER BY from_profile", [profile_id]).fetchall()]
-        events = [
-            {"messageId": mid, "type": t, "event": e, "name": n, "timestamp": _iso(ts),
-             "properties": _json(props), "userId": uid, "anonymousId": aid}
-            for mid, t, e, n, ts, props, uid, aid in con.execute(
-                """SELECT message_id, type, event, name, timestamp, properties, user_id, anonymous_id
-                   FROM events WHERE profile_id IN (SELECT unnest(?::VARCHAR[]))
-                   ORDER BY timestamp DESC LIMIT ?""", [[profile_id, *merged_from], recent_events]).fetchall()
-        ]
-        return {
-            "profile_id": profile_id,
-            "created_at": _iso(base["created_at"]),
-            "traits": traits,
-            "trait_sources": trait_meta,
-            "computed": computed,
-            "identities": identities,
-            "consents": consents,
-            "merged_from": merged_from,
-            "recent_events": events,
-        }
+        doc = orjson.loads(docs[0][1])
+        doc["recent_events"] = doc["recent_events"][:recent_events]
+        return doc

@@ -118,7 +118,7 @@ class DuckDBStore(ProfileReads):
         out["schema_version"] = self.schema_version
         return out
 
-    def sql(self, query: str, params: list[Any] | None = None) -> pa.Table:
+    def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
         """Read-only analytics for notebooks: run a SELECT and get Arrow back."""
         return self.cursor().sql(query, params=params or None).to_arrow_table()
 

@@ -1,0 +1,30 @@
+"""How an identifier a user types is looked up, shared by every OnlineStore.
+
+``u1`` is tried as a userId, then an anonymousId, then a profile id;
+``email:Ann@X.com`` and ``phone:(415) 555-0101`` are normalized and hashed the
+way the write path stores them; ``user_id:``, ``anonymous_id:`` and ``profile:``
+prefixes pick one kind.
+"""
+
+from __future__ import annotations
+
+from .identifiers import normalize_identifier, sha256_hex
+from .stitcher import ANON, USER
+
+PROFILE = "profile"
+PREFIXES = ("email", "phone", USER, ANON, PROFILE)
+
+
+def candidate_keys(identifier: str, region: str = "US") -> list[tuple[str, str]]:
+    """(kind, value) pairs to try in order; kind ``profile`` is a profile id."""
+    kind = None
+    if ":" in identifier:
+        prefix, rest = identifier.split(":", 1)
+        if prefix in PREFIXES:
+            kind, identifier = prefix, rest
+    if kind in ("email", "phone"):
+        norm = normalize_identifier(kind, identifier, region, frozenset())
+        return [] if norm is None else [(kind, sha256_hex(norm))]
+    if kind is not None:
+        return [(kind, identifier)]
+    return [(USER, identifier), (ANON, identifier), (PROFILE, identifier)]
