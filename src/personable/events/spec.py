@@ -15,6 +15,9 @@ STRING_FIELDS = ("messageId", "event", "name", "channel")
 ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
 TIME_FIELDS = ("timestamp", "sentAt", "originalTimestamp")
 MAX_ID_LENGTH = 512
+# What counts as blank around an id or a required string, identically in Python
+# (str.strip would also strip control characters) and in SQL (trim(x, chars)).
+WHITESPACE = " \t\n\r\x0b\x0c"
 
 # ISO 8601 date or date-time, with Z or +HH:MM (naive means UTC).
 ISO_8601_PATTERN = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:\d{2})?"

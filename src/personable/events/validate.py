@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import ErrorList
 from .spec import (
     ECOMMERCE_EVENTS, EVENT_TYPES, ID_FIELDS, MAX_ID_LENGTH, OBJECT_FIELDS,
-    PRODUCT_FIELDS, REQUIRED_BY_TYPE, STRING_FIELDS, TIME_FIELDS, ISO_8601, CONSENT_FIELDS,
+    PRODUCT_FIELDS, REQUIRED_BY_TYPE, STRING_FIELDS, TIME_FIELDS, ISO_8601, CONSENT_FIELDS, WHITESPACE,
 )
 
 
@@ -64,7 +64,7 @@ def _matches(value: Any, kind: str) -> bool:
 
 
 def is_junk(value: Any, junk: frozenset[str]) -> bool:
-    return isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip().lower() in junk
+    return isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip(WHITESPACE).lower() in junk
 
 
 def check_event(
@@ -126,7 +126,7 @@ def check_event(
         errors.add(f"{p}userId", f"userId or anonymousId is required{why}")
     for name in REQUIRED_BY_TYPE.get(etype, ()):
         value = event.get(name)
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if value is None or (isinstance(value, str) and not value.strip(WHITESPACE)):
             errors.add(f"{p}{name}", f"is required for {etype} events")
     if etype == "alias" and is_junk(event.get("previousId"), junk):
         errors.add(f"{p}previousId", f"junk value {event.get('previousId')!r} cannot be aliased")
