@@ -103,7 +103,18 @@ def main() -> None:
     work.mkdir()
     ingest = bench_file_ingest(work, args.customers, args.days)
     print(json.dumps(ingest, indent=2))
-    http = bench_http(work)
+    # The HTTP load runs from a fresh process, so the load generator does not
+    # carry the simulator's million objects (and their GC pauses) from above, and
+    # after the ingest's gigabyte of dirty pages is on disk: otherwise the event
+    # log's fsyncs wait behind that writeback and /v1/track's p99 measures the
+    # previous phase (seen: ~130 ms instead of ~12 ms).
+    import multiprocessing
+    import os
+
+    os.sync()
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        http = pool.apply(bench_http, (work,))
     print(json.dumps(http, indent=2))
     cmd = "python benchmarks/run.py " + " ".join(sys.argv[1:])
     text = f"""# Benchmarks
@@ -112,39 +123,49 @@ Measured on the project's 2-core machine. Command: `make bench` (runs `{cmd.stri
 Every number below comes from that one run; targets are from issue 2.
 
 ## File ingest (simulated store, JSONL, full write path)
+Validation against the Segment and e-commerce spec, quarantine, dedupe, identity
+stitching, profile aggregates, traits, consents and the online store's profile
+documents, in chunks of one transaction each.
+
 | measure | value | target |
 |---|---|---|
 | events | {ingest['events']:,} | 1M |
 | ingest time | {ingest['seconds']:.2f} s | |
 | events/s | {ingest['events_per_s']:,.0f} | >= 300,000 |
-| DuckDB raw `read_json` of the same file | {ingest['raw_duckdb_seconds']:.2f} s | |
+| DuckDB raw `read_json` of the same file (no validation, no profiles) | {ingest['raw_duckdb_seconds']:.2f} s | |
 | ratio (raw time / our time) | {ingest['ratio_to_raw']:.2f} | >= 0.3 |
 
-## HTTP (one uvicorn worker, load generator on the same machine)
+## HTTP (one uvicorn worker; load generator in another process on the same machine)
 | measure | value | target |
 |---|---|---|
-| `/v1/batch` events/s (500 events per request) | {http['batch_events_per_s']:,.0f} | >= 30,000 |
-| `/v1/track` p50 at up to 1,000 req/s (achieved {http['track_achieved_rps']:,.0f} req/s, one client) | {http['track_p50_ms']:.1f} ms | |
-| `/v1/track` p99 | {http['track_p99_ms']:.1f} ms | <= 15 ms |
-| profile lookup p50 (`GET /v1/profiles/{{id}}`) | {http['lookup_p50_ms']:.1f} ms | |
-| profile lookup p99 | {http['lookup_p99_ms']:.1f} ms | <= 5 ms |
+| `/v1/batch` accepted events/s (500 per request, one client, {http['batch_events']:,} events) | {http['batch_events_per_s']:,.0f} | >= 30,000 |
+| the same events stored (in profiles), events/s up to the last one | {http['batch_stored_events_per_s']:,.0f} | |
+| `/v1/track` p50, open loop at {http['track_rate']:,.0f} req/s ({http['track_requests']:,} requests, achieved {http['track_achieved_rps']:,.0f} req/s) | {http['track_p50_ms']:.1f} ms | |
+| `/v1/track` p99 (latency from each request's scheduled start) | {http['track_p99_ms']:.1f} ms | <= 15 ms |
+| profile lookup p50 (`GET /v1/profiles/{{id}}`, sequential, over HTTP) | {http['lookup_p50_ms']:.2f} ms | |
+| profile lookup p99 | {http['lookup_p99_ms']:.2f} ms | <= 5 ms |
 """
     Path(args.out).write_text(text + NOTES)
     print(f"wrote {args.out}")
 
 
 NOTES = """
-## Why targets are missed, where they are
-- File ingest validates every record against the full Segment and e-commerce
-  spec in SQL (one JSON parse per line, then ~40 type checks), stitches
-  identities and updates profiles, all in one transaction per chunk. The raw
-  `read_json` reference does none of that. Planning the generated validation SQL
-  alone costs ~0.2 s per chunk.
-- `/v1/track` at one request in flight is bounded by one DuckDB commit per
-  request (group commit only batches concurrent requests), and each commit runs
-  the parse statement (~10 ms to plan). The fix planned next: build the typed
-  batch in Python on the request path (the validator already parsed the JSON)
-  and skip SQL parsing there.
+## How to read these
+- An HTTP event is acknowledged once it is in the durable event log (fsync'ed,
+  shared by concurrent requests); a worker then stores it in batches, so the
+  acknowledgement latency does not include the store's work. "Stored" above is
+  the rate up to the moment a `fresh=true` read returns after the last batch.
+- Profile lookups read a document from the embedded online store (SQLite),
+  rebuilt for every profile a batch touches.
+- Disk writeback matters: when the HTTP phase started right after the 1M-event
+  ingest, without the `os.sync()` step, `/v1/track` p99 was 126 ms and 129 ms in
+  two runs (p50 unchanged at ~3.5 ms): the event log's fsyncs waited behind the
+  ingest's writeback. A file import running next to live HTTP traffic will see
+  the same; not yet addressed.
+- File ingest is the target this code misses: 300k events/s would be about half
+  of the raw `read_json` speed on these events. In a profile of a 200k-event
+  chunk (3.4 s), parsing and validating the JSON in SQL took 1.8 s and building
+  the profile documents 0.64 s.
 """
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from ..errors import ErrorList, NotFound, PersonableError, Problem, ServerUnavai
 from ..events.spec import EVENT_TYPES
 from ..events.validate import check_event
 from .body import check_admin, parse_json, read_body, source_for, write_key_from
+from ..profiles.document import RECENT_EVENTS
 from ..ingest.log_worker import LogWorker
 from .collector import Collector
 from .schemas import BATCH_SCHEMA, ERRORS, body, event_schema
@@ -165,10 +166,11 @@ def create_app(engine: Engine) -> FastAPI:
     @app.get("/v1/profiles/{identifier}", tags=["profiles"], responses=ERRORS,
              summary="A unified profile by any identifier (profile id, userId, anonymousId, email:…, phone:…)")
     async def get_profile(identifier: str, request: Request, events: int = 20, fresh: bool = False) -> ORJSONResponse:
-        """`fresh=true` waits until every event accepted before this request is stored (read your writes)."""
+        """`events`: how many recent events (at most 50). `fresh=true` waits until every event
+        accepted before this request is stored (read your writes)."""
         check_admin(request, admin_token)
         await _freshen(fresh)
-        doc = await run_in_threadpool(engine.profile, identifier, max(0, min(events, 500)))
+        doc = await run_in_threadpool(engine.profile, identifier, max(0, min(events, RECENT_EVENTS)))
         return ORJSONResponse(doc)
 
     @app.get("/v1/quarantine", tags=["quality"], responses=ERRORS, summary="Records that failed validation, newest first")

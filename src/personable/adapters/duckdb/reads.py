@@ -14,8 +14,8 @@ import orjson
 import pyarrow as pa
 
 from ...identity.lookup import PROFILE, candidate_keys
+from ...profiles.document import RECENT_EVENTS
 
-RECENT_EVENTS = 50  # kept per profile document; the API serves up to this many
 
 
 def _ts(expr: str) -> str:
