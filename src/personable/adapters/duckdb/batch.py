@@ -308,7 +308,7 @@ class DuckDBBatch:
             SELECT message_id, type, event, name, user_id, anonymous_id, previous_id, group_id, profile_id,
                    timestamp, original_timestamp, sent_at, received_at, context, properties, traits,
                    device, channel, revenue, currency, source
-            FROM _stored ORDER BY seq""")
+            FROM _stored""")
 
     def _update_profiles(self) -> None:
         timeout = int(self.settings.session_timeout_minutes)

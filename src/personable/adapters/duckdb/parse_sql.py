@@ -5,6 +5,12 @@ validator of the HTTP path (a test holds both to the same verdicts).
 Input: a table ``_stg(seq, line, received_at, source, origin, require_ts)``.
 Output: ``_parsed`` with typed columns and ``problems`` (a list of
 ``{path, problem}``; empty means valid).
+
+Speed comes from parsing each line as few times as possible: one call gives the
+JSON type of every field we read (``json_type(line, [paths])``), one gives their
+text (``json_extract_string``), one the objects we keep as JSON. Every check
+after that compares plain strings; calling ``json_type`` per field instead
+re-parses the value each time and costs about three times as much.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ ALLOWED = {
     "products": "('ARRAY')",
     "object": "('OBJECT')",
 }
+# Values kept as JSON (stored, or looked into further).
+JSON_VALUES = (("context", ("context",)), ("properties", ("properties",)), ("traits", ("traits",)),
+               ("consent_0", CONSENT_FIELDS[0]), ("consent_1", CONSENT_FIELDS[1]))
 
 
 def q(text: str) -> str:
@@ -38,18 +47,28 @@ def json_path(*parts: str) -> str:
     return "$" + "".join('."' + p.replace('"', '\\"') + '"' for p in parts)
 
 
-def _col(field: str) -> str:
-    return "j_" + _SNAKE.get(field, field)
+def _name(field: str) -> str:
+    return _SNAKE.get(field, field)
 
 
-def _tn(expr: str) -> str:
-    """Our word for a JSON value's type (matches the Python validator's words)."""
-    return (f"(CASE json_type({expr}) WHEN 'VARCHAR' THEN 'string' WHEN 'BOOLEAN' THEN 'boolean' "
+def _t(name: str) -> str:
+    """The column holding a field's JSON type (NULL when absent)."""
+    return f"t_{name}"
+
+
+def _s(name: str) -> str:
+    """The column holding a field's text."""
+    return f"s_{name}"
+
+
+def _tn(type_sql: str) -> str:
+    """Our word for a JSON type (matches the Python validator's words)."""
+    return (f"(CASE {type_sql} WHEN 'VARCHAR' THEN 'string' WHEN 'BOOLEAN' THEN 'boolean' "
             f"WHEN 'ARRAY' THEN 'array' WHEN 'OBJECT' THEN 'object' WHEN 'NULL' THEN 'null' ELSE 'number' END)")
 
 
-def _present(expr: str) -> str:
-    return f"(coalesce(json_type({expr}), 'NULL') <> 'NULL')"
+def _present(type_sql: str) -> str:
+    return f"(coalesce({type_sql}, 'NULL') <> 'NULL')"
 
 
 def _problem(path_sql: str, problem_sql: str) -> str:
@@ -57,23 +76,23 @@ def _problem(path_sql: str, problem_sql: str) -> str:
 
 
 def extraction(identifier_traits: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """(column, JSON path) pairs pulled from each line in one parse."""
+    """(column, JSON path) pairs whose type and text are read from each line."""
     fields = ["messageId", "type", "event", "userId", "anonymousId", "previousId", "groupId",
               "name", "timestamp", "sentAt", "originalTimestamp", *OBJECT_FIELDS, "channel"]
-    cols = [(_col(f), json_path(f)) for f in fields]
-    cols += [(f"j_consent_{i}", json_path(*parts)) for i, parts in enumerate(CONSENT_FIELDS)]
+    cols = [(_name(f), json_path(f)) for f in fields]
+    cols += [(f"consent_{i}", json_path(*parts)) for i, parts in enumerate(CONSENT_FIELDS)]
     cols += [
-        ("j_device_type", json_path("context", "device", "type")),
-        ("j_user_agent", json_path("context", "userAgent")),
-        ("j_campaign_medium", json_path("context", "campaign", "medium")),
-        ("j_context_channel", json_path("context", "channel")),
-        ("j_revenue", json_path("properties", "revenue")),
-        ("j_total", json_path("properties", "total")),
-        ("j_currency", json_path("properties", "currency")),
+        ("device_type", json_path("context", "device", "type")),
+        ("user_agent", json_path("context", "userAgent")),
+        ("campaign_medium", json_path("context", "campaign", "medium")),
+        ("context_channel", json_path("context", "channel")),
+        ("revenue", json_path("properties", "revenue")),
+        ("total", json_path("properties", "total")),
+        ("currency", json_path("properties", "currency")),
     ]
     for i, (trait, _kind) in enumerate(identifier_traits):
-        cols.append((f"j_idt_{i}", json_path("traits", trait)))
-        cols.append((f"j_idc_{i}", json_path("context", "traits", trait)))
+        cols.append((f"idt_{i}", json_path("traits", trait)))
+        cols.append((f"idc_{i}", json_path("context", "traits", trait)))
     return cols
 
 
@@ -92,15 +111,15 @@ def _item_path(suffix: str) -> str:
 
 
 def _consent_checks(i: int, parts: tuple[str, ...]) -> str:
-    col, where = f"j_consent_{i}", ".".join(parts)
-    not_object = _problem(q(where), f"'must be an object, got ' || {_tn(col)}")
+    col, ty, where = f"j_consent_{i}", _t(f"consent_{i}"), ".".join(parts)
+    not_object = _problem(q(where), f"'must be an object, got ' || {_tn(ty)}")
     per_key = (
         f"list_transform(list_filter(map_entries(json_transform({col}, '\"MAP(VARCHAR, JSON)\"')), "
         f"lambda e: coalesce(json_type(e.value), 'NULL') <> 'BOOLEAN'), "
-        f"lambda e: {_problem(q(where + '.') + ' || e.key', q('must be a boolean, got ') + ' || ' + _tn('e.value'))})"
+        f"lambda e: {_problem(q(where + '.') + ' || e.key', q('must be a boolean, got ') + ' || ' + _tn('json_type(e.value)'))})"
     )
-    return (f"(CASE WHEN NOT {_present(col)} THEN [] "
-            f"WHEN json_type({col}) <> 'OBJECT' THEN [{not_object}] ELSE {per_key} END)")
+    return (f"(CASE WHEN NOT {_present(ty)} THEN [] "
+            f"WHEN {ty} <> 'OBJECT' THEN [{not_object}] ELSE {per_key} END)")
 
 
 _CODES = {"string": "s", "id": "i", "number": "n", "integer": "g", "products": "p"}
@@ -111,8 +130,9 @@ def _by_code(code_sql: str, values: dict[str, str]) -> str:
     return f"(CASE {code_sql} {branches} END)"
 
 
-def _typed_checks(values_sql: str, codes_sql: str, names: list[str], path_sql: str, word: dict[str, str]) -> str:
-    """Problems for each JSON value in a list whose type does not match its kind.
+def _typed_checks(types_sql: str, codes_sql: str, names: list[str], path_sql: str, word: dict[str, str]) -> str:
+    """Problems for each value, given the list of their JSON types, whose type
+    does not match its kind.
 
     ``codes_sql`` is a string with one character per value (``.`` = not checked),
     so one vectorized lambda checks every key of every e-commerce event, instead
@@ -121,33 +141,35 @@ def _typed_checks(values_sql: str, codes_sql: str, names: list[str], path_sql: s
     allowed = _by_code(code, {kind: "|" + "|".join(ALLOWED[kind].strip("()").replace("'", "").split(",")) + "|"
                               for kind in _CODES})
     names_sql = "[" + ", ".join(q(n) for n in names) + "]"
-    return (f"list_filter(list_transform({values_sql}, lambda v, k: CASE WHEN {code} <> '.' AND {_present('v')} "
-            f"AND NOT contains({allowed}, '|' || json_type(v) || '|') THEN "
-            f"{_problem(f'{path_sql} || {names_sql}[k]', q('must be ') + ' || ' + _by_code(code, word) + ' || ' + q(', got ') + ' || ' + _tn('v'))} END), "
+    return (f"list_filter(list_transform({types_sql}, lambda ty, k: CASE WHEN {code} <> '.' AND {_present('ty')} "
+            f"AND NOT contains({allowed}, '|' || ty || '|') THEN "
+            f"{_problem(f'{path_sql} || {names_sql}[k]', q('must be ') + ' || ' + _by_code(code, word) + ' || ' + q(', got ') + ' || ' + _tn('ty'))} END), "
             f"lambda x: x IS NOT NULL)")
 
 
 def _ecommerce_checks() -> tuple[str, str, str]:
-    """(extraction, per-row kind codes, list-of-problems) expressions for typed properties."""
+    """(types of the typed properties, per-row kind codes, list-of-problems) expressions."""
     keys = _ecommerce_keys()
     paths = ", ".join(q(json_path(k)) for k, _ in keys)
     names = ", ".join(q(e) for e in ECOMMERCE_EVENTS)
-    extract = f"CASE WHEN type = 'track' AND event IN ({names}) AND json_type(j_properties) = 'OBJECT' THEN json_extract(j_properties, [{paths}]) END"
+    extract = (f"CASE WHEN type = 'track' AND event IN ({names}) AND {_t('properties')} = 'OBJECT' "
+               f"THEN json_type(j_properties, [{paths}]) END")
     codes = "CASE event " + " ".join(
         f"WHEN {q(event)} THEN {q(''.join(_CODES[spec[k]] if spec.get(k) == kind else '.' for k, kind in keys))}"
         for event, spec in ECOMMERCE_EVENTS.items()) + " END"
     scalar_word = {kind: ("an array" if kind == "products" else f"a {kind}") for kind in _CODES}
     scalar = _typed_checks("ec", "ec_codes", [k for k, _ in keys], q("properties."), scalar_word)
     product_idx = [i for i, (k, kind) in enumerate(keys, start=1) if kind == "products"][0]
+    product_key = keys[product_idx - 1][0]
     field_paths = ", ".join(q(json_path(f)) for f in PRODUCT_FIELDS)
     item_codes = q("".join(_CODES[kind] for kind in PRODUCT_FIELDS.values()))
-    item_checks = _typed_checks(f"json_extract(item, [{field_paths}])", item_codes, list(PRODUCT_FIELDS),
+    item_checks = _typed_checks(f"json_type(item, [{field_paths}])", item_codes, list(PRODUCT_FIELDS),
                                 f"{q('properties.products[')} || (i - 1) || {q('].')}",
                                 {kind: f"a {kind}" for kind in _CODES})
     products = (
-        f"CASE WHEN json_type(ec[{product_idx}]) = 'ARRAY' THEN flatten(list_transform("
-        f"json_extract(ec[{product_idx}], '$[*]'), lambda item, i: CASE WHEN json_type(item) <> 'OBJECT' THEN "
-        f"[{_problem(_item_path(''), q('must be an object, got ') + ' || ' + _tn('item'))}] "
+        f"CASE WHEN ec[{product_idx}] = 'ARRAY' THEN flatten(list_transform("
+        f"json_extract(j_properties, {q(json_path(product_key) + '[*]')}), lambda item, i: CASE WHEN json_type(item) <> 'OBJECT' THEN "
+        f"[{_problem(_item_path(''), q('must be an object, got ') + ' || ' + _tn('json_type(item)'))}] "
         f"ELSE {item_checks} END)) ELSE [] END"
     )
     problems = f"CASE WHEN ec IS NULL THEN [] ELSE list_concat({scalar}, {products}) END"
@@ -160,53 +182,62 @@ def parse_sql(identifier_traits: list[tuple[str, str]], validate: bool = True,
     Python validator has already passed (planning the checks costs ~0.2 s, which
     matters on the request path, not for a file)."""
     cols = extraction(identifier_traits)
-    extract_list = ", ".join(q(path) for _, path in cols)
-    unpack = ",\n    ".join(f"f[{i}] AS {name}" for i, (name, _) in enumerate(cols, start=1))
-    ec_extract, ec_codes, ec_problems = _ecommerce_checks()
+    path_list = ", ".join(q(path) for _, path in cols)
+    json_list = ", ".join(q(json_path(*parts)) for _, parts in JSON_VALUES)
+    unpack = ",\n    ".join(f"jt[{i}] AS {_t(name)}, js[{i}] AS {_s(name)}" for i, (name, _) in enumerate(cols, start=1))
+    unpack_json = ", ".join(f"jo[{i}] AS j_{name}" for i, (name, _) in enumerate(JSON_VALUES, start=1))
+    ec_types, ec_codes, ec_problems = _ecommerce_checks()
 
-    def text(col: str) -> str:
-        return f"({col} ->> '$')"
+    def is_string(name: str) -> str:
+        return f"({_t(name)} = 'VARCHAR')"
 
     id_ok = {
-        f: f"coalesce(json_type({_col(f)}) IN {ALLOWED['id']} AND length({text(_col(f))}) <= {MAX_ID_LENGTH}, false)" for f in ID_FIELDS
+        f: f"coalesce({_t(_name(f))} IN {ALLOWED['id']} AND length({_s(_name(f))}) <= {MAX_ID_LENGTH}, false)" for f in ID_FIELDS
     }
     ws = q(WHITESPACE)
-    junk = {f: f"coalesce(list_contains({junk_param}, lower(trim({text(_col(f))}, {ws}))), false)" for f in ID_FIELDS}
-    checks: list[str] = []
+    junk = {f: f"coalesce(list_contains({junk_param}, lower(trim({_s(_name(f))}, {ws}))), false)" for f in ID_FIELDS}
+    iso = q(ISO_8601_PATTERN)
+
+    def timestamp(name: str) -> str:
+        return (f"CASE WHEN {is_string(name)} AND regexp_full_match({_s(name)}, {iso}) "
+                f"THEN try_cast({_s(name)} AS TIMESTAMPTZ) END")
+
+    # (condition, problem) pairs: a row's problems are those whose condition holds.
+    checks: list[tuple[str, str]] = []
     for f in OBJECT_FIELDS:
-        checks.append(f"CASE WHEN {_present(_col(f))} AND json_type({_col(f)}) <> 'OBJECT' THEN {_problem(q(f), q('must be an object, got ') + ' || ' + _tn(_col(f)))} END")
+        t = _t(_name(f))
+        checks.append((f"{_present(t)} AND {t} <> 'OBJECT'", _problem(q(f), q('must be an object, got ') + ' || ' + _tn(t))))
     for f in STRING_FIELDS:
-        checks.append(f"CASE WHEN {_present(_col(f))} AND json_type({_col(f)}) <> 'VARCHAR' THEN {_problem(q(f), q('must be a string, got ') + ' || ' + _tn(_col(f)))} END")
+        t = _t(_name(f))
+        checks.append((f"{_present(t)} AND {t} <> 'VARCHAR'", _problem(q(f), q('must be a string, got ') + ' || ' + _tn(t))))
     for f in ID_FIELDS:
-        c = _col(f)
-        checks.append(
-            f"CASE WHEN {_present(c)} AND json_type({c}) NOT IN {ALLOWED['id']} THEN {_problem(q(f), q('must be a string, got ') + ' || ' + _tn(c))} "
-            f"WHEN {_present(c)} AND length({text(c)}) > {MAX_ID_LENGTH} THEN {_problem(q(f), q(f'is longer than {MAX_ID_LENGTH} characters'))} END"
-        )
+        t, s = _t(_name(f)), _s(_name(f))
+        checks.append((f"{_present(t)} AND {t} NOT IN {ALLOWED['id']}", _problem(q(f), q('must be a string, got ') + ' || ' + _tn(t))))
+        checks.append((f"{t} IN {ALLOWED['id']} AND length({s}) > {MAX_ID_LENGTH}",
+                       _problem(q(f), q(f'is longer than {MAX_ID_LENGTH} characters'))))
     usable = f"(({id_ok['userId']} AND NOT {junk['userId']}) OR ({id_ok['anonymousId']} AND NOT {junk['anonymousId']}))"
-    bad_id_paths = f"(({_present(_col('userId'))} AND NOT {id_ok['userId']}) OR ({_present(_col('anonymousId'))} AND NOT {id_ok['anonymousId']}))"
-    checks.append(f"CASE WHEN NOT {usable} AND NOT {bad_id_paths} THEN {_problem(q('userId'), q('userId or anonymousId is required'))} END")
+    bad_id_paths = (f"(({_present(_t('user_id'))} AND NOT {id_ok['userId']}) "
+                    f"OR ({_present(_t('anonymous_id'))} AND NOT {id_ok['anonymousId']}))")
+    checks.append((f"NOT {usable} AND NOT {bad_id_paths}", _problem(q('userId'), q('userId or anonymousId is required'))))
     for etype, required in REQUIRED_BY_TYPE.items():
         for f in required:
-            c = _col(f)
-            checks.append(
-                f"CASE WHEN type = {q(etype)} AND (NOT {_present(c)} OR (json_type({c}) = 'VARCHAR' AND trim({text(c)}, {ws}) = '')) "
-                f"THEN {_problem(q(f), q(f'is required for {etype} events'))} END"
-            )
-    checks.append(f"CASE WHEN type = 'alias' AND {_present(_col('previousId'))} AND {junk['previousId']} THEN {_problem(q('previousId'), q('junk value cannot be aliased'))} END")
+            t, s = _t(_name(f)), _s(_name(f))
+            checks.append((f"type = {q(etype)} AND (NOT {_present(t)} OR ({t} = 'VARCHAR' AND trim({s}, {ws}) = ''))",
+                           _problem(q(f), q(f'is required for {etype} events'))))
+    checks.append((f"type = 'alias' AND {_present(_t('previous_id'))} AND {junk['previousId']}",
+                   _problem(q('previousId'), q('junk value cannot be aliased'))))
     for f in TIME_FIELDS:
-        c = _col(f)
-        checks.append(
-            f"CASE WHEN {_present(c)} AND NOT (json_type({c}) = 'VARCHAR' AND regexp_full_match({text(c)}, {q(ISO_8601_PATTERN)}) "
-            f"AND try_cast({text(c)} AS TIMESTAMPTZ) IS NOT NULL) THEN {_problem(q(f), q('must be an ISO 8601 date-time'))} END"
-        )
-    checks.append(
-        f"CASE WHEN ts IS NOT NULL AND corrected_ts - received_at > to_microseconds(CAST({max_future_param} * 3600e6 AS BIGINT)) "
-        f"THEN {_problem(q('timestamp'), q('is ') + ' || round(epoch(corrected_ts - received_at) / 3600, 1) || ' + q(' hours in the future'))} END"
-    )
-    checks.append(f"CASE WHEN require_ts AND ts IS NULL THEN {_problem(q('timestamp'), q('is required for file imports'))} END")
+        t, s = _t(_name(f)), _s(_name(f))
+        checks.append((f"{_present(t)} AND NOT coalesce({t} = 'VARCHAR' AND regexp_full_match({s}, {iso}) "
+                       f"AND try_cast({s} AS TIMESTAMPTZ) IS NOT NULL, false)",
+                       _problem(q(f), q('must be an ISO 8601 date-time'))))
+    checks.append((f"ts IS NOT NULL AND corrected_ts - received_at > to_microseconds(CAST({max_future_param} * 3600e6 AS BIGINT))",
+                   _problem(q('timestamp'), q('is ') + ' || round(epoch(corrected_ts - received_at) / 3600, 1) || ' + q(' hours in the future'))))
+    checks.append(("require_ts AND ts IS NULL", _problem(q('timestamp'), q('is required for file imports'))))
     consent = [_consent_checks(i, parts) for i, parts in enumerate(CONSENT_FIELDS)]
     type_list = ", ".join(q(t) for t in EVENT_TYPES)
+    numeric = ALLOWED["number"]
+    id_types = ALLOWED["id"]
     template = f"""
 CREATE OR REPLACE TEMP TABLE _parsed AS
 WITH raw AS (
@@ -214,55 +245,61 @@ WITH raw AS (
          line IS NOT NULL AND json_valid(line) AS valid_json
   FROM _stg WHERE line IS NOT NULL AND trim(line) <> ''
 ), extracted AS (
-  SELECT *, CASE WHEN valid_json AND starts_with(ltrim(line), '{{') THEN json_extract(line, [{extract_list}]) END AS f
-  FROM raw
-), fields AS (
-  SELECT seq, line, received_at, source, origin, require_ts, valid_json, f IS NOT NULL AS is_object,
-    {unpack}
+  SELECT *, valid_json AND starts_with(ltrim(line), '{{') AS is_object FROM raw
+), lists AS (
+  SELECT *,
+    CASE WHEN is_object THEN json_type(line, [{path_list}]) END AS jt,
+    CASE WHEN is_object THEN json_extract_string(line, [{path_list}]) END AS js,
+    CASE WHEN is_object THEN json_extract(line, [{json_list}]) END AS jo
   FROM extracted
+), fields AS (
+  SELECT seq, line, received_at, source, origin, require_ts, valid_json, is_object,
+    {unpack},
+    {unpack_json}
+  FROM lists
 ), typed AS (
   SELECT *,
-    CASE WHEN json_type(j_type) = 'VARCHAR' THEN j_type ->> '$' END AS type,
-    CASE WHEN json_type(j_event) = 'VARCHAR' THEN j_event ->> '$' END AS event,
-    CASE WHEN json_type(j_timestamp) = 'VARCHAR' AND regexp_full_match(j_timestamp ->> '$', {q(ISO_8601_PATTERN)}) THEN try_cast(j_timestamp ->> '$' AS TIMESTAMPTZ) END AS ts_given,
-    CASE WHEN json_type(j_original_timestamp) = 'VARCHAR' AND regexp_full_match(j_original_timestamp ->> '$', {q(ISO_8601_PATTERN)}) THEN try_cast(j_original_timestamp ->> '$' AS TIMESTAMPTZ) END AS ts_original,
-    CASE WHEN json_type(j_sent_at) = 'VARCHAR' AND regexp_full_match(j_sent_at ->> '$', {q(ISO_8601_PATTERN)}) THEN try_cast(j_sent_at ->> '$' AS TIMESTAMPTZ) END AS sent_at
+    CASE WHEN {is_string('type')} THEN {_s('type')} END AS type,
+    CASE WHEN {is_string('event')} THEN {_s('event')} END AS event,
+    {timestamp('timestamp')} AS ts_given,
+    {timestamp('original_timestamp')} AS ts_original,
+    {timestamp('sent_at')} AS sent_at
   FROM fields
 ), corrected AS (
   SELECT *, coalesce(ts_given, ts_original) AS ts,
     CASE WHEN coalesce(ts_given, ts_original) IS NULL THEN received_at
          WHEN sent_at IS NOT NULL THEN received_at - (sent_at - coalesce(ts_given, ts_original))
          ELSE coalesce(ts_given, ts_original) END AS corrected_ts,
-    {ec_extract} AS ec
+    {ec_types} AS ec
   FROM typed
 ), coded AS (
   SELECT *, CASE WHEN ec IS NOT NULL THEN {ec_codes} END AS ec_codes FROM corrected
 )
 SELECT seq, line, received_at, source, origin,
-  CASE WHEN json_type(j_message_id) = 'VARCHAR' AND trim(j_message_id ->> '$') <> '' THEN j_message_id ->> '$'
+  CASE WHEN {is_string('message_id')} AND trim({_s('message_id')}) <> '' THEN {_s('message_id')}
        ELSE 'auto-' || md5(line) END AS message_id,
   type, event,
-  CASE WHEN json_type(j_name) = 'VARCHAR' THEN j_name ->> '$' END AS name,
-  CASE WHEN {id_ok['userId']} AND NOT {junk['userId']} THEN j_user_id ->> '$' END AS user_id,
-  CASE WHEN {id_ok['anonymousId']} AND NOT {junk['anonymousId']} THEN j_anonymous_id ->> '$' END AS anonymous_id,
-  CASE WHEN {id_ok['previousId']} AND NOT {junk['previousId']} THEN j_previous_id ->> '$' END AS previous_id,
-  CASE WHEN {id_ok['groupId']} THEN j_group_id ->> '$' END AS group_id,
+  CASE WHEN {is_string('name')} THEN {_s('name')} END AS name,
+  CASE WHEN {id_ok['userId']} AND NOT {junk['userId']} THEN {_s('user_id')} END AS user_id,
+  CASE WHEN {id_ok['anonymousId']} AND NOT {junk['anonymousId']} THEN {_s('anonymous_id')} END AS anonymous_id,
+  CASE WHEN {id_ok['previousId']} AND NOT {junk['previousId']} THEN {_s('previous_id')} END AS previous_id,
+  CASE WHEN {id_ok['groupId']} THEN {_s('group_id')} END AS group_id,
   corrected_ts AS timestamp, ts_original AS original_timestamp, sent_at,
   j_context AS context, j_properties AS properties, j_traits AS traits,
-  CASE WHEN json_type(j_consent_0) = 'OBJECT' THEN j_consent_0 END AS consent_context,
-  CASE WHEN json_type(j_consent_1) = 'OBJECT' AND type = 'identify' THEN j_consent_1 END AS consent_traits,
-  coalesce(CASE WHEN json_type(j_device_type) = 'VARCHAR' THEN lower(j_device_type ->> '$') END,
-    CASE WHEN json_type(j_user_agent) = 'VARCHAR' THEN
-      CASE WHEN regexp_matches(j_user_agent ->> '$', 'iPad|Tablet') THEN 'tablet'
-           WHEN regexp_matches(j_user_agent ->> '$', 'Mobi|Android|iPhone') THEN 'mobile'
+  CASE WHEN {_t('consent_0')} = 'OBJECT' THEN j_consent_0 END AS consent_context,
+  CASE WHEN {_t('consent_1')} = 'OBJECT' AND type = 'identify' THEN j_consent_1 END AS consent_traits,
+  coalesce(CASE WHEN {is_string('device_type')} THEN lower({_s('device_type')}) END,
+    CASE WHEN {is_string('user_agent')} THEN
+      CASE WHEN regexp_matches({_s('user_agent')}, 'iPad|Tablet') THEN 'tablet'
+           WHEN regexp_matches({_s('user_agent')}, 'Mobi|Android|iPhone') THEN 'mobile'
            ELSE 'desktop' END END) AS device,
-  coalesce(CASE WHEN json_type(j_campaign_medium) = 'VARCHAR' THEN lower(j_campaign_medium ->> '$') END,
-           CASE WHEN json_type(j_context_channel) = 'VARCHAR' THEN lower(j_context_channel ->> '$') END,
-           CASE WHEN json_type(j_channel) = 'VARCHAR' THEN lower(j_channel ->> '$') END) AS channel,
-  CASE WHEN json_type(j_revenue) IN {ALLOWED['number']} THEN (j_revenue ->> '$')::DOUBLE
-       WHEN json_type(j_total) IN {ALLOWED['number']} THEN (j_total ->> '$')::DOUBLE END AS revenue,
-  CASE WHEN json_type(j_currency) = 'VARCHAR' THEN upper(j_currency ->> '$') END AS currency,
-  {", ".join(f"CASE WHEN json_type(j_idt_{i}) IN ('VARCHAR','BIGINT','UBIGINT') AND type = 'identify' THEN j_idt_{i} ->> '$' WHEN json_type(j_idc_{i}) IN ('VARCHAR','BIGINT','UBIGINT') THEN j_idc_{i} ->> '$' END AS ident_{i}" for i in range(len(identifier_traits))) or "NULL AS ident_none"},
+  coalesce(CASE WHEN {is_string('campaign_medium')} THEN lower({_s('campaign_medium')}) END,
+           CASE WHEN {is_string('context_channel')} THEN lower({_s('context_channel')}) END,
+           CASE WHEN {is_string('channel')} THEN lower({_s('channel')}) END) AS channel,
+  CASE WHEN {_t('revenue')} IN {numeric} THEN {_s('revenue')}::DOUBLE
+       WHEN {_t('total')} IN {numeric} THEN {_s('total')}::DOUBLE END AS revenue,
+  CASE WHEN {is_string('currency')} THEN upper({_s('currency')}) END AS currency,
+  {", ".join(f"CASE WHEN {_t(f'idt_{i}')} IN {id_types} AND type = 'identify' THEN {_s(f'idt_{i}')} WHEN {_t(f'idc_{i}')} IN {id_types} THEN {_s(f'idc_{i}')} END AS ident_{i}" for i in range(len(identifier_traits))) or "NULL AS ident_none"},
   {{problems}} AS problems
 FROM coded
 """
@@ -271,10 +308,10 @@ FROM coded
     return template.replace("{problems}", f"""CASE
     WHEN NOT valid_json THEN [{_problem("'$'", "'is not valid JSON'")}]
     WHEN NOT is_object THEN [{_problem("'$'", "'must be a JSON object'")}]
-    WHEN NOT {_present('j_type')} THEN [{_problem("'type'", "'is required'")}]
+    WHEN NOT {_present(_t('type'))} THEN [{_problem("'type'", "'is required'")}]
     WHEN type IS NULL OR type NOT IN ({type_list}) THEN [{_problem("'type'", "'unknown type; expected one of ' || " + q(', '.join(EVENT_TYPES)))}]
     ELSE list_concat(
-      list_filter([{', '.join(checks)}], lambda x: x IS NOT NULL),
-      {' , '.join(consent[:1])}, {consent[1]},
+      list_filter([{', '.join(f'CASE WHEN {c} THEN {p} END' for c, p in checks)}], lambda x: x IS NOT NULL),
+      {consent[0]}, {consent[1]},
       {ec_problems})
   END""")

@@ -39,10 +39,11 @@ traits AS (
     SELECT to_profile AS profile_id, list(from_profile ORDER BY from_profile) AS merged_from
     FROM profile_redirects JOIN t ON t.profile_id = to_profile GROUP BY to_profile
 ), recent AS (
+    -- Top-N per profile (newest first, ties by messageId) without sorting each whole history.
     SELECT pid AS profile_id,
-           list({{'messageId': message_id, 'type': type, 'event': event, 'name': name,
-                  'timestamp': {_ts('timestamp')}, 'properties': properties,
-                  'userId': user_id, 'anonymousId': anonymous_id}} ORDER BY timestamp DESC, message_id)[1:{RECENT_EVENTS}] AS events
+           arg_max({{'messageId': message_id, 'type': type, 'event': event, 'name': name,
+                     'timestamp': {_ts('timestamp')}, 'properties': properties,
+                     'userId': user_id, 'anonymousId': anonymous_id}}, (timestamp, message_id), {RECENT_EVENTS}) AS events
     FROM (SELECT e.*, coalesce(r.to_profile, e.profile_id) AS pid
           FROM events e LEFT JOIN profile_redirects r ON r.from_profile = e.profile_id)
     WHERE pid IN (SELECT profile_id FROM t)
