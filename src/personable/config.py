@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, ErrorList, ProjectNotFound
+from .quality.config import QualityConfig, parse_quality
 
 CONFIG_FILE = "personable.yaml"
 STATE_DIR = ".personable"
@@ -75,6 +76,7 @@ class Config:
     session_timeout_minutes: int
     max_future_skew_hours: float
     imports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    quality: QualityConfig = field(default_factory=QualityConfig)
 
     @property
     def state_dir(self) -> Path:
@@ -158,6 +160,36 @@ traits:
 
 sessions:
   timeout_minutes: 30
+
+# Data quality: how each trait is standardized on ingest (and by `personable
+# quality clean` over what is stored), the rules a record must pass (failing
+# records go to quarantine, naming the rule; on_invalid: flag keeps them), and
+# what fills a missing value (`personable quality impute`; imputed values are
+# marked as such and give way to the first real observation).
+quality:
+  reporting_currency: USD
+  currency_rates:               # 1 unit of the currency in the reporting currency
+    EUR: 1.08
+    GBP: 1.27
+  fields:
+    email:
+      standardize: email        # lower-case, syntax checked
+      rules: {{unique: true}}
+    phone:
+      standardize: phone        # E.164
+      region_from: country      # local numbers are read in the record's country
+    first_name: {{standardize: name, rules: {{required: true}}}}
+    last_name: {{standardize: name}}
+    country:
+      standardize: country      # ISO 3166 alpha-2
+      missing: {{derive: country_from_phone}}
+    signup_date:
+      standardize: date         # ISO 8601; ISO input, then these formats, in order
+      formats: ["%d/%m/%Y", "%m-%d-%Y"]
+      rules: {{min: "2000-01-01", max: today}}
+    updated_at:
+      standardize: datetime
+      rules: {{freshness: 365d}}
 
 # Column mappings for `personable ingest --kind crm|orders` (file column: field).
 imports:
@@ -303,6 +335,7 @@ def parse_config(raw: dict[str, Any], project_dir: Path) -> Config:
         session_timeout_minutes=_get(raw, "sessions.timeout_minutes", int, 30, errors),
         max_future_skew_hours=_get(raw, "events.max_future_skew_hours", float, 24.0, errors),
         imports={k: v for k, v in imports.items() if isinstance(v, dict)},
+        quality=parse_quality(raw.get("quality"), errors),
     )
     if errors:
         raise ConfigError("personable.yaml is invalid", details=errors.items)

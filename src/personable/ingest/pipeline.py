@@ -12,6 +12,8 @@ from ..config import Config
 from ..identity.identifiers import normalize_identifier, sha256_hex
 from ..identity.stitcher import plan_stitch
 from ..ports import BatchWriter, IngestReport, PipelineSettings
+from ..quality.apply import standardize_values
+from ..quality.rules import batch_violations_sql
 
 
 def settings_from(cfg: Config) -> PipelineSettings:
@@ -22,7 +24,30 @@ def settings_from(cfg: Config) -> PipelineSettings:
         session_timeout_minutes=cfg.session_timeout_minutes,
         trait_default_policy=cfg.trait_default_policy,
         trait_policies=tuple(sorted(cfg.trait_policies.items())),
+        reporting_currency=cfg.quality.reporting_currency,
+        currency_rates=tuple(sorted(cfg.quality.rates().items())),
     )
+
+
+# Compiling the rules (Ibis -> SQL) once per configuration; the object is kept
+# with its SQL so that its id cannot be reused by another configuration.
+_RULES_SQL: dict[int, tuple[object, str | None]] = {}
+
+
+def _violations_sql(cfg: Config) -> str | None:
+    key = id(cfg.quality)
+    if key not in _RULES_SQL:
+        _RULES_SQL[key] = (cfg.quality, batch_violations_sql(list(cfg.quality.fields)))
+    return _RULES_SQL[key][1]
+
+
+def apply_quality(batch: BatchWriter, cfg: Config) -> None:
+    """Standardize configured trait fields and quarantine records that break rules."""
+    fields = [(f.name, f.region_from) for f in cfg.quality.fields]
+    values = batch.trait_values(fields)
+    batch.set_standardized(standardize_values(values, cfg.quality, cfg.identity.default_region))
+    if fields:
+        batch.check_rules(_violations_sql(cfg), {f.name for f in cfg.quality.fields if f.on_invalid == "quarantine"})
 
 
 def identifier_node(kind: str, raw: str, cfg: Config) -> str | None:
@@ -34,6 +59,8 @@ def identifier_node(kind: str, raw: str, cfg: Config) -> str | None:
 
 
 def write_batch(batch: BatchWriter, cfg: Config) -> IngestReport:
+    apply_quality(batch, cfg)
+    batch.screen()
     values = batch.identifier_values()
     batch.set_identifier_values([(kind, raw, identifier_node(kind, raw, cfg)) for kind, raw in values])
     rows = batch.link_rows()

@@ -77,13 +77,24 @@ def make_person(rng: np.random.Generator, i: int, segment: Segment, spec) -> Per
         preferred_hour=int(rng.choice(24, p=_hour_weights())),
         devices=devices, first_name=first, last_name=last,
         email=f"{first.lower().replace('é', 'e').replace('ë', 'e').replace('ö', 'o')}.{ascii_last.lower()}{i}@example.com",
-        phone_local=f"{country[3]} {rng.integers(100, 999)} {rng.integers(1000, 9999)}",
+        phone_local=_local_number(rng, country[0]),
         country=country,
         consent={p: bool(rng.random() < q) for p, q in zip(PURPOSES, (0.7, 0.5, 0.85))},
         first_visit_day=first_visit,
         churn_day=first_visit + churn if first_visit + churn < spec.days else None,
         open_rate=float(np.clip(rng.normal(0.35 if segment.name == "loyal_big_spender" else 0.2, 0.08), 0.02, 0.9)),
     )
+
+
+def _local_number(rng: np.random.Generator, code: str) -> str:
+    """A valid number in the country's national significant form (no trunk prefix)."""
+    if code == "US":
+        return f"415 {rng.integers(200, 999)} {rng.integers(1000, 9999)}"
+    if code == "GB":
+        return f"20 7{rng.integers(100, 999)} {rng.integers(1000, 9999)}"
+    if code == "DE":
+        return f"30 {rng.integers(1000, 9999)} {rng.integers(1000, 9999)}"
+    return f"1 {rng.integers(10, 99)} {rng.integers(10, 99)} {rng.integers(10, 99)} {rng.integers(10, 99)}"
 
 
 def _hour_weights() -> np.ndarray:
@@ -106,8 +117,10 @@ def messy_crm_row(rng: np.random.Generator, p: Person, variant: int) -> dict:
         email = email.upper() if rng.random() < 0.5 else f"  {email.capitalize()} "
     code, name, dial, _ = p.country
     digits = p.phone_local.replace(" ", "")
-    phone = [f"{dial} {p.phone_local}", f"{dial}{digits}", f"0{digits}", f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"][
-        int(rng.integers(4))]
+    # International, compact international, and the national way of writing it
+    # (a trunk 0 in Europe, (415) 555-0123 in the US): only the country says which.
+    national = f"({digits[:3]}) {digits[3:6]}-{digits[6:]}" if code == "US" else f"0{digits}"
+    phone = [f"{dial} {p.phone_local}", f"{dial}{digits}", national, national][int(rng.integers(4))]
     country = [code, name, name.upper(), code.lower()][int(rng.integers(4))]
     first, last = p.first_name, p.last_name
     if variant > 0:

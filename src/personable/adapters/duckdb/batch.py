@@ -17,7 +17,8 @@ import pyarrow as pa
 
 from ...identity.stitcher import ANON, USER, ExistingProfile, LinkRow, Node, StitchPlan
 from ...ports import IngestReport, PipelineSettings, StagedInput
-from .parse_sql import parse_sql
+from .batch_quality import QualityStaging
+from .parse_sql import parse_sql, q
 
 _PARSE_CACHE: dict[tuple, str] = {}
 
@@ -31,7 +32,7 @@ def _parse_statement(settings: PipelineSettings, validate: bool) -> str:
     return _PARSE_CACHE[key]
 
 
-class DuckDBBatch:
+class DuckDBBatch(QualityStaging):
     def __init__(self, con: duckdb.DuckDBPyConnection, staged: StagedInput, settings: PipelineSettings):
         self.con = con
         self.staged = staged
@@ -67,6 +68,11 @@ class DuckDBBatch:
         if validate:
             parse_params["max_future_hours"] = self.settings.max_future_hours
         con.execute(_parse_statement(self.settings, validate), parse_params)
+
+    def screen(self) -> None:
+        """Quarantine what failed, drop what is already stored (after the quality
+        checks have added their problems to ``_parsed``)."""
+        con = self.con
         con.execute("""
             INSERT INTO quarantine (received_at, source, origin, record_no, message_id, problems, raw)
             SELECT received_at, source, origin, seq, message_id, problems, left(line, 65536)
@@ -84,11 +90,14 @@ class DuckDBBatch:
         new = con.execute("SELECT count(*) FROM _new").fetchall()[0][0]
         valid = received - quarantined
         r = self._report
-        r.received, r.quarantined, r.accepted, r.duplicates = received, quarantined, new, valid - new
+        # += : lines the file reader rejected may already be counted (quarantine_rejects).
+        r.received += received
+        r.quarantined += quarantined
+        r.accepted, r.duplicates = new, valid - new
         if quarantined:
             rows = con.execute("""SELECT seq, message_id, problems FROM _parsed
                                   WHERE len(problems) > 0 ORDER BY seq LIMIT 20""").fetchall()
-            r.problems = [{"record": seq, "messageId": mid, "problems": probs} for seq, mid, probs in rows]
+            r.problems.extend({"record": seq, "messageId": mid, "problems": probs} for seq, mid, probs in rows)
 
     def quarantine_rejects(self, rejects: list[tuple[int, str]]) -> None:
         """Lines the file reader could not even decode (e.g. invalid UTF-8)."""
@@ -296,18 +305,33 @@ class DuckDBBatch:
         con.execute("UPDATE consent_log SET profile_id = m.into_profile FROM _merges m WHERE consent_log.profile_id = m.from_profile")
         self._report.merges = len(merges)
 
+    def _register_rates(self) -> None:
+        rates = self.settings.currency_rates
+        self.con.register("_rates", pa.table({
+            "currency": pa.array([c for c, _ in rates], pa.string()),
+            "rate": pa.array([r for _, r in rates], pa.float64()),
+        }))
+
     def _append_events(self) -> None:
-        self.con.execute("""
+        # Revenue in the reporting currency: an amount without a currency is taken
+        # to be in it; one in a currency without a configured rate stays NULL (the
+        # quality report counts those) rather than being summed as if it were.
+        self._register_rates()
+        self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _stored AS
-            SELECT n.*, coalesce(u.profile_id, a.profile_id) AS profile_id
+            SELECT n.*, coalesce(u.profile_id, a.profile_id) AS profile_id,
+                   CASE WHEN n.currency IS NULL OR n.currency = {q(self.settings.reporting_currency)} THEN n.revenue
+                        ELSE n.revenue * r.rate END AS revenue_reporting
             FROM _new n
             LEFT JOIN _assign u ON u.kind = 'user_id' AND u.value = n.user_id
-            LEFT JOIN _assign a ON a.kind = 'anonymous_id' AND a.value = n.anonymous_id""")
+            LEFT JOIN _assign a ON a.kind = 'anonymous_id' AND a.value = n.anonymous_id
+            LEFT JOIN _rates r ON r.currency = n.currency""")
+        self.con.unregister("_rates")
         self.con.execute("""
             INSERT INTO events BY NAME
             SELECT message_id, type, event, name, user_id, anonymous_id, previous_id, group_id, profile_id,
                    timestamp, original_timestamp, sent_at, received_at, context, properties, traits,
-                   device, channel, revenue, currency, source
+                   device, channel, revenue, currency, revenue_reporting, source
             FROM _stored""")
 
     def _update_profiles(self) -> None:
@@ -319,7 +343,7 @@ class DuckDBBatch:
         self.con.execute(f"""
             INSERT INTO profiles
             WITH ordered AS (
-                SELECT s.profile_id, s.timestamp, s.type, s.event, s.revenue, s.device, s.channel,
+                SELECT s.profile_id, s.timestamp, s.type, s.event, s.revenue_reporting AS revenue, s.device, s.channel,
                        lag(s.timestamp) OVER (PARTITION BY s.profile_id ORDER BY s.timestamp, s.seq) AS prev_ts,
                        p.last_seen AS stored_last_seen
                 FROM _stored s LEFT JOIN profiles p USING (profile_id)
@@ -369,11 +393,18 @@ class DuckDBBatch:
                        unnest(map_entries(json_transform(traits, '"MAP(VARCHAR, JSON)"'))) AS e
                 FROM _stored WHERE type = 'identify' AND json_type(traits) = 'OBJECT'
             ), typed AS (
-                SELECT kv.*, e.key AS key, e.value AS value, coalesce(p.policy, '{default}') AS policy
+                -- Configured fields carry their standard form (_tv, see batch_quality);
+                -- placeholders for "no value" are not observations and are not stored.
+                SELECT kv.*, e.key AS key,
+                       CASE WHEN tv.status = 'standardized' THEN to_json(tv.value) ELSE e.value END AS value,
+                       CASE WHEN tv.status = 'standardized' THEN e.value END AS raw_value,
+                       coalesce(tv.status, 'observed') AS origin,
+                       coalesce(p.policy, '{default}') AS policy
                 FROM kv LEFT JOIN _policies p ON p.key = e.key
-                WHERE e.key <> 'consent'
+                LEFT JOIN _tv tv ON tv.seq = kv.seq AND tv.field = e.key
+                WHERE e.key <> 'consent' AND coalesce(tv.status, '') <> 'missing'
             )
-            SELECT profile_id, key, value, timestamp AS observed_at, source, message_id, policy
+            SELECT profile_id, key, value, timestamp AS observed_at, source, message_id, raw_value, origin, policy
             FROM typed
             QUALIFY row_number() OVER (
                 PARTITION BY profile_id, key
@@ -381,13 +412,16 @@ class DuckDBBatch:
                          seq DESC) = 1""")
         self.con.unregister("_policies")
         for policy, newer in (("first_write_wins", "<"), ("last_write_wins", ">=")):
+            # An imputed value only stands in until a real observation arrives.
             self.con.execute(f"""
-                INSERT INTO profile_traits
-                SELECT profile_id, key, value, observed_at, source, message_id FROM _traits WHERE policy = '{policy}'
+                INSERT INTO profile_traits BY NAME
+                SELECT profile_id, key, value, observed_at, source, message_id, raw_value, origin
+                FROM _traits WHERE policy = '{policy}'
                 ON CONFLICT (profile_id, key) DO UPDATE SET
                     value = excluded.value, observed_at = excluded.observed_at,
-                    source = excluded.source, message_id = excluded.message_id
-                WHERE excluded.observed_at {newer} profile_traits.observed_at""")
+                    source = excluded.source, message_id = excluded.message_id,
+                    raw_value = excluded.raw_value, origin = excluded.origin
+                WHERE excluded.observed_at {newer} profile_traits.observed_at OR profile_traits.origin = 'imputed'""")
 
     def _update_consents(self) -> None:
         self.con.execute("""

@@ -121,13 +121,17 @@ def _crm_select(reader: str, columns: list[str], mapping: dict[str, str]) -> str
         if col not in mapping.values():
             trait_cols.setdefault(col, col)
     traits = ", ".join(f"{q(f)}, {_ident(c)}" for f, c in trait_cols.items())
-    anon = f"'crm-' || md5(lower(trim({_ident(email)}::VARCHAR)))" if email else "NULL"
+    # A record without a user id gets an anonymous id of its own; the email links
+    # it (as an identifier trait, with the junk guards). Deriving the id from the
+    # email would make every record with a blank or junk email one person.
+    anon = "'crm-' || md5(row_json::VARCHAR)"
     user_expr = f"nullif(trim({_ident(user)}::VARCHAR), '')" if user else "NULL"
     ts_expr = _text(ts) if ts else "NULL"
     return f"""SELECT json_object('type', 'identify', 'messageId', 'crm-' || md5(row_json::VARCHAR),
         'userId', uid, 'anonymousId', CASE WHEN uid IS NULL THEN anon END,
         'timestamp', ts, 'traits', row_json, 'context', json_object('source', 'crm'))::VARCHAR AS line
-    FROM (SELECT json_object({traits}) AS row_json, {user_expr} AS uid, {anon} AS anon, {ts_expr} AS ts FROM {reader})"""
+    FROM (SELECT row_json, uid, {anon} AS anon, ts
+          FROM (SELECT json_object({traits}) AS row_json, {user_expr} AS uid, {ts_expr} AS ts FROM {reader}))"""
 
 
 def _orders_select(reader: str, columns: list[str], mapping: dict[str, str]) -> str:
@@ -153,8 +157,10 @@ def _orders_select(reader: str, columns: list[str], mapping: dict[str, str]) -> 
         props.append(f"'products', try_cast({_ident(m['products'])} AS JSON)")
     props += [f"{q(c)}, {_ident(c)}" for c in extra]
     user = f"nullif(trim({_ident(m['user_id'])}::VARCHAR), '')" if m["user_id"] else "NULL"
+    # Without an anonymous id column an order gets its own; its email (context
+    # traits) links it to the customer, as an identifier with the junk guards.
     anon = (f"nullif(trim({_ident(m['anonymous_id'])}::VARCHAR), '')" if m["anonymous_id"]
-            else (f"'crm-' || md5(lower(trim({_ident(m['email'])}::VARCHAR)))" if m["email"] else "NULL"))
+            else f"'order-' || md5({col('order_id')})")
     ctx = f"json_object('traits', json_object('email', {_ident(m['email'])}))" if m["email"] else "json_object()"
     return f"""SELECT json_object('type', 'track', 'event', 'Order Completed',
         'messageId', 'order-' || {col('order_id')}, 'userId', {user}, 'anonymousId', {anon},

@@ -118,6 +118,51 @@ CREATE TABLE log_offsets (
     updated_at TIMESTAMPTZ
 );
 """),
+    (3, "data quality: standardized traits keep the observed value; report history; reporting currency", """
+ALTER TABLE profile_traits ADD COLUMN raw_value JSON;
+ALTER TABLE profile_traits ADD COLUMN origin VARCHAR DEFAULT 'observed';
+ALTER TABLE events ADD COLUMN revenue_reporting DOUBLE;
+CREATE SEQUENCE quality_report_seq;
+CREATE TABLE quality_reports (
+    id BIGINT DEFAULT nextval('quality_report_seq') PRIMARY KEY,
+    run_at TIMESTAMPTZ NOT NULL,
+    report JSON NOT NULL
+);
+"""),
+    (4, "probabilistic identity resolution: scored pairs, review queue, audit of merges and undos", """
+CREATE SEQUENCE resolution_run_seq;
+CREATE TABLE resolution_runs (
+    run_id BIGINT PRIMARY KEY,
+    started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ,
+    summary JSON,
+    model JSON
+);
+CREATE TABLE match_pairs (
+    left_profile VARCHAR NOT NULL,
+    right_profile VARCHAR NOT NULL,
+    run_id BIGINT NOT NULL,
+    match_probability DOUBLE NOT NULL,
+    match_weight DOUBLE NOT NULL,
+    explanation JSON,
+    status VARCHAR NOT NULL,
+    reason VARCHAR,
+    decided_by VARCHAR,
+    decided_at TIMESTAMPTZ,
+    PRIMARY KEY (left_profile, right_profile)
+);
+CREATE SEQUENCE identity_audit_seq;
+CREATE TABLE identity_audit (
+    id BIGINT DEFAULT nextval('identity_audit_seq') PRIMARY KEY,
+    happened_at TIMESTAMPTZ NOT NULL,
+    action VARCHAR NOT NULL,
+    actor VARCHAR,
+    from_profile VARCHAR,
+    into_profile VARCHAR,
+    match_probability DOUBLE,
+    snapshot JSON
+);
+"""),
 ]
 
 

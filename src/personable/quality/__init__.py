@@ -1,0 +1,1 @@
+"""Data quality: standardization, missing values, validation rules, reports."""
