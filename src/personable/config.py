@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, ErrorList, ProjectNotFound
+from .identity.resolution.config import ResolutionConfig, parse_resolution
 from .quality.config import QualityConfig, parse_quality
 
 CONFIG_FILE = "personable.yaml"
@@ -50,6 +51,7 @@ class IdentityConfig:
     junk_values: frozenset[str]
     max_user_ids_per_profile: int = 1
     default_region: str = "US"
+    resolution: ResolutionConfig = field(default_factory=ResolutionConfig)
 
 
 @dataclass
@@ -151,6 +153,29 @@ identity:
   junk_values:                  # in addition to the built-in list (null, undefined, 0, ...)
     - test@test.com
     - "0000000000"
+  # Probabilistic resolution (`personable resolve`): finds the same person behind
+  # profiles no shared id links (typos, a CRM duplicate without an email, ...).
+  resolution:
+    fields:                     # trait: how two values are compared
+      first_name: name          # exact, then Jaro-Winkler levels
+      last_name: name
+      email: email              # exact, then the user name, then fuzzy
+      phone: phone              # exact, then Levenshtein <= 1, <= 2
+      birth_date: date          # exact, typo, within a month / a year / ten years
+      postcode: postcode
+      city: text
+      country: exact
+    blocking:                   # candidate pairs agree on every field of one rule
+      - [email]
+      - [phone]
+      - [first_name, last_name]
+      - [birth_date, first_name]
+      - [birth_date, last_name]
+      - [birth_date, postcode]
+    match_probability: 0.95     # at or above: merged (and explained, and undoable)
+    review_probability: 0.6     # between the two: `personable resolve review`
+    max_shared: 5               # an email or phone on more records is not evidence
+    max_cluster_size: 10        # a bigger cluster is blocked and reported, not merged
 
 # How traits merge when several sources disagree.
 traits:
@@ -174,7 +199,7 @@ quality:
   fields:
     email:
       standardize: email        # lower-case, syntax checked
-      rules: {{unique: true}}
+      rules: {{unique: true, freshness: 730d}}
     phone:
       standardize: phone        # E.164
       region_from: country      # local numbers are read in the record's country
@@ -183,13 +208,15 @@ quality:
     country:
       standardize: country      # ISO 3166 alpha-2
       missing: {{derive: country_from_phone}}
-    signup_date:
+    birth_date:
       standardize: date         # ISO 8601; ISO input, then these formats, in order
       formats: ["%d/%m/%Y", "%m-%d-%Y"]
-      rules: {{min: "2000-01-01", max: today}}
-    updated_at:
-      standardize: datetime
-      rules: {{freshness: 365d}}
+      rules: {{min: "1900-01-01", max: today}}
+    signup_date:
+      standardize: date
+      formats: ["%d/%m/%Y", "%m-%d-%Y"]
+    city: {{standardize: name}}
+    postcode: {{standardize: text}}
 
 # Column mappings for `personable ingest --kind crm|orders` (file column: field).
 imports:
@@ -305,6 +332,7 @@ def parse_config(raw: dict[str, Any], project_dir: Path) -> Config:
         junk_values=frozenset(list(DEFAULT_JUNK_VALUES) + [str(v).strip().lower() for v in junk_extra]),
         max_user_ids_per_profile=_get(raw, "identity.max_user_ids_per_profile", int, 1, errors),
         default_region=_get(raw, "identity.default_region", str, "US", errors).upper(),
+        resolution=parse_resolution((raw.get("identity") or {}).get("resolution") if isinstance(raw.get("identity"), dict) else None, errors),
     )
     if identity.max_user_ids_per_profile < 1:
         errors.add("identity.max_user_ids_per_profile", "must be at least 1")

@@ -14,7 +14,7 @@ import threading
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import orjson
 import pyarrow as pa
@@ -27,6 +27,10 @@ from .errors import ErrorList, ImportFailed, NotFound, ValidationFailed
 from .events.validate import check_event
 from .ingest.pipeline import settings_from, write_batch
 from .ports import IngestReport, StagedInput
+
+if TYPE_CHECKING:
+    from .identity.resolution.service import ResolutionService
+    from .quality.service import QualityService
 
 FILE_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 RECORD_KINDS = ("events", "crm", "orders")
@@ -253,6 +257,24 @@ class Engine:
                 first = last + 1
         self.bus.publish("events.stored", total.as_dict())
         return total
+
+    def refresh_online(self) -> None:
+        """Bring the online store up to date with profiles changed outside the
+        write path (batch jobs: cleaning, imputation, resolution)."""
+        self._recover_online()
+
+    # -- services -------------------------------------------------------------------
+    @property
+    def quality(self) -> "QualityService":
+        from .quality.service import QualityService
+
+        return QualityService(self)
+
+    @property
+    def resolution(self) -> "ResolutionService":
+        from .identity.resolution.service import ResolutionService
+
+        return ResolutionService(self)
 
     # -- reads --------------------------------------------------------------------
     def resolve(self, identifier: str) -> str | None:

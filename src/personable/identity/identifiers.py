@@ -14,6 +14,8 @@ import unicodedata
 import phonenumbers
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Local parts that never name one person (placeholders typed into forms).
+JUNK_EMAIL_LOCAL = frozenset({"test", "noreply", "no-reply", "donotreply", "null", "none", "nobody", "unknown", "n/a", "na"})
 
 
 def normalize_email(value: str) -> str | None:
@@ -55,6 +57,8 @@ def normalize_identifier(kind: str, value: object, region: str, junk: frozenset[
     else:
         norm = normalize_external(text)
     if norm is None or norm.lower() in junk:
+        return None
+    if kind == "email" and norm.partition("@")[0] in JUNK_EMAIL_LOCAL:
         return None
     # A junk value can hide behind formatting: "000-000-0000" normalizes to digits.
     digits = re.sub(r"\D", "", norm)

@@ -11,9 +11,25 @@ import numpy as np
 from .world import CATEGORIES, Segment
 
 FIRST = ["Ann", "Ben", "Chloé", "David", "Elif", "Farah", "Goran", "Hana", "Ivan", "Julia", "Kenji", "Lena",
-         "Mateo", "Nora", "Oskar", "Priya", "Quinn", "Rosa", "Sami", "Tess", "Umar", "Vera", "Wen", "Yusuf", "Zoë"]
+         "Mateo", "Nora", "Oskar", "Priya", "Quinn", "Rosa", "Sami", "Tess", "Umar", "Vera", "Wen", "Yusuf", "Zoë",
+         "Aisha", "Bruno", "Carmen", "Dmitri", "Emma", "Felix", "Grace", "Hugo", "Ines", "Jonas", "Kira", "Liam",
+         "Maya", "Nils", "Olga", "Pablo", "Rania", "Sofia", "Tomás", "Ugo", "Valentina", "Wilhelm", "Xenia", "Yara",
+         "Zain", "Amir", "Beatriz", "Cyril", "Daria", "Emil", "Fatima", "Gustav", "Helena", "Isak", "Jana"]
 LAST = ["Smith", "García", "Müller", "Okafor", "Rossi", "Nguyen", "Kowalski", "Tanaka", "Silva", "Novak",
-        "Haddad", "Johansson", "O'Brien", "Dubois", "Ivanova", "Patel", "Kim", "Costa", "Weber", "Lind"]
+        "Haddad", "Johansson", "O'Brien", "Dubois", "Ivanova", "Patel", "Kim", "Costa", "Weber", "Lind",
+        "Andersen", "Bianchi", "Chen", "Dimitrov", "Eriksson", "Fischer", "González", "Horvat", "Ibrahim", "Jensen",
+        "Kaya", "Lopez", "Moreau", "Nakamura", "Olsen", "Petrov", "Quintero", "Rahman", "Schmidt", "Takahashi",
+        "Usman", "Varga", "Wójcik", "Yilmaz", "Zimmermann", "Abbott", "Becker", "Castro", "Dalton", "Evans",
+        "Ferreira", "Grant", "Hughes", "Ito", "Jovanović", "Keller", "Laurent", "Mendes", "Nowak", "Ortiz",
+        "Price", "Reyes", "Santos", "Turner", "Vogel", "Walsh", "Young", "Ziegler", "Baker", "Collins"]
+# (code, city, postcode prefix) per country.
+CITIES = {"US": [("San Francisco", "941"), ("Oakland", "946"), ("San Jose", "951")],
+          "GB": [("London", "SW1"), ("London", "N1"), ("London", "E2")],
+          "DE": [("Berlin", "101"), ("Berlin", "104"), ("Potsdam", "144")],
+          "FR": [("Paris", "750"), ("Paris", "751"), ("Versailles", "780")]}
+# Values that CRM users type when they have nothing, or share between people.
+JUNK_EMAILS = ("test@test.com", "N/A", "none@none.com", "noreply@example.com")
+SWITCHBOARD = "+1 415 555 0100"
 COUNTRIES = [("US", "United States", "+1", "415"), ("GB", "United Kingdom", "+44", "20"),
              ("DE", "Germany", "+49", "30"), ("FR", "France", "+33", "1")]
 PURPOSES = ("email_marketing", "advertising", "analytics")
@@ -36,6 +52,9 @@ class Person:
     first_visit_day: int
     churn_day: int | None
     open_rate: float
+    birth_date: str = ""
+    city: str = ""
+    postcode: str = ""
     signed_up_at: datetime | None = None
     orders: int = 0
     abandoned_carts: int = 0
@@ -83,7 +102,20 @@ def make_person(rng: np.random.Generator, i: int, segment: Segment, spec) -> Per
         first_visit_day=first_visit,
         churn_day=first_visit + churn if first_visit + churn < spec.days else None,
         open_rate=float(np.clip(rng.normal(0.35 if segment.name == "loyal_big_spender" else 0.2, 0.08), 0.02, 0.9)),
+        birth_date=f"{rng.integers(1950, 2006)}-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d}",
+        **_address(rng, country[0]),
+        extra={"junk_email": str(rng.choice(JUNK_EMAILS)) if rng.random() < 0.015 else None,
+               "switchboard": bool(rng.random() < 0.01)},
     )
+
+
+def _address(rng: np.random.Generator, code: str) -> dict:
+    city, prefix = CITIES[code][int(rng.integers(len(CITIES[code])))]
+    if code == "GB":
+        postcode = f"{prefix} {rng.integers(1, 9)}{'ABDEFGHJLNPQRSTUWXYZ'[int(rng.integers(20))]}{'ABDEFGHJLNPQRSTUWXYZ'[int(rng.integers(20))]}"
+    else:
+        postcode = f"{prefix}{rng.integers(0, 100):02d}"
+    return {"city": city, "postcode": postcode}
 
 
 def _local_number(rng: np.random.Generator, code: str) -> str:
@@ -132,10 +164,24 @@ def messy_crm_row(rng: np.random.Generator, p: Person, variant: int) -> dict:
             email = ""  # the duplicate was keyed in without an email
     signup = p.signed_up_at
     date_formats = ["%Y-%m-%d", "%d/%m/%Y", "%m-%d-%Y", "%Y-%m-%dT%H:%M:%SZ"]
+    born = datetime.strptime(p.birth_date, "%Y-%m-%d")
+    birth = born.strftime(date_formats[int(rng.integers(3))])
+    postcode, city = p.postcode, p.city
+    if variant > 0:
+        if rng.random() < 0.15:
+            birth = ""
+        if rng.random() < 0.15:
+            postcode = _typo(rng, postcode.replace(" ", ""))
+        if rng.random() < 0.3:
+            city = city.upper()
+    if p.extra.get("junk_email"):
+        email = p.extra["junk_email"]
+    if p.extra.get("switchboard"):
+        phone = SWITCHBOARD  # the company's number, given by several employees
     return {
         "customer_id": p.customer_id if variant == 0 or rng.random() < 0.5 else "",
         "email": email, "phone": phone, "first_name": first if rng.random() > 0.1 else first.upper(),
-        "last_name": last, "country": country,
+        "last_name": last, "birth_date": birth, "city": city, "postcode": postcode, "country": country,
         "signup_date": signup.strftime(date_formats[int(rng.integers(4))]) if signup else "",
         "updated_at": signup.strftime("%Y-%m-%dT%H:%M:%SZ") if signup else "",
     }

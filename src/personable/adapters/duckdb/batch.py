@@ -254,7 +254,7 @@ class DuckDBBatch(QualityStaging):
         self._update_traits()
         self._update_consents()
 
-    def _apply_merges(self, merges: list[tuple[str, str]]) -> None:
+    def _apply_merges(self, merges: list[tuple[str, str]], reason: str = "identify") -> None:
         con = self.con
         con.register("_m", pa.table({
             "from_profile": pa.array([m[0] for m in merges], pa.string()),
@@ -262,7 +262,7 @@ class DuckDBBatch(QualityStaging):
         }))
         con.execute("CREATE OR REPLACE TEMP TABLE _merges AS SELECT * FROM _m")
         con.unregister("_m")
-        con.execute("INSERT INTO profile_merges SELECT from_profile, into_profile, ?, 'identify' FROM _merges", [self.now])
+        con.execute("INSERT INTO profile_merges SELECT from_profile, into_profile, ?, ? FROM _merges", [self.now, reason])
         con.execute("""UPDATE identities SET profile_id = m.into_profile FROM _merges m
                        WHERE identities.profile_id = m.from_profile""")
         # Old ids keep resolving: point every redirect at the final survivor.
@@ -423,7 +423,7 @@ class DuckDBBatch(QualityStaging):
                     raw_value = excluded.raw_value, origin = excluded.origin
                 WHERE excluded.observed_at {newer} profile_traits.observed_at OR profile_traits.origin = 'imputed'""")
 
-    def _update_consents(self) -> None:
+    def _update_consents(self, log: bool = True) -> None:
         self.con.execute("""
             CREATE OR REPLACE TEMP TABLE _consent AS
             WITH raw AS (
@@ -438,8 +438,9 @@ class DuckDBBatch(QualityStaging):
             SELECT profile_id, e.key AS purpose, (e.value ->> '$')::BOOLEAN AS granted, timestamp AS observed_at,
                    source, message_id, seq
             FROM raw""")
-        self.con.execute("""INSERT INTO consent_log SELECT profile_id, purpose, granted, observed_at, source, message_id
-                            FROM _consent ORDER BY seq""")
+        if log:
+            self.con.execute("""INSERT INTO consent_log SELECT profile_id, purpose, granted, observed_at, source, message_id
+                                FROM _consent ORDER BY seq""")
         self.con.execute("""
             INSERT INTO profile_consents
             SELECT profile_id, purpose, granted, observed_at, source, message_id FROM _consent

@@ -122,6 +122,11 @@ CREATE TABLE log_offsets (
 ALTER TABLE profile_traits ADD COLUMN raw_value JSON;
 ALTER TABLE profile_traits ADD COLUMN origin VARCHAR DEFAULT 'observed';
 ALTER TABLE events ADD COLUMN revenue_reporting DOUBLE;
+-- Trait values as text, the shape quality rules and reports are written against.
+CREATE VIEW trait_values AS
+SELECT profile_id, key AS field, value ->> '$' AS value, json_type(value) AS value_type,
+       observed_at, source, origin
+FROM profile_traits;
 CREATE SEQUENCE quality_report_seq;
 CREATE TABLE quality_reports (
     id BIGINT DEFAULT nextval('quality_report_seq') PRIMARY KEY,

@@ -21,11 +21,13 @@ from ...errors import ImportFailed, StoreError
 from ...ports import PipelineSettings, StagedInput
 from .batch import DuckDBBatch
 from .files import lines_select
+from .quality_jobs import QualityJobs
 from .reads import ProfileReads
+from .resolution_store import ResolutionStore
 from .schema import current_version, migrate
 
 
-class DuckDBStore(ProfileReads):
+class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore):
     capabilities = frozenset({"offline", "online", "transactions", "bulk_file_read"})
 
     def __init__(self, path: str | Path | None):
@@ -121,6 +123,37 @@ class DuckDBStore(ProfileReads):
     def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
         """Read-only analytics for notebooks: run a SELECT and get Arrow back."""
         return self.cursor().sql(query, params=params or None).to_arrow_table()
+
+    # -- analytics: Ibis expressions compiled for DuckDB -------------------------
+    def run(self, expr: Any) -> pa.Table:
+        """Execute an Ibis expression built over unbound tables named like ours."""
+        import ibis
+
+        sql = ibis.to_sql(expr, dialect="duckdb")
+        try:
+            return self.cursor().sql(str(sql)).to_arrow_table()
+        except duckdb.Error as exc:
+            raise StoreError(f"analytics query failed: {exc}", sql=str(sql)[:2000]) from exc
+
+    def quarantine_summary(self) -> list[dict[str, Any]]:
+        """How many quarantined records name each field, with the most common problem."""
+        rows = self.cursor().execute("""
+            SELECT p.path, count(*) AS records, mode(regexp_replace(p.problem, ', got .*$|: ''.*$', '')) AS typical
+            FROM quarantine, unnest(problems) AS u(p) GROUP BY p.path ORDER BY records DESC LIMIT 50""").fetchall()
+        return [{"path": path, "records": n, "typical_problem": typical} for path, n, typical in rows]
+
+    def save_quality_report(self, report: dict[str, Any]) -> int:
+        import orjson
+
+        with self._write_lock:
+            return self._writer.execute("INSERT INTO quality_reports (run_at, report) VALUES (?, ?) RETURNING id",
+                                        [report["run_at"], orjson.dumps(report).decode()]).fetchall()[0][0]
+
+    def quality_reports(self, limit: int = 10) -> list[dict[str, Any]]:
+        import orjson
+
+        rows = self.cursor().execute("SELECT id, report FROM quality_reports ORDER BY id DESC LIMIT ?", [limit]).fetchall()
+        return [{"id": i, **orjson.loads(r)} for i, r in rows]
 
     def close(self) -> None:
         try:

@@ -1,0 +1,1 @@
+"""Probabilistic identity resolution (Fellegi-Sunter, trained with Splink)."""

@@ -1,0 +1,196 @@
+"""Probabilistic identity resolution on a project. Reached as ``engine.resolution``.
+
+``run`` builds one record per profile from its stored (standardized, observed)
+traits, blanks values that cannot be evidence, scores candidate pairs with a
+Fellegi-Sunter model trained without labels (Splink), merges pairs at or above
+``match_probability`` -- unless a guard stops it -- and queues pairs between
+``review_probability`` and ``match_probability`` for a person. Every merge is
+explained (each comparison's level and match weight), audited, and can be undone.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+import ibis
+import orjson
+import pyarrow as pa
+
+from ...errors import NotFound, ValidationFailed
+from ...quality.apply import standardize_values
+from ...quality.report import TRAIT_VALUES
+from .guards import Blocked, blank_unusable, components
+from .model import train_and_predict
+
+if TYPE_CHECKING:
+    from ...engine import Engine
+
+Progress = Callable[[str], None]
+
+
+def records_expr(fields: list[str]) -> ibis.Table:
+    """One row per profile: its observed, standardized value of each field.
+    Imputed values are not evidence and invalid ones are not comparable."""
+    t = TRAIT_VALUES
+    usable = t.filter(t.field.isin(fields) & ~t.origin.isin(["imputed", "invalid"]))
+    return usable.group_by(unique_id=usable.profile_id).aggregate(
+        **{f: usable.value.max(where=usable.field == f) for f in fields})
+
+
+class ResolutionService:
+    def __init__(self, engine: "Engine"):
+        self.engine = engine
+        self.cfg = engine.config.identity.resolution
+
+    def records(self) -> pa.Table:
+        return self.engine.store.run(records_expr(self.cfg.field_names))
+
+    # -- the batch job ---------------------------------------------------------------
+    def run(self, actor: str = "resolver", progress: Progress | None = None) -> dict[str, Any]:
+        say = progress or (lambda _msg: None)
+        store, now, cfg = self.engine.store, self.engine.clock.now(), self.cfg
+        started = time.perf_counter()
+        run_id = store.start_resolution_run(now)
+        say("reading person records")
+        records = self.records()
+        blocked = Blocked()
+        records = blank_unusable(records, cfg, self.engine.config.identity.junk_values, blocked)
+        say(f"training and scoring {records.num_rows:,} records")
+        scored = train_and_predict(records, cfg, cfg.review_probability)
+        say(f"classifying {scored.pairs.num_rows:,} candidate pairs")
+        facts = store.profile_facts()
+        decided = store.human_decisions()
+        rows = self._classify(scored.pairs, facts, decided, blocked)
+        merges = self._merges(rows, facts)
+        say(f"merging {len(merges):,} profiles")
+        store.record_pairs(run_id, _pairs_table(rows))
+        merged = store.merge_profiles(merges, actor, now, self.engine.settings)
+        if merges:
+            self.engine._sync_online(sorted({m[1] for m in merges}), [m[0] for m in merges], None)
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        summary = {
+            "run_id": run_id, "records": records.num_rows, "pairs_scored": scored.pairs.num_rows,
+            "merged_profiles": merged, "pairs": counts, "review": counts.get("review", 0),
+            "blocked": blocked.as_dict(), "seconds": round(time.perf_counter() - started, 2),
+            "thresholds": {"match_probability": cfg.match_probability, "review_probability": cfg.review_probability},
+        }
+        store.finish_resolution_run(run_id, self.engine.clock.now(), summary, scored.model)
+        return summary
+
+    def _classify(self, pairs: pa.Table, facts: dict, decided: dict, blocked: Blocked) -> list[dict[str, Any]]:
+        cfg = self.cfg
+        rows = []
+        for p in pairs.to_pylist():
+            left, right = p["unique_id_l"], p["unique_id_r"]
+            explanation = p["explanation"]
+            if left > right:  # one key per pair, whatever order the scorer used
+                left, right = right, left
+                explanation = orjson.dumps([{**e, "left": e["right"], "right": e["left"]}
+                                            for e in orjson.loads(explanation)]).decode()
+            if (left, right) in decided:
+                continue
+            status, reason = "review", None
+            if p["match_probability"] >= cfg.match_probability:
+                status = "merged"
+                if not cfg.merge_known_users and facts.get(left, (None, False))[1] and facts.get(right, (None, False))[1]:
+                    status, reason = "review", "both profiles have a userId (identity.resolution.merge_known_users is false)"
+            rows.append({"left_profile": left, "right_profile": right, "match_probability": p["match_probability"],
+                         "match_weight": p["match_weight"], "explanation": explanation, "status": status, "reason": reason})
+        auto = [r for r in rows if r["status"] == "merged"]
+        for group in components([(r["left_profile"], r["right_profile"]) for r in auto]):
+            if len(group) > cfg.max_cluster_size:
+                members = set(group)
+                reason = f"cluster of {len(group)} profiles exceeds max_cluster_size={cfg.max_cluster_size}"
+                for r in auto:
+                    if r["left_profile"] in members:
+                        r["status"], r["reason"] = "blocked", reason
+                blocked.clusters.append({"size": len(group), "profiles": group[:20], "reason": reason})
+        return rows
+
+    @staticmethod
+    def _merges(rows: list[dict[str, Any]], facts: dict) -> list[tuple[str, str, float]]:
+        """Each merged cluster folds into its oldest profile."""
+        auto = [r for r in rows if r["status"] == "merged"]
+        best: dict[str, float] = {}
+        for r in auto:
+            for side in ("left_profile", "right_profile"):
+                best[r[side]] = max(best.get(r[side], 0.0), r["match_probability"])
+        out = []
+        for group in components([(r["left_profile"], r["right_profile"]) for r in auto]):
+            survivor = min(group, key=lambda pid: (facts[pid][0], pid))
+            out += [(pid, survivor, best[pid]) for pid in group if pid != survivor]
+        return out
+
+    # -- people deciding -------------------------------------------------------------
+    def review(self, status: str = "review", limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        if status not in ("review", "merged", "accepted", "rejected", "blocked", "undone", "all"):
+            raise ValidationFailed(f"unknown status {status!r}; use review, merged, accepted, rejected, blocked, undone or all")
+        return self.engine.store.match_pairs(None if status == "all" else status, limit, offset)
+
+    def _pair(self, left: str, right: str) -> dict[str, Any]:
+        a, b = sorted((left, right))
+        for item in self.engine.store.match_pairs(None, limit=10, profile=a):
+            if (item["left_profile"], item["right_profile"]) == (a, b):
+                return item
+        raise NotFound(f"no scored pair {a} / {b}; see `personable resolve review`")
+
+    def decide(self, left: str, right: str, accept: bool, actor: str = "reviewer") -> dict[str, Any]:
+        """Accept (merge now) or reject (never merge automatically) a pair."""
+        store, now = self.engine.store, self.engine.clock.now()
+        pair = self._pair(left, right)
+        a, b = store.current_profile(pair["left_profile"]), store.current_profile(pair["right_profile"])
+        if accept:
+            if a != b:
+                facts = store.profile_facts()
+                survivor = min((a, b), key=lambda pid: (facts[pid][0], pid))
+                other = b if survivor == a else a
+                store.merge_profiles([(other, survivor, pair["match_probability"])], actor, now, self.engine.settings)
+                self.engine._sync_online([survivor], [other], None)
+            store.set_pair_status(pair["left_profile"], pair["right_profile"], "accepted", actor, now)
+        else:
+            store.set_pair_status(pair["left_profile"], pair["right_profile"], "rejected", actor, now)
+            store.add_audit("reject", actor, pair["left_profile"], pair["right_profile"], pair["match_probability"], now)
+        return {**self._pair(left, right), "profile": store.current_profile(a)}
+
+    def explain(self, identifier: str) -> dict[str, Any]:
+        """Why a profile is what it is: each probabilistic merge into it, with the
+        comparisons (level, match weight, both values) behind it."""
+        pid = self.engine.resolve(identifier) or identifier
+        store = self.engine.store
+        history = store.audit(pid)
+        merged = [h for h in history if h["action"] == "merge" and h["into_profile"] == pid]
+        links = [p for p in store.match_pairs(None, limit=200, profile=pid) if p["status"] in ("merged", "accepted")]
+        pending = [p for p in store.match_pairs("review", limit=50, profile=pid)]
+        return {"profile_id": pid, "merges": merged, "links": links, "pending_review": pending, "audit": history}
+
+    def undo(self, merged_profile: str, actor: str = "reviewer") -> dict[str, Any]:
+        """Split a profile merged by resolution back out, and keep it apart."""
+        store, now = self.engine.store, self.engine.clock.now()
+        merge = store.last_merge(merged_profile)
+        if merge is None:
+            raise NotFound(f"{merged_profile} was not merged by identity resolution; "
+                           "pass the id of the merged-away profile (see `personable resolve explain`)")
+        if merge["undone"]:
+            raise ValidationFailed(f"the merge of {merged_profile} into {merge['into_profile']} is already undone")
+        qc = self.engine.config.quality
+        fields = [(f.name, f.region_from) for f in qc.fields]
+
+        def standardize(values: list) -> list:
+            return standardize_values(values, qc, self.engine.config.identity.default_region)
+
+        rebuilt = store.unmerge(merge, actor, now, self.engine.settings, standardize, fields)
+        for p in store.match_pairs(None, limit=1000, profile=merged_profile):
+            if p["status"] in ("merged", "accepted"):
+                store.set_pair_status(p["left_profile"], p["right_profile"], "undone", actor, now)
+        self.engine._sync_online(rebuilt, [], None)
+        return {"undone": merge["id"], "from_profile": merged_profile, "into_profile": merge["into_profile"],
+                "rebuilt": rebuilt}
+
+
+def _pairs_table(rows: list[dict[str, Any]]) -> pa.Table:
+    cols = ("left_profile", "right_profile", "match_probability", "match_weight", "explanation", "status", "reason")
+    types = (pa.string(), pa.string(), pa.float64(), pa.float64(), pa.string(), pa.string(), pa.string())
+    return pa.table({c: pa.array([r[c] for r in rows], t) for c, t in zip(cols, types)})
