@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from .config import Config
-from .errors import NotFound, PersonableError, ServerUnavailable
+from .errors import NotFound, PersonableError, Problem, ServerUnavailable
 from .ports import IngestReport
 
 
@@ -35,6 +35,8 @@ class RemoteEngine:
             exc_type = NotFound if response.status_code == 404 else PersonableError
             error = exc_type(err.get("message", "error"))
             error.code = err.get("code", error.code)
+            error.status = response.status_code  # the CLI's exit code follows it
+            error.details = [Problem(d.get("path", ""), d.get("problem", "")) for d in err.get("details") or []]
             raise error
         return response.json()
 
@@ -56,8 +58,60 @@ class RemoteEngine:
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "/v1/stats", params={"fresh": "true"})
 
+    @property
+    def quality(self) -> "RemoteQuality":
+        return RemoteQuality(self)
+
+    @property
+    def resolution(self) -> "RemoteResolution":
+        return RemoteResolution(self)
+
     def close(self) -> None:
         self._http.close()
+
+
+class RemoteQuality:
+    """``engine.quality`` over HTTP."""
+
+    def __init__(self, remote: RemoteEngine):
+        self._r = remote
+
+    def report(self, fields: list[str] | None = None, save: bool = True) -> dict[str, Any]:
+        return self._r._call("GET", "/v1/quality", params={"field": fields or [], "save": str(save).lower(), "fresh": "true"})
+
+    def history(self, limit: int = 10) -> list[dict[str, Any]]:
+        return self._r._call("GET", "/v1/quality/history", params={"limit": limit})["items"]
+
+    def clean(self) -> dict[str, Any]:
+        return self._r._call("POST", "/v1/admin/quality/clean")
+
+    def impute(self) -> dict[str, Any]:
+        return self._r._call("POST", "/v1/admin/quality/impute")
+
+
+class RemoteResolution:
+    """``engine.resolution`` over HTTP."""
+
+    def __init__(self, remote: RemoteEngine):
+        self._r = remote
+
+    def run(self, actor: str = "resolver", progress: Any = None) -> dict[str, Any]:
+        return self._r._call("POST", "/v1/admin/resolve")
+
+    def review(self, status: str = "review", limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        return self._r._call("GET", "/v1/resolve/review", params={"status": status, "limit": limit, "offset": offset})["items"]
+
+    def decide(self, left: str, right: str, accept: bool, actor: str = "reviewer") -> dict[str, Any]:
+        return self._r._call("POST", "/v1/resolve/review/decision",
+                             json={"left": left, "right": right, "decision": "accept" if accept else "reject", "actor": actor})
+
+    def explain(self, identifier: str) -> dict[str, Any]:
+        from urllib.parse import quote
+
+        return self._r._call("GET", f"/v1/resolve/explain/{quote(identifier, safe='')}")
+
+    def undo(self, merged_profile: str, actor: str = "reviewer") -> dict[str, Any]:
+        return self._r._call("POST", "/v1/resolve/undo", json={"profile": merged_profile, "actor": actor})
 
 
 def open_project(project: str | Path = ".") -> Any:

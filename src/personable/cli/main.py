@@ -194,5 +194,11 @@ def demo(ctx: typer.Context,
         emit_json(summary)
 
 
+from .quality import quality_app  # noqa: E402  (registered after the shared helpers above)
+from .resolve import resolve_app  # noqa: E402
+
+app.add_typer(quality_app, name="quality")
+app.add_typer(resolve_app, name="resolve")
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -105,12 +105,32 @@ class _UnionFind:
         return True
 
 
+def shared_identifiers(rows: list[LinkRow], max_user_ids: int = 1) -> set[Node]:
+    """Identifier-trait nodes (email, phone, ...) that rows of more distinct
+    userIds than allowed carry: a switchboard number, a family email."""
+    users: dict[Node, set[str]] = {}
+    for row in rows:
+        if row.alias:
+            continue
+        ids = {n[1] for n in row.nodes if n[0] == USER}
+        for n in row.nodes:
+            if n[0] not in (USER, ANON) and ids:
+                users.setdefault(n, set()).update(ids)
+    return {n for n, u in users.items() if len(u) > max_user_ids}
+
+
 def plan_stitch(
     rows: Iterable[LinkRow],
     existing_nodes: dict[Node, str],
     existing_profiles: dict[str, ExistingProfile],
     max_user_ids: int = 1,
+    shared: set[Node] | None = None,
 ) -> StitchPlan:
+    """``shared``: identifier-trait nodes known to be held by several people; they
+    link nothing (nor do those that this batch shows to be shared), so an
+    anonymous record carrying one does not join whoever claimed it first."""
+    rows = list(rows)
+    shared = set(shared or ()) | shared_identifiers(rows, max_user_ids)
     uf = _UnionFind()
     # Existing profiles first, oldest first, so they win survivor ties.
     for prof in sorted(existing_profiles.values(), key=lambda p: (p.created_at, p.profile_id)):
@@ -121,6 +141,10 @@ def plan_stitch(
 
     conflicts: list[Conflict] = []
     for row in rows:
+        nodes = [n for n in row.nodes if n not in shared]
+        if not nodes:
+            continue
+        row = LinkRow(nodes, row.alias)
         idx = [uf.add(n, frozenset([n[1]]) if n[0] == USER else frozenset()) for n in row.nodes]
         anchor = idx[0]
         for node, i in zip(row.nodes[1:], idx[1:]):

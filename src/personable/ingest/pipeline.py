@@ -66,6 +66,7 @@ def write_batch(batch: BatchWriter, cfg: Config) -> IngestReport:
     rows = batch.link_rows()
     nodes = {n for row in rows for n in row.nodes}
     existing_nodes, existing_profiles = batch.existing(nodes)
-    plan = plan_stitch(rows, existing_nodes, existing_profiles, cfg.identity.max_user_ids_per_profile)
+    plan = plan_stitch(rows, existing_nodes, existing_profiles, cfg.identity.max_user_ids_per_profile,
+                       shared=batch.shared_nodes())
     batch.apply(plan)
     return batch.report()

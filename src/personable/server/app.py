@@ -27,6 +27,7 @@ from .body import check_admin, parse_json, read_body, source_for, write_key_from
 from ..profiles.document import RECENT_EVENTS
 from ..ingest.log_worker import LogWorker
 from .collector import Collector
+from .quality_routes import add_quality_routes
 from .schemas import BATCH_SCHEMA, ERRORS, body, event_schema
 
 log = logging.getLogger("personable.server")
@@ -202,4 +203,5 @@ def create_app(engine: Engine) -> FastAPI:
             payload.get("mapping"), payload.get("source", "import"))
         return ORJSONResponse(report.as_dict())
 
+    add_quality_routes(app, engine, admin_token, _freshen)
     return app

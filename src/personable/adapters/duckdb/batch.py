@@ -181,6 +181,13 @@ class DuckDBBatch(QualityStaging):
         self.con.unregister("_vals")
         return {r[0] for r in found}
 
+    def shared_nodes(self) -> set[Node]:
+        """Identifier-trait nodes of this batch that earlier batches found shared
+        (two users refused a link through them)."""
+        return {(k, v) for k, v in self.con.execute("""
+            SELECT DISTINCT c.kind, c.value FROM identity_conflicts c JOIN _batch_nodes b USING (kind, value)
+            WHERE c.kind NOT IN ('user_id', 'anonymous_id')""").fetchall()}
+
     def existing(self, nodes: Iterable[Node]) -> tuple[dict[Node, str], dict[str, ExistingProfile]]:
         nodes = list(nodes)
         self.con.register("_nodes", pa.table({
@@ -321,17 +328,20 @@ class DuckDBBatch(QualityStaging):
             CREATE OR REPLACE TEMP TABLE _stored AS
             SELECT n.*, coalesce(u.profile_id, a.profile_id) AS profile_id,
                    CASE WHEN n.currency IS NULL OR n.currency = {q(self.settings.reporting_currency)} THEN n.revenue
-                        ELSE n.revenue * r.rate END AS revenue_reporting
+                        ELSE n.revenue * r.rate END AS revenue_reporting,
+                   tv.std_traits
             FROM _new n
             LEFT JOIN _assign u ON u.kind = 'user_id' AND u.value = n.user_id
             LEFT JOIN _assign a ON a.kind = 'anonymous_id' AND a.value = n.anonymous_id
-            LEFT JOIN _rates r ON r.currency = n.currency""")
+            LEFT JOIN _rates r ON r.currency = n.currency
+            LEFT JOIN (SELECT seq, json_group_object(field, value) AS std_traits FROM _tv
+                       WHERE status IN ('standardized', 'observed') GROUP BY seq) tv ON tv.seq = n.seq""")
         self.con.unregister("_rates")
         self.con.execute("""
             INSERT INTO events BY NAME
             SELECT message_id, type, event, name, user_id, anonymous_id, previous_id, group_id, profile_id,
                    timestamp, original_timestamp, sent_at, received_at, context, properties, traits,
-                   device, channel, revenue, currency, revenue_reporting, source
+                   device, channel, revenue, currency, revenue_reporting, std_traits, source
             FROM _stored""")
 
     def _update_profiles(self) -> None:

@@ -18,6 +18,11 @@ import pyarrow as pa
 
 from ...ports import PipelineSettings, StagedInput
 from .batch import DuckDBBatch
+from .parse_sql import json_path, q
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 HUMAN = ("accepted", "rejected", "undone")
 Standardize = Callable[[list[tuple[str, str, str | None]]], list[tuple]]
@@ -40,6 +45,25 @@ class ResolutionStore:
         with self._write_lock:
             self._writer.execute("UPDATE resolution_runs SET finished_at = ?, summary = ?, model = ? WHERE run_id = ?",
                                  [now, orjson.dumps(summary).decode(), orjson.dumps(model, default=str).decode(), run_id])
+
+    def person_records(self, fields: list[str], standardized: set[str]) -> pa.Table:
+        """One record per distinct (current profile, values of ``fields``) among
+        identify events: the standard form of configured fields, the observed
+        value of the others (events stored before standardization: observed)."""
+        def value(f: str) -> str:
+            path = q(json_path(f))
+            raw = f"e.traits ->> {path}"
+            if f in standardized:
+                return f"CASE WHEN e.std_traits IS NULL THEN {raw} ELSE e.std_traits ->> {path} END AS {_ident(f)}"
+            return f"{raw} AS {_ident(f)}"
+        cols = ", ".join(value(f) for f in fields)
+        any_value = " OR ".join(f"{_ident(f)} IS NOT NULL" for f in fields)
+        return self.cursor().sql(f"""
+            SELECT (row_number() OVER (ORDER BY profile_id, {', '.join(_ident(f) for f in fields)}))::VARCHAR AS unique_id, *
+            FROM (SELECT DISTINCT coalesce(r.to_profile, e.profile_id) AS profile_id, {cols}
+                  FROM events e LEFT JOIN profile_redirects r ON r.from_profile = e.profile_id
+                  WHERE e.type = 'identify' AND json_type(e.traits) = 'OBJECT')
+            WHERE {any_value}""").to_arrow_table()
 
     def profile_facts(self) -> dict[str, tuple[datetime, bool]]:
         """profile -> (created_at, has a userId), for choosing survivors and guards."""

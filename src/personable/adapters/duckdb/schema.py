@@ -122,6 +122,9 @@ CREATE TABLE log_offsets (
 ALTER TABLE profile_traits ADD COLUMN raw_value JSON;
 ALTER TABLE profile_traits ADD COLUMN origin VARCHAR DEFAULT 'observed';
 ALTER TABLE events ADD COLUMN revenue_reporting DOUBLE;
+-- The standard form of an identify's configured traits (field -> value): what
+-- probabilistic resolution compares, record by record.
+ALTER TABLE events ADD COLUMN std_traits JSON;
 -- Trait values as text, the shape quality rules and reports are written against.
 CREATE VIEW trait_values AS
 SELECT profile_id, key AS field, value ->> '$' AS value, json_type(value) AS value_type,

@@ -47,18 +47,24 @@ def is_junk(kind: str, value: str, junk: frozenset[str]) -> bool:
 
 
 def blank_unusable(records: pa.Table, cfg: ResolutionConfig, junk: frozenset[str], blocked: Blocked) -> pa.Table:
-    """Blank junk values, and identifying values shared by more than ``max_shared`` records."""
+    """Blank junk values, and identifying values shared by more than ``max_shared``
+    people (distinct profiles when records carry ``profile_id``: one person's
+    several records repeating their own phone is not sharing)."""
+    owners = records.column("profile_id").to_pylist() if "profile_id" in records.column_names else None
     for name, kind in cfg.fields:
         if name not in records.column_names:
             continue
         values = records.column(name).to_pylist()
-        counts = Counter(v for v in values if v is not None) if kind in IDENTIFYING else Counter()
+        counts: Counter = Counter()
+        if kind in IDENTIFYING:
+            pairs = set(zip(values, owners)) if owners is not None else None
+            counts = Counter(v for v, _ in pairs if v is not None) if pairs is not None else Counter(v for v in values if v is not None)
         bad: dict[str, str] = {}
         for value in set(v for v in values if v is not None):
             if is_junk(kind, value, junk):
                 bad[value] = "junk value"
             elif counts[value] > cfg.max_shared:
-                bad[value] = f"shared by {counts[value]} records (more than max_shared={cfg.max_shared})"
+                bad[value] = f"shared by {counts[value]} {'profiles' if owners is not None else 'records'} (more than max_shared={cfg.max_shared})"
         if not bad:
             continue
         all_counts = Counter(v for v in values if v in bad)

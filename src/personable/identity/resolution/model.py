@@ -62,7 +62,7 @@ def comparison_for(kind: str, column: str, cl: Any) -> Any:
     return cl.ExactMatch(column)
 
 
-def settings_for(cfg: ResolutionConfig, link_type: str) -> Any:
+def settings_for(cfg: ResolutionConfig, link_type: str, retain: list[str] | None = None) -> Any:
     _, cl, _, _, SettingsCreator, block_on = _splink()
     return SettingsCreator(
         link_type=link_type,
@@ -70,7 +70,21 @@ def settings_for(cfg: ResolutionConfig, link_type: str) -> Any:
         comparisons=[comparison_for(kind, name, cl) for name, kind in cfg.fields],
         retain_intermediate_calculation_columns=True,
         retain_matching_columns=True,
+        additional_columns_to_retain=list(retain or []),
     )
+
+
+# Below this many known-matching record pairs, m is learned by EM instead.
+MIN_LABELLED_PAIRS = 30
+
+
+def _labelled_pairs(tables: list[pa.Table], label: str) -> int:
+    from collections import Counter
+
+    counts: Counter = Counter()
+    for t in tables:
+        counts.update(v for v in t.column(label).to_pylist() if v is not None)
+    return sum(n * (n - 1) // 2 for n in counts.values())
 
 
 def _levels(linker: Any) -> dict[str, dict[int, str]]:
@@ -84,9 +98,16 @@ def _levels(linker: Any) -> dict[str, dict[int, str]]:
 
 def train_and_predict(records: pa.Table | Sequence[pa.Table], cfg: ResolutionConfig, threshold: float,
                       link_type: str = "dedupe_only", em_rules: list[tuple[str, ...]] | None = None,
-                      seed: int = 7) -> Scored:
-    """Unsupervised training (u by random sampling, m by EM per blocking rule),
-    then every candidate pair scoring at or above ``threshold``."""
+                      seed: int = 7, label: str | None = None) -> Scored:
+    """Train without hand labels, then score every candidate pair at or above ``threshold``.
+
+    u comes from random pairs (almost all non-matches). m, the agreement pattern
+    of true matches, comes from ``label`` when records carry one that already
+    groups some of them -- here the deterministic profile: records the identity
+    graph joined by userId or email are matches, with the typos and blanks real
+    matches have -- and otherwise from EM under each blocking rule. (EM alone
+    drifts when deterministic stitching has already joined nearly every match:
+    the few left cannot anchor it.)"""
     splink, _cl, DuckDBAPI, Linker, _SettingsCreator, block_on = _splink()
     tables = list(records) if isinstance(records, (list, tuple)) else [records]
     if sum(t.num_rows for t in tables) < 2:
@@ -96,20 +117,27 @@ def train_and_predict(records: pa.Table | Sequence[pa.Table], cfg: ResolutionCon
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            linker = Linker(frames if len(frames) > 1 else frames[0], settings_for(cfg, link_type),
-                            log_level=logging.ERROR)
+            linker = Linker(frames if len(frames) > 1 else frames[0],
+                            settings_for(cfg, link_type, [label] if label else None), log_level=logging.ERROR)
             deterministic = [block_on(*rule) for rule in cfg.blocking]
             linker.training.estimate_probability_two_random_records_match(deterministic, recall=0.8)
             linker.training.estimate_u_using_random_sampling(max_pairs=cfg.u_max_pairs, seed=seed)
             trained = 0
-            for rule in em_rules or cfg.blocking:
+            if label and _labelled_pairs(tables, label) >= MIN_LABELLED_PAIRS:
+                linker.training.estimate_m_from_label_column(label)
+                trained = 1
+            for rule in ([] if trained else (em_rules or cfg.blocking)):
                 # A rule fixing every field leaves nothing to estimate; skip it.
                 if len(rule) >= len(cfg.fields):
                     continue
+                # A failed EM session leaves Splink's model without the comparisons it
+                # set aside for that session; keep a copy to put back.
+                before = linker._settings_obj.core_model_settings.copy()
                 try:
                     linker.training.estimate_parameters_using_expectation_maximisation(block_on(*rule))
                     trained += 1
                 except Exception as exc:  # too few pairs under one rule: the others still train
+                    linker._settings_obj.core_model_settings = before
                     logging.getLogger("personable.resolution").info("EM under %s skipped: %s", rule, exc)
             if not trained:
                 raise ResolutionFailed("no blocking rule produced enough pairs to train the model; "
@@ -151,7 +179,7 @@ def _explained(db: Any, physical_name: str, levels: dict[str, dict[int, str]], n
         right = f"{name}_r::VARCHAR" if f"{name}_r" in columns else "NULL"
         parts.append(f"{{'comparison': {_sql_text(name)}, 'level': CASE {gamma} {cases} END, "
                      f"'match_weight': round({weight}{tf}, 4), 'left': {left}, 'right': {right}}}")
-    extra = "".join(f", {c}" for c in ("source_dataset_l", "source_dataset_r") if c in columns)
+    extra = "".join(f", {c}" for c in columns if c.startswith(("source_dataset_", "profile_id_")))
     return db._con.sql(f"""
         SELECT unique_id_l::VARCHAR AS unique_id_l, unique_id_r::VARCHAR AS unique_id_r,
                match_probability::DOUBLE AS match_probability, match_weight::DOUBLE AS match_weight,

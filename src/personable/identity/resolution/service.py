@@ -13,13 +13,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-import ibis
 import orjson
 import pyarrow as pa
 
 from ...errors import NotFound, ValidationFailed
 from ...quality.apply import standardize_values
-from ...quality.report import TRAIT_VALUES
 from .guards import Blocked, blank_unusable, components
 from .model import train_and_predict
 
@@ -29,22 +27,18 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 
 
-def records_expr(fields: list[str]) -> ibis.Table:
-    """One row per profile: its observed, standardized value of each field.
-    Imputed values are not evidence and invalid ones are not comparable."""
-    t = TRAIT_VALUES
-    usable = t.filter(t.field.isin(fields) & ~t.origin.isin(["imputed", "invalid"]))
-    return usable.group_by(unique_id=usable.profile_id).aggregate(
-        **{f: usable.value.max(where=usable.field == f) for f in fields})
-
-
 class ResolutionService:
     def __init__(self, engine: "Engine"):
         self.engine = engine
         self.cfg = engine.config.identity.resolution
 
     def records(self) -> pa.Table:
-        return self.engine.store.run(records_expr(self.cfg.field_names))
+        """Person records: one per distinct set of values a profile was identified
+        with (a CRM row, a signup form), standardized. Comparing records rather
+        than profiles keeps every variant as evidence, and the records a profile
+        already joins deterministically teach the model what true matches look like."""
+        standardized = {f.name for f in self.engine.config.quality.fields if f.standardize}
+        return self.engine.store.person_records(self.cfg.field_names, standardized)
 
     # -- the batch job ---------------------------------------------------------------
     def run(self, actor: str = "resolver", progress: Progress | None = None) -> dict[str, Any]:
@@ -57,11 +51,11 @@ class ResolutionService:
         blocked = Blocked()
         records = blank_unusable(records, cfg, self.engine.config.identity.junk_values, blocked)
         say(f"training and scoring {records.num_rows:,} records")
-        scored = train_and_predict(records, cfg, cfg.review_probability)
-        say(f"classifying {scored.pairs.num_rows:,} candidate pairs")
+        scored = train_and_predict(records, cfg, cfg.review_probability, label="profile_id")
+        say(f"classifying {scored.pairs.num_rows:,} candidate record pairs")
         facts = store.profile_facts()
         decided = store.human_decisions()
-        rows = self._classify(scored.pairs, facts, decided, blocked)
+        rows = self._classify(_profile_pairs(scored.pairs), facts, decided, blocked)
         merges = self._merges(rows, facts)
         say(f"merging {len(merges):,} profiles")
         store.record_pairs(run_id, _pairs_table(rows))
@@ -80,16 +74,11 @@ class ResolutionService:
         store.finish_resolution_run(run_id, self.engine.clock.now(), summary, scored.model)
         return summary
 
-    def _classify(self, pairs: pa.Table, facts: dict, decided: dict, blocked: Blocked) -> list[dict[str, Any]]:
+    def _classify(self, pairs: list[dict[str, Any]], facts: dict, decided: dict, blocked: Blocked) -> list[dict[str, Any]]:
         cfg = self.cfg
         rows = []
-        for p in pairs.to_pylist():
-            left, right = p["unique_id_l"], p["unique_id_r"]
-            explanation = p["explanation"]
-            if left > right:  # one key per pair, whatever order the scorer used
-                left, right = right, left
-                explanation = orjson.dumps([{**e, "left": e["right"], "right": e["left"]}
-                                            for e in orjson.loads(explanation)]).decode()
+        for p in pairs:
+            left, right, explanation = p["left"], p["right"], p["explanation"]
             if (left, right) in decided:
                 continue
             status, reason = "review", None
@@ -188,6 +177,27 @@ class ResolutionService:
         self.engine._sync_online(rebuilt, [], None)
         return {"undone": merge["id"], "from_profile": merged_profile, "into_profile": merge["into_profile"],
                 "rebuilt": rebuilt}
+
+
+def _profile_pairs(pairs: pa.Table) -> list[dict[str, Any]]:
+    """Record pairs -> profile pairs: pairs inside one profile need nothing; of
+    several record pairs between two profiles, the most likely one speaks."""
+    best: dict[tuple[str, str], dict[str, Any]] = {}
+    for p in pairs.to_pylist():
+        a, b = p["profile_id_l"], p["profile_id_r"]
+        if a == b:
+            continue
+        swap = a > b
+        key = (b, a) if swap else (a, b)
+        if key in best and best[key]["match_probability"] >= p["match_probability"]:
+            continue
+        explanation = p["explanation"]
+        if swap:  # one key per pair, whatever order the scorer used
+            explanation = orjson.dumps([{**e, "left": e["right"], "right": e["left"]}
+                                        for e in orjson.loads(explanation)]).decode()
+        best[key] = {"left": key[0], "right": key[1], "match_probability": p["match_probability"],
+                     "match_weight": p["match_weight"], "explanation": explanation}
+    return list(best.values())
 
 
 def _pairs_table(rows: list[dict[str, Any]]) -> pa.Table:
