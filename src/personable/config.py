@@ -51,6 +51,7 @@ class IdentityConfig:
     junk_values: frozenset[str]
     max_user_ids_per_profile: int = 1
     default_region: str = "US"
+    max_ids_per_identifier: int = 20
     resolution: ResolutionConfig = field(default_factory=ResolutionConfig)
 
 
@@ -145,6 +146,8 @@ events:
 identity:
   default_region: US            # for phone numbers written without a country code
   max_user_ids_per_profile: 1   # an identify never merges two known users (alias can)
+  max_ids_per_identifier: 20    # an email / phone carried by more user + anonymous ids is
+                                # shared (a switchboard): it links nothing, and is reported
   identifiers:
     - trait: email
       kind: email
@@ -332,6 +335,7 @@ def parse_config(raw: dict[str, Any], project_dir: Path) -> Config:
         junk_values=frozenset(list(DEFAULT_JUNK_VALUES) + [str(v).strip().lower() for v in junk_extra]),
         max_user_ids_per_profile=_get(raw, "identity.max_user_ids_per_profile", int, 1, errors),
         default_region=_get(raw, "identity.default_region", str, "US", errors).upper(),
+        max_ids_per_identifier=_get(raw, "identity.max_ids_per_identifier", int, 20, errors),
         resolution=parse_resolution((raw.get("identity") or {}).get("resolution") if isinstance(raw.get("identity"), dict) else None, errors),
     )
     if identity.max_user_ids_per_profile < 1:

@@ -105,18 +105,25 @@ class _UnionFind:
         return True
 
 
-def shared_identifiers(rows: list[LinkRow], max_user_ids: int = 1) -> set[Node]:
-    """Identifier-trait nodes (email, phone, ...) that rows of more distinct
-    userIds than allowed carry: a switchboard number, a family email."""
+def shared_identifiers(rows: list[LinkRow], max_user_ids: int = 1,
+                       max_ids: int | None = None) -> dict[Node, tuple[str, ...]]:
+    """Identifier-trait nodes (email, phone, ...) held by several people: carried
+    by rows of more distinct userIds than allowed, or of more distinct ids
+    (userIds and anonymousIds) than ``max_ids`` -- a switchboard number, a
+    family email, a placeholder. Maps each to the ids that carried it."""
     users: dict[Node, set[str]] = {}
+    ids: dict[Node, set[str]] = {}
     for row in rows:
         if row.alias:
             continue
-        ids = {n[1] for n in row.nodes if n[0] == USER}
+        row_users = {n[1] for n in row.nodes if n[0] == USER}
+        row_ids = {n for n in row.nodes if n[0] in (USER, ANON)}
         for n in row.nodes:
-            if n[0] not in (USER, ANON) and ids:
-                users.setdefault(n, set()).update(ids)
-    return {n for n, u in users.items() if len(u) > max_user_ids}
+            if n[0] not in (USER, ANON):
+                users.setdefault(n, set()).update(row_users)
+                ids.setdefault(n, set()).update(row_ids)
+    return {n: tuple(sorted(i[1] for i in ids[n]))[:20] for n in ids
+            if len(users[n]) > max_user_ids or (max_ids is not None and len(ids[n]) > max_ids)}
 
 
 def plan_stitch(
@@ -125,12 +132,15 @@ def plan_stitch(
     existing_profiles: dict[str, ExistingProfile],
     max_user_ids: int = 1,
     shared: set[Node] | None = None,
+    max_ids_per_identifier: int | None = None,
 ) -> StitchPlan:
     """``shared``: identifier-trait nodes known to be held by several people; they
-    link nothing (nor do those that this batch shows to be shared), so an
-    anonymous record carrying one does not join whoever claimed it first."""
+    link nothing (nor do those that this batch shows to be shared, which are
+    returned as conflicts so later batches know), so a record carrying one does
+    not join whoever claimed it first."""
     rows = list(rows)
-    shared = set(shared or ()) | shared_identifiers(rows, max_user_ids)
+    found = shared_identifiers(rows, max_user_ids, max_ids_per_identifier)
+    shared = set(shared or ()) | set(found)
     uf = _UnionFind()
     # Existing profiles first, oldest first, so they win survivor ties.
     for prof in sorted(existing_profiles.values(), key=lambda p: (p.created_at, p.profile_id)):
@@ -139,7 +149,7 @@ def plan_stitch(
         i = uf.add(node, frozenset([node[1]]) if node[0] == USER else frozenset())
         uf.union(uf.index[("profile", pid)], i, None)
 
-    conflicts: list[Conflict] = []
+    conflicts: list[Conflict] = [Conflict(node, (), holders) for node, holders in sorted(found.items())]
     for row in rows:
         nodes = [n for n in row.nodes if n not in shared]
         if not nodes:

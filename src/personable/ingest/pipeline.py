@@ -67,6 +67,6 @@ def write_batch(batch: BatchWriter, cfg: Config) -> IngestReport:
     nodes = {n for row in rows for n in row.nodes}
     existing_nodes, existing_profiles = batch.existing(nodes)
     plan = plan_stitch(rows, existing_nodes, existing_profiles, cfg.identity.max_user_ids_per_profile,
-                       shared=batch.shared_nodes())
+                       shared=batch.shared_nodes(), max_ids_per_identifier=cfg.identity.max_ids_per_identifier)
     batch.apply(plan)
     return batch.report()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Callable
 
@@ -51,12 +51,21 @@ def clean_text(value: str) -> str:
     return _SPACES.sub(" ", unicodedata.normalize("NFKC", value)).strip()
 
 
+_PARTICLES = frozenset({"van", "von", "der", "den", "de", "del", "della", "da", "di", "du", "la", "le", "ten", "ter", "bin", "al"})
+
+
+def _recase(word: str, first: bool) -> str:
+    # Only words typed all in one case are re-cased: "McDonald" stays as written.
+    if not (word.isupper() or word.islower()):
+        return word
+    if not first and word.lower() in _PARTICLES:
+        return word.lower()
+    return re.sub(r"[^\W\d_]+", lambda m: m.group(0).capitalize(), word.lower())
+
+
 def _name(value: str, options: dict) -> Standardized:
-    text = clean_text(value)
-    # Only re-case names typed all in one case: "McDonald" or "van der Berg" stay as written.
-    if text.isupper() or text.islower():
-        text = re.sub(r"[^\W\d_]+", lambda m: m.group(0).capitalize(), text.lower())
-    return Standardized(text)
+    words = clean_text(value).split(" ")
+    return Standardized(" ".join(_recase(w, i == 0) for i, w in enumerate(words)))
 
 
 def _email(value: str, options: dict) -> Standardized:
@@ -162,7 +171,3 @@ def standardize(kind: str, value: object, options: dict | None = None) -> Standa
     if clean_text(text).lower() in MISSING_MARKERS:
         return MISSING
     return STANDARDIZERS[kind](text, options or {})
-
-
-def today() -> date:
-    return datetime.now(timezone.utc).date()

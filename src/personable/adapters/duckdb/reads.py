@@ -26,7 +26,8 @@ DOCS_SQL = f"""
 WITH t AS (SELECT DISTINCT profile_id FROM _doc_ids),
 traits AS (
     SELECT profile_id, json_group_object(key, value) AS traits,
-           json_group_object(key, {{'observed_at': {_ts('observed_at')}, 'source': source}}) AS sources
+           json_group_object(key, {{'observed_at': {_ts('observed_at')}, 'source': source, 'origin': origin,
+                                    'observed': raw_value}}) AS sources
     FROM profile_traits JOIN t USING (profile_id) GROUP BY profile_id
 ), ids AS (
     SELECT profile_id, list({{'kind': kind, 'value': value, 'first_seen': {_ts('first_seen')}, 'source': source}}

@@ -31,6 +31,7 @@ class Scored:
     pairs: pa.Table                    # unique_id_l, unique_id_r, match_probability, match_weight, explanation
     model: dict[str, Any]              # Splink's model JSON (m and u of every level)
     comparisons: list[str]
+    training: str = "em"               # how m was learned: labels | em | defaults
 
 
 def _splink():
@@ -111,7 +112,7 @@ def train_and_predict(records: pa.Table | Sequence[pa.Table], cfg: ResolutionCon
     splink, _cl, DuckDBAPI, Linker, _SettingsCreator, block_on = _splink()
     tables = list(records) if isinstance(records, (list, tuple)) else [records]
     if sum(t.num_rows for t in tables) < 2:
-        return Scored(_empty_pairs(), {}, [])
+        return Scored(_empty_pairs(), {}, [], "defaults")
     db = DuckDBAPI()
     frames = [db.register(t, table_name=f"records_{i}") for i, t in enumerate(tables)]
     with warnings.catch_warnings():
@@ -120,13 +121,22 @@ def train_and_predict(records: pa.Table | Sequence[pa.Table], cfg: ResolutionCon
             linker = Linker(frames if len(frames) > 1 else frames[0],
                             settings_for(cfg, link_type, [label] if label else None), log_level=logging.ERROR)
             deterministic = [block_on(*rule) for rule in cfg.blocking]
-            linker.training.estimate_probability_two_random_records_match(deterministic, recall=0.8)
+            try:
+                linker.training.estimate_probability_two_random_records_match(deterministic, recall=0.8)
+            except Exception as exc:  # no pair agrees under any rule: keep Splink's prior
+                logging.getLogger("personable.resolution").info("prior match probability kept: %s", exc)
+            settings = linker._settings_obj
+            if not 0.0 < settings._probability_two_random_records_match < 1.0:
+                # No candidate pair at all gives a prior of 0, whose weight is -infinity;
+                # one in a billion says "very unlikely" and keeps the arithmetic finite.
+                settings._probability_two_random_records_match = 1e-9
             linker.training.estimate_u_using_random_sampling(max_pairs=cfg.u_max_pairs, seed=seed)
             trained = 0
-            if label and _labelled_pairs(tables, label) >= MIN_LABELLED_PAIRS:
+            by_labels = bool(label) and _labelled_pairs(tables, label) >= MIN_LABELLED_PAIRS
+            if by_labels:
                 linker.training.estimate_m_from_label_column(label)
                 trained = 1
-            for rule in ([] if trained else (em_rules or cfg.blocking)):
+            for rule in ([] if by_labels else (em_rules or cfg.blocking)):
                 # A rule fixing every field leaves nothing to estimate; skip it.
                 if len(rule) >= len(cfg.fields):
                     continue
@@ -139,9 +149,9 @@ def train_and_predict(records: pa.Table | Sequence[pa.Table], cfg: ResolutionCon
                 except Exception as exc:  # too few pairs under one rule: the others still train
                     linker._settings_obj.core_model_settings = before
                     logging.getLogger("personable.resolution").info("EM under %s skipped: %s", rule, exc)
-            if not trained:
-                raise ResolutionFailed("no blocking rule produced enough pairs to train the model; "
-                                       "add records or looser rules under identity.resolution.blocking")
+            # Nothing to learn m from (a handful of records, no candidate pairs under
+            # any rule): Splink's default m values stand, and the summary says so.
+            training = "labels" if by_labels else ("em" if trained else "defaults")
             predictions = linker.inference.predict(threshold_match_probability=threshold)
             columns = [c.unquote().name for c in predictions.columns]
             names = [c.output_column_name for c in linker._settings_obj.comparisons]
@@ -151,7 +161,7 @@ def train_and_predict(records: pa.Table | Sequence[pa.Table], cfg: ResolutionCon
             raise
         except Exception as exc:
             raise ResolutionFailed(f"Splink could not resolve these records: {exc}") from exc
-    return Scored(pairs, model, names)
+    return Scored(pairs, model, names, training)
 
 
 def _empty_pairs() -> pa.Table:

@@ -67,6 +67,7 @@ class ResolutionService:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         summary = {
             "run_id": run_id, "records": records.num_rows, "pairs_scored": scored.pairs.num_rows,
+            "training": scored.training,
             "merged_profiles": merged, "pairs": counts, "review": counts.get("review", 0),
             "blocked": blocked.as_dict(), "seconds": round(time.perf_counter() - started, 2),
             "thresholds": {"match_probability": cfg.match_probability, "review_probability": cfg.review_probability},
@@ -101,7 +102,7 @@ class ResolutionService:
 
     @staticmethod
     def _merges(rows: list[dict[str, Any]], facts: dict) -> list[tuple[str, str, float]]:
-        """Each merged cluster folds into its oldest profile."""
+        """Each merged cluster folds into one survivor (see ``_survivor_key``)."""
         auto = [r for r in rows if r["status"] == "merged"]
         best: dict[str, float] = {}
         for r in auto:
@@ -109,7 +110,7 @@ class ResolutionService:
                 best[r[side]] = max(best.get(r[side], 0.0), r["match_probability"])
         out = []
         for group in components([(r["left_profile"], r["right_profile"]) for r in auto]):
-            survivor = min(group, key=lambda pid: (facts[pid][0], pid))
+            survivor = min(group, key=lambda pid: _survivor_key(pid, facts))
             out += [(pid, survivor, best[pid]) for pid in group if pid != survivor]
         return out
 
@@ -134,7 +135,7 @@ class ResolutionService:
         if accept:
             if a != b:
                 facts = store.profile_facts()
-                survivor = min((a, b), key=lambda pid: (facts[pid][0], pid))
+                survivor = min((a, b), key=lambda pid: _survivor_key(pid, facts))
                 other = b if survivor == a else a
                 store.merge_profiles([(other, survivor, pair["match_probability"])], actor, now, self.engine.settings)
                 self.engine._sync_online([survivor], [other], None)
@@ -177,6 +178,13 @@ class ResolutionService:
         self.engine._sync_online(rebuilt, [], None)
         return {"undone": merge["id"], "from_profile": merged_profile, "into_profile": merge["into_profile"],
                 "rebuilt": rebuilt}
+
+
+def _survivor_key(pid: str, facts: dict) -> tuple:
+    """A known user's profile survives, then the oldest, then the smallest id:
+    the id an application already holds stays valid."""
+    created, has_user = facts[pid]
+    return (not has_user, created, pid)
 
 
 def _profile_pairs(pairs: pa.Table) -> list[dict[str, Any]]:
