@@ -92,15 +92,51 @@ def bench_http(work: Path, seconds: float = 5.0, track_rate: float = 1000.0) -> 
             "lookup_p50_ms": pct(look, 0.5), "lookup_p99_ms": pct(look, 0.99)}
 
 
+HEADER = """# Benchmarks
+
+Measured on the project's 2-core machine with `make bench` (which runs
+`python benchmarks/run.py`); each section names the exact command that produced
+it, and every number in a section comes from that one run.
+"""
+
+
+def write_section(path: Path, name: str, text: str) -> None:
+    """Replace one section of the benchmarks document, keeping the others."""
+    start, end = f"<!-- section: {name} -->", f"<!-- end: {name} -->"
+    doc = path.read_text() if path.exists() else HEADER
+    if not doc.startswith("# Benchmarks"):
+        doc = HEADER
+    block = f"{start}\n{text.strip()}\n{end}"
+    if start in doc and end in doc:
+        doc = doc[:doc.index(start)] + block + doc[doc.index(end) + len(end):]
+    else:
+        doc = doc.rstrip() + "\n\n" + block + "\n"
+    path.write_text(doc)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, default=10_000, help="simulated customers (10k x 60 days ~ 1M events)")
     ap.add_argument("--days", type=int, default=60)
+    ap.add_argument("--only", choices=["foundation", "resolution"], help="run one section only")
+    ap.add_argument("--records", type=int, nargs="+", default=[100_000, 1_000_000],
+                    help="person records for the resolution speed runs")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args()
     work = ROOT / "bench-data"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
+    cmd = ("python benchmarks/run.py " + " ".join(sys.argv[1:])).strip()
+    if args.only != "resolution":
+        foundation(args, work, cmd)
+    if args.only != "foundation":
+        from resolution_bench import run_resolution_benchmarks
+
+        write_section(Path(args.out), "resolution", run_resolution_benchmarks(work, args.records, cmd))
+        print(f"wrote {args.out}")
+
+
+def foundation(args: argparse.Namespace, work: Path, cmd: str) -> None:
     ingest = bench_file_ingest(work, args.customers, args.days)
     print(json.dumps(ingest, indent=2))
     # The HTTP load runs from a fresh process, so the load generator does not
@@ -116,13 +152,10 @@ def main() -> None:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         http = pool.apply(bench_http, (work,))
     print(json.dumps(http, indent=2))
-    cmd = "python benchmarks/run.py " + " ".join(sys.argv[1:])
-    text = f"""# Benchmarks
+    text = f"""## Foundation: file ingest and HTTP (issue 2)
+Command: `{cmd}`. Targets are from issue 2.
 
-Measured on the project's 2-core machine. Command: `make bench` (runs `{cmd.strip()}`).
-Every number below comes from that one run; targets are from issue 2.
-
-## File ingest (simulated store, JSONL, full write path)
+### File ingest (simulated store, JSONL, full write path)
 Validation against the Segment and e-commerce spec, quarantine, dedupe, identity
 stitching, profile aggregates, traits, consents and the online store's profile
 documents, in chunks of one transaction each.
@@ -135,7 +168,7 @@ documents, in chunks of one transaction each.
 | DuckDB raw `read_json` of the same file (no validation, no profiles) | {ingest['raw_duckdb_seconds']:.2f} s | |
 | ratio (raw time / our time) | {ingest['ratio_to_raw']:.2f} | >= 0.3 |
 
-## HTTP (one uvicorn worker; load generator in another process on the same machine)
+### HTTP (one uvicorn worker; load generator in another process on the same machine)
 | measure | value | target |
 |---|---|---|
 | `/v1/batch` accepted events/s (500 per request, one client, {http['batch_events']:,} events) | {http['batch_events_per_s']:,.0f} | >= 30,000 |
@@ -145,12 +178,12 @@ documents, in chunks of one transaction each.
 | profile lookup p50 (`GET /v1/profiles/{{id}}`, sequential, over HTTP) | {http['lookup_p50_ms']:.2f} ms | |
 | profile lookup p99 | {http['lookup_p99_ms']:.2f} ms | <= 5 ms |
 """
-    Path(args.out).write_text(text + NOTES)
+    write_section(Path(args.out), "foundation", text + NOTES)
     print(f"wrote {args.out}")
 
 
 NOTES = """
-## How to read these
+### How to read these
 - An HTTP event is acknowledged once it is in the durable event log (fsync'ed,
   shared by concurrent requests); a worker then stores it in batches, so the
   acknowledgement latency does not include the store's work. "Stored" above is

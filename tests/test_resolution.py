@@ -4,7 +4,6 @@ CLI / HTTP surfaces."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from personable import Engine
 from personable.errors import NotFound, ValidationFailed
 from personable.identity.resolution.evaluation import pairwise_scores
 from personable.simulator import StoreSpec, simulate
+from personable.simulator.truth import crm_row_profiles, crm_rows, crm_truth
 
 from conftest import run_cli
 
@@ -23,41 +23,27 @@ def pairwise(assigned: list, truth: list) -> dict[str, float]:
     return pairwise_scores(assigned, truth)
 
 
-def crm_assignment(engine: Engine, rows: list[dict]) -> list[str | None]:
-    """Each CRM row's current profile, found through its stored identify event."""
-    fields = [c for c in rows[0] if c not in ("customer_id", "updated_at")]
-    found = {}
-    for r in engine.sql("""SELECT coalesce(d.to_profile, e.profile_id) AS pid, e.traits::VARCHAR AS traits FROM events e
-                           LEFT JOIN profile_redirects d ON d.from_profile = e.profile_id
-                           WHERE e.type = 'identify'""").to_pylist():
-        t = json.loads(r["traits"])
-        found[tuple(str(t[f]) if t.get(f) is not None else "" for f in fields)] = r["pid"]
-    return [found.get(tuple(row[f] for f in fields)) for row in rows]
-
-
 @pytest.fixture(scope="module")
 def crm(tmp_path_factory):
     sim = simulate(tmp_path_factory.mktemp("sim"), StoreSpec(customers=3000, days=20, seed=5))
-    rows = list(csv.DictReader(open(sim.crm_path)))
-    truth = [r["customer_id"] for r in csv.DictReader(open(sim.crm_truth_path))]
-    return sim, rows, truth
+    return sim, crm_rows(sim.crm_path), crm_truth(sim.crm_truth_path)
 
 
 def test_resolution_finds_one_profile_per_person(project, crm):
     sim, rows, truth = crm
     with Engine(project) as engine:
         engine.ingest(sim.crm_path, kind="crm")
-        before = pairwise(crm_assignment(engine, rows), truth)
+        before = pairwise(crm_row_profiles(engine, rows), truth)
         assert before["precision"] == 1.0 and before["recall"] < 0.97     # ids and emails alone miss duplicates
         summary = engine.resolution.run()
-        after = pairwise(crm_assignment(engine, rows), truth)
+        after = pairwise(crm_row_profiles(engine, rows), truth)
         assert after["precision"] >= 0.99 and after["recall"] >= 0.99, (before, after, summary)
         assert summary["merged_profiles"] > 0
         blocked = {v["value"]: v for v in summary["blocked"]["values"]}
         assert "test@test.com" in blocked and blocked["+14155550100"]["reason"].startswith("shared by")
         # The switchboard number joined nobody, deterministically or not.
         switchboard = [t for r, t in zip(rows, truth) if r["phone"] == "+1 415 555 0100"]
-        assigned = crm_assignment(engine, rows)
+        assigned = crm_row_profiles(engine, rows)
         owners = {a for r, a in zip(rows, assigned) if r["phone"] == "+1 415 555 0100"}
         assert len(owners) == len(set(switchboard)) > 3
         again = engine.resolution.run()

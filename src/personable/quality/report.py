@@ -69,10 +69,17 @@ def _duplicates(spec: FieldSpec) -> ir.Table:
 
 
 def _records_per_source() -> ir.Table:
+    """Profiles holding any observed trait, per source and overall: anonymous
+    visitors nobody has described yet are not customer records with gaps."""
     t = TRAIT_VALUES
+    t = t.filter(t.origin != "imputed")
     per = t.group_by("source").aggregate(records=t.profile_id.nunique())
-    overall = PROFILES.aggregate(records=PROFILES.count()).mutate(source=ibis.literal(ALL))
+    overall = t.aggregate(records=t.profile_id.nunique()).mutate(source=ibis.literal(ALL))
     return per.union(overall.select(per.columns))
+
+
+def _profiles() -> ir.Table:
+    return PROFILES.aggregate(profiles=PROFILES.count())
 
 
 def _imputed() -> ir.Table:
@@ -128,7 +135,8 @@ def build_report(run: Run, quality: QualityConfig, now: datetime, fields: list[s
     money = run(_currency()).to_pylist()[0]
     return {
         "run_at": now.isoformat(),
-        "profiles": int(records.get(ALL, 0) or 0),
+        "profiles": int(run(_profiles()).to_pylist()[0]["profiles"] or 0),
+        "profiles_with_traits": int(records.get(ALL, 0) or 0),
         "fields": rows,
         "revenue": {k: int(v or 0) for k, v in money.items()},
         "quarantine": quarantine or [],
