@@ -66,6 +66,10 @@ class RemoteEngine:
     def resolution(self) -> "RemoteResolution":
         return RemoteResolution(self)
 
+    @property
+    def segments(self) -> "RemoteSegments":
+        return RemoteSegments(self)
+
     def close(self) -> None:
         self._http.close()
 
@@ -126,3 +130,34 @@ def open_project(project: str | Path = ".") -> Any:
     from .engine import Engine
 
     return Engine(cfg)
+
+
+class RemoteSegments:
+    """``engine.segments`` over HTTP."""
+
+    def __init__(self, remote: RemoteEngine):
+        self._r = remote
+
+    def list(self) -> list[dict[str, Any]]:
+        return self._r._call("GET", "/v1/segments", params={"fresh": "true"})["items"]
+
+    def show(self, segment_id: str) -> dict[str, Any]:
+        return self._r._call("GET", f"/v1/segments/{segment_id}", params={"fresh": "true"})
+
+    def members(self, segment_id: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        return self._r._call("GET", f"/v1/segments/{segment_id}/members", params={"limit": limit, "offset": offset})["items"]
+
+    def history(self, profile: str | None = None, segment_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if profile:
+            params["profile"] = profile
+        return self._r._call("GET", f"/v1/segments/{segment_id}/history", params=params)["items"]
+
+    def refresh(self, segment_ids: list[str] | None = None, cause: str = "manual") -> dict[str, Any]:
+        return self._r._call("POST", "/v1/admin/segments/refresh", params={"segment": segment_ids or []})
+
+    def export(self, segment_id: str, path: str, fmt: str | None = None) -> dict[str, Any]:
+        from pathlib import Path as _Path
+
+        return self._r._call("POST", f"/v1/admin/segments/{segment_id}/export",
+                             json={"path": str(_Path(path).resolve()), "format": fmt})

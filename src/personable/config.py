@@ -20,6 +20,7 @@ import yaml
 from .errors import ConfigError, ErrorList, ProjectNotFound
 from .identity.resolution.config import ResolutionConfig, parse_resolution
 from .quality.config import QualityConfig, parse_quality
+from .segments.config import SegmentDef, parse_segments
 
 CONFIG_FILE = "personable.yaml"
 STATE_DIR = ".personable"
@@ -80,6 +81,8 @@ class Config:
     max_future_skew_hours: float
     imports: dict[str, dict[str, Any]] = field(default_factory=dict)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    segments: tuple[SegmentDef, ...] = ()
+    segments_refresh_minutes: float = 15.0
 
     @property
     def state_dir(self) -> Path:
@@ -368,6 +371,8 @@ def parse_config(raw: dict[str, Any], project_dir: Path) -> Config:
         max_future_skew_hours=_get(raw, "events.max_future_skew_hours", float, 24.0, errors),
         imports={k: v for k, v in imports.items() if isinstance(v, dict)},
         quality=parse_quality(raw.get("quality"), errors),
+        segments=parse_segments(raw.get("segments"), errors),
+        segments_refresh_minutes=_get(raw, "scheduler.segments_refresh_minutes", float, 15.0, errors),
     )
     if errors:
         raise ConfigError("personable.yaml is invalid", details=errors.items)

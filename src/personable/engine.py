@@ -31,6 +31,7 @@ from .ports import IngestReport, StagedInput
 if TYPE_CHECKING:
     from .identity.resolution.service import ResolutionService
     from .quality.service import QualityService
+    from .segments.service import SegmentService
 
 FILE_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 RECORD_KINDS = ("events", "crm", "orders")
@@ -106,11 +107,17 @@ class Engine:
             report = write_batch(batch, self.config)
             if log_offset is not None:
                 batch.commit_log_offset(LOG_STREAM, log_offset)
-            touched, removed = batch.changed_profiles() if self._materialized else ([], [])
+            touched, removed = batch.changed_profiles()
             watermark = batch.now
+        if touched and self._has_segments():
+            self.segments.on_batch(touched)  # realtime segments: re-judge the profiles this batch touched
         if self._materialized:
             self._sync_online(touched, removed, watermark)
         return report
+
+    def _has_segments(self) -> bool:
+        return bool(self.config.segments) or bool(self.store.cursor().execute(
+            "SELECT count(*) FROM segments WHERE origin = 'api'").fetchall()[0][0])
 
     def _sync_online(self, touched: list[str], removed: list[str], watermark: datetime | None) -> None:
         for i in range(0, max(len(touched), 1), 50_000):
@@ -269,6 +276,12 @@ class Engine:
         from .quality.service import QualityService
 
         return QualityService(self)
+
+    @property
+    def segments(self) -> "SegmentService":
+        from .segments.service import SegmentService
+
+        return SegmentService(self)
 
     @property
     def resolution(self) -> "ResolutionService":

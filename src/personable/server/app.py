@@ -26,8 +26,10 @@ from ..events.validate import check_event
 from .body import check_admin, parse_json, read_body, source_for, write_key_from
 from ..profiles.document import RECENT_EVENTS
 from ..ingest.log_worker import LogWorker
+from ..scheduler import Job, Scheduler
 from .collector import Collector
 from .quality_routes import add_quality_routes
+from .segment_routes import add_segment_routes
 from .schemas import BATCH_SCHEMA, ERRORS, body, event_schema
 
 log = logging.getLogger("personable.server")
@@ -37,6 +39,8 @@ def create_app(engine: Engine) -> FastAPI:
     cfg = engine.config
     collector = Collector(engine, cfg.server.commit_interval_ms, cfg.server.max_batch_events)
     worker = LogWorker(engine)
+    scheduler = Scheduler([Job("segments.refresh", cfg.segments_refresh_minutes * 60,
+                               lambda: engine.segments.refresh(cause="scheduled"))])
     write_keys = cfg.write_keys()
     admin_token = cfg.admin_token()
     max_future = timedelta(hours=cfg.max_future_skew_hours)
@@ -45,7 +49,9 @@ def create_app(engine: Engine) -> FastAPI:
     async def lifespan(app: FastAPI):
         await collector.start()
         worker.start()
+        scheduler.start()
         yield
+        await run_in_threadpool(scheduler.stop)
         await collector.stop()
         await run_in_threadpool(worker.stop)
 
@@ -162,7 +168,7 @@ def create_app(engine: Engine) -> FastAPI:
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "project": cfg.name,
                 "schema_version": engine.store.schema_version, "commits": collector.batches,
-                "worker_failures": worker.failures}
+                "worker_failures": worker.failures, "jobs": scheduler.status()}
 
     @app.get("/v1/profiles/{identifier}", tags=["profiles"], responses=ERRORS,
              summary="A unified profile by any identifier (profile id, userId, anonymousId, email:…, phone:…)")
@@ -204,4 +210,5 @@ def create_app(engine: Engine) -> FastAPI:
         return ORJSONResponse(report.as_dict())
 
     add_quality_routes(app, engine, admin_token, _freshen)
+    add_segment_routes(app, engine, admin_token, _freshen)
     return app

@@ -36,6 +36,12 @@ traits AS (
 ), consents AS (
     SELECT profile_id, json_group_object(purpose, {{'granted': granted, 'observed_at': {_ts('observed_at')}, 'source': source}}) AS consents
     FROM profile_consents JOIN t USING (profile_id) GROUP BY profile_id
+), extra AS (
+    SELECT profile_id, json_group_object(key, value) AS computed FROM computed_traits JOIN t USING (profile_id)
+    GROUP BY profile_id
+), segs AS (
+    SELECT profile_id, list({{'segment_id': segment_id, 'entered_at': {_ts('entered_at')}}} ORDER BY segment_id) AS segments
+    FROM segment_members JOIN t USING (profile_id) GROUP BY profile_id
 ), merged AS (
     SELECT to_profile AS profile_id, list(from_profile ORDER BY from_profile) AS merged_from
     FROM profile_redirects JOIN t ON t.profile_id = to_profile GROUP BY to_profile
@@ -56,10 +62,11 @@ SELECT p.profile_id, to_json({{
     'updated_at': {_ts('p.updated_at')},
     'traits': coalesce(traits.traits, '{{}}'::JSON),
     'trait_sources': coalesce(traits.sources, '{{}}'::JSON),
-    'computed': {{'first_seen': {_ts('p.first_seen')}, 'last_seen': {_ts('p.last_seen')},
+    'computed': json_merge_patch(to_json({{'first_seen': {_ts('p.first_seen')}, 'last_seen': {_ts('p.last_seen')},
                  'event_count': p.event_count, 'session_count': p.session_count, 'page_count': p.page_count,
                  'order_count': p.order_count, 'revenue': p.revenue,
-                 'last_device': p.last_device, 'last_channel': p.last_channel}},
+                 'last_device': p.last_device, 'last_channel': p.last_channel}}), coalesce(extra.computed, '{{}}'::JSON)),
+    'segments': coalesce(segs.segments, []),
     'identities': coalesce(ids.identities, []),
     'consents': coalesce(consents.consents, '{{}}'::JSON),
     'merged_from': coalesce(merged.merged_from, []::VARCHAR[]),
@@ -68,6 +75,7 @@ SELECT p.profile_id, to_json({{
 FROM profiles p JOIN t USING (profile_id)
 LEFT JOIN traits USING (profile_id) LEFT JOIN ids USING (profile_id) LEFT JOIN consents USING (profile_id)
 LEFT JOIN merged USING (profile_id) LEFT JOIN recent USING (profile_id)
+LEFT JOIN extra USING (profile_id) LEFT JOIN segs USING (profile_id)
 """
 
 

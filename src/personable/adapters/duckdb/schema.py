@@ -171,6 +171,52 @@ CREATE TABLE identity_audit (
     snapshot JSON
 );
 """),
+    (5, "segments: definitions, live membership, its history and sizes; computed traits", """
+CREATE VIEW profile_events AS
+SELECT coalesce(r.to_profile, e.profile_id) AS profile_id, e.message_id, e.type, e.event, e.timestamp,
+       e.properties, e.revenue_reporting
+FROM events e LEFT JOIN profile_redirects r ON r.from_profile = e.profile_id;
+CREATE TABLE computed_traits (
+    profile_id VARCHAR NOT NULL,
+    key VARCHAR NOT NULL,
+    value JSON,
+    computed_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (profile_id, key)
+);
+CREATE VIEW computed_values AS SELECT profile_id, key, value ->> '$' AS value FROM computed_traits;
+CREATE TABLE segments (
+    segment_id VARCHAR PRIMARY KEY,
+    name VARCHAR,
+    description VARCHAR,
+    rule JSON NOT NULL,
+    origin VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    refreshed_at TIMESTAMPTZ
+);
+CREATE TABLE segment_members (
+    segment_id VARCHAR NOT NULL,
+    profile_id VARCHAR NOT NULL,
+    entered_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (segment_id, profile_id)
+);
+CREATE TABLE segment_history (
+    segment_id VARCHAR NOT NULL,
+    profile_id VARCHAR NOT NULL,
+    entered_at TIMESTAMPTZ NOT NULL,
+    exited_at TIMESTAMPTZ,
+    entered_by VARCHAR,
+    exited_by VARCHAR
+);
+CREATE TABLE segment_sizes (
+    segment_id VARCHAR NOT NULL,
+    measured_at TIMESTAMPTZ NOT NULL,
+    size BIGINT NOT NULL,
+    entered BIGINT NOT NULL,
+    exited BIGINT NOT NULL,
+    cause VARCHAR
+);
+"""),
 ]
 
 

@@ -24,10 +24,11 @@ from .files import lines_select
 from .quality_jobs import QualityJobs
 from .reads import ProfileReads
 from .resolution_store import ResolutionStore
+from .segments_store import SegmentsStore
 from .schema import current_version, migrate
 
 
-class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore):
+class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore):
     capabilities = frozenset({"offline", "online", "transactions", "bulk_file_read"})
 
     def __init__(self, path: str | Path | None):
@@ -125,15 +126,22 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore):
         return self.cursor().sql(query, params=params or None).to_arrow_table()
 
     # -- analytics: Ibis expressions compiled for DuckDB -------------------------
-    def run(self, expr: Any) -> pa.Table:
-        """Execute an Ibis expression built over unbound tables named like ours."""
+    def run(self, expr: Any, tables: dict[str, pa.Table] | None = None) -> pa.Table:
+        """Execute an Ibis expression built over unbound tables named like ours;
+        ``tables`` are Arrow tables the expression refers to by name."""
         import ibis
 
-        sql = ibis.to_sql(expr, dialect="duckdb")
+        sql = str(ibis.to_sql(expr, dialect="duckdb"))
+        cur = self.cursor()
+        for name, table in (tables or {}).items():
+            cur.register(name, table)
         try:
-            return self.cursor().sql(str(sql)).to_arrow_table()
+            return cur.sql(sql).to_arrow_table()
         except duckdb.Error as exc:
-            raise StoreError(f"analytics query failed: {exc}", sql=str(sql)[:2000]) from exc
+            raise StoreError(f"analytics query failed: {exc}", sql=sql[:2000]) from exc
+        finally:
+            for name in tables or {}:
+                cur.unregister(name)
 
     def quarantine_summary(self) -> list[dict[str, Any]]:
         """How many quarantined records name each field, with the most common problem."""

@@ -1,0 +1,194 @@
+"""Segments on DuckDB: definitions, live membership with its history, sizes
+over time, computed traits, exports. Mixin for DuckDBStore.
+
+Membership changes are applied as a diff between the members a rule selects
+now and those recorded, so entering and leaving are explicit events with a time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from ...errors import ImportFailed, NotFound
+from .parse_sql import q
+
+
+class SegmentsStore:
+    _write_lock: Any
+    _writer: Any
+
+    def cursor(self) -> Any: ...
+
+    # -- definitions ---------------------------------------------------------------------
+    def save_segment(self, segment_id: str, name: str, description: str, rule: dict, origin: str, now: datetime) -> None:
+        with self._write_lock:
+            self._writer.execute("""
+                INSERT INTO segments (segment_id, name, description, rule, origin, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (segment_id) DO UPDATE SET name = excluded.name, description = excluded.description,
+                    rule = excluded.rule, origin = excluded.origin, updated_at = excluded.updated_at
+                WHERE segments.rule IS DISTINCT FROM excluded.rule OR segments.name IS DISTINCT FROM excluded.name
+                   OR segments.description IS DISTINCT FROM excluded.description""",
+                                 [segment_id, name, description, orjson.dumps(rule).decode(), origin, now, now])
+
+    def stored_segments(self) -> list[dict[str, Any]]:
+        rows = self.cursor().execute("""
+            SELECT s.segment_id, s.name, s.description, s.rule, s.origin, s.created_at, s.updated_at, s.refreshed_at,
+                   (SELECT count(*) FROM segment_members m WHERE m.segment_id = s.segment_id) AS size
+            FROM segments s ORDER BY s.segment_id""").fetchall()
+        keys = ("segment_id", "name", "description", "rule", "origin", "created_at", "updated_at", "refreshed_at", "size")
+        out = []
+        for r in rows:
+            item = dict(zip(keys, r))
+            item["rule"] = orjson.loads(item["rule"])
+            for k in ("created_at", "updated_at", "refreshed_at"):
+                item[k] = item[k].isoformat() if item[k] else None
+            out.append(item)
+        return out
+
+    def delete_segment(self, segment_id: str, now: datetime) -> None:
+        """Remove a segment; its members exit now (history is kept)."""
+        with self._write_lock:
+            con = self._writer
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute("""UPDATE segment_history SET exited_at = ?, exited_by = 'deleted'
+                               WHERE segment_id = ? AND exited_at IS NULL""", [now, segment_id])
+                con.execute("DELETE FROM segment_members WHERE segment_id = ?", [segment_id])
+                con.execute("DELETE FROM segments WHERE segment_id = ?", [segment_id])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    # -- membership ----------------------------------------------------------------------
+    def apply_membership(self, segment_id: str, members: pa.Table, now: datetime, cause: str,
+                         among: pa.Table | None = None) -> tuple[list[str], list[str]]:
+        """Make the segment's members equal ``members`` (within ``among`` when
+        given: a realtime update only judges the profiles a batch touched).
+        Returns (entered, exited)."""
+        scope = "AND profile_id IN (SELECT profile_id FROM _seg_among)" if among is not None else ""
+        with self._write_lock:
+            con = self._writer
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.register("_seg_new", members.select(["profile_id"]))
+                if among is not None:
+                    con.register("_seg_among", among.select(["profile_id"]))
+                entered = [r[0] for r in con.execute("""
+                    SELECT DISTINCT profile_id FROM _seg_new
+                    WHERE profile_id NOT IN (SELECT profile_id FROM segment_members WHERE segment_id = ?)""",
+                                                      [segment_id]).fetchall()]
+                exited = [r[0] for r in con.execute(f"""
+                    SELECT profile_id FROM segment_members WHERE segment_id = ? {scope}
+                    AND profile_id NOT IN (SELECT profile_id FROM _seg_new)""", [segment_id]).fetchall()]
+                if entered:
+                    con.register("_seg_in", pa.table({"profile_id": pa.array(entered, pa.string())}))
+                    con.execute("INSERT INTO segment_members SELECT ?, profile_id, ? FROM _seg_in", [segment_id, now])
+                    con.execute("""INSERT INTO segment_history (segment_id, profile_id, entered_at, entered_by)
+                                   SELECT ?, profile_id, ?, ? FROM _seg_in""", [segment_id, now, cause])
+                    con.unregister("_seg_in")
+                if exited:
+                    con.register("_seg_out", pa.table({"profile_id": pa.array(exited, pa.string())}))
+                    con.execute("""DELETE FROM segment_members WHERE segment_id = ?
+                                   AND profile_id IN (SELECT profile_id FROM _seg_out)""", [segment_id])
+                    con.execute("""UPDATE segment_history SET exited_at = ?, exited_by = ?
+                                   WHERE segment_id = ? AND exited_at IS NULL
+                                     AND profile_id IN (SELECT profile_id FROM _seg_out)""", [now, cause, segment_id])
+                    con.unregister("_seg_out")
+                size = con.execute("SELECT count(*) FROM segment_members WHERE segment_id = ?", [segment_id]).fetchall()[0][0]
+                if among is None or entered or exited:
+                    con.execute("INSERT INTO segment_sizes VALUES (?, ?, ?, ?, ?, ?)",
+                                [segment_id, now, size, len(entered), len(exited), cause])
+                if among is None:
+                    con.execute("UPDATE segments SET refreshed_at = ? WHERE segment_id = ?", [now, segment_id])
+                con.unregister("_seg_new")
+                if among is not None:
+                    con.unregister("_seg_among")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return entered, exited
+
+    def segment_sizes(self, segment_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        rows = self.cursor().execute("""
+            SELECT measured_at, size, entered, exited, cause FROM segment_sizes WHERE segment_id = ?
+            ORDER BY measured_at DESC, rowid DESC LIMIT ?""", [segment_id, limit]).fetchall()
+        return [{"at": at.isoformat(), "size": size, "entered": e, "exited": x, "cause": c} for at, size, e, x, c in rows[::-1]]
+
+    def segment_members(self, segment_id: str, limit: int, offset: int) -> list[dict[str, Any]]:
+        rows = self.cursor().execute("""
+            SELECT profile_id, entered_at FROM segment_members WHERE segment_id = ?
+            ORDER BY entered_at, profile_id LIMIT ? OFFSET ?""", [segment_id, limit, offset]).fetchall()
+        return [{"profile_id": p, "entered_at": at.isoformat()} for p, at in rows]
+
+    def membership_history(self, profile_id: str | None = None, segment_id: str | None = None,
+                           limit: int = 200) -> list[dict[str, Any]]:
+        rows = self.cursor().execute("""
+            SELECT segment_id, profile_id, entered_at, exited_at, entered_by, exited_by FROM segment_history
+            WHERE ($p IS NULL OR profile_id = $p) AND ($s IS NULL OR segment_id = $s)
+            ORDER BY entered_at DESC, segment_id LIMIT $limit""", {"p": profile_id, "s": segment_id, "limit": limit}).fetchall()
+        keys = ("segment_id", "profile_id", "entered_at", "exited_at", "entered_by", "exited_by")
+        return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in zip(keys, r)} for r in rows]
+
+    def export_members(self, segment_id: str, path: str | Path, fmt: str) -> int:
+        """Members with their ids, computed basics and traits, to CSV or Parquet."""
+        if fmt not in ("csv", "parquet"):
+            raise ImportFailed(f"unknown export format {fmt!r}; use csv or parquet")
+        if not self.cursor().execute("SELECT count(*) FROM segments WHERE segment_id = ?", [segment_id]).fetchall()[0][0]:
+            raise NotFound(f"no segment {segment_id!r}")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER true"
+        sid = q(segment_id)
+        self.cursor().execute(f"""
+            COPY (
+              SELECT m.profile_id, m.entered_at,
+                     (SELECT string_agg(i.value, '|' ORDER BY i.value) FROM identities i
+                      WHERE i.profile_id = m.profile_id AND i.kind = 'user_id') AS user_ids,
+                     p.first_seen, p.last_seen, p.event_count, p.order_count, p.revenue,
+                     (SELECT json_group_object(t.key, t.value) FROM profile_traits t WHERE t.profile_id = m.profile_id)::VARCHAR AS traits
+              FROM segment_members m LEFT JOIN profiles p USING (profile_id)
+              WHERE m.segment_id = {sid} ORDER BY m.entered_at, m.profile_id
+            ) TO {q(str(path))} ({options})""")
+        return self.cursor().execute("SELECT count(*) FROM segment_members WHERE segment_id = ?", [segment_id]).fetchall()[0][0]
+
+    # -- computed traits -------------------------------------------------------------------
+    def write_computed(self, keys: list[str], table: pa.Table, now: datetime) -> list[str]:
+        """Replace the computed traits ``keys`` for every profile with ``table``
+        (profile_id + one column per key). Returns the profiles whose values changed."""
+        with self._write_lock:
+            con = self._writer
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.register("_computed_new", table)
+                unpivot = " UNION ALL ".join(
+                    f"SELECT profile_id, {q(k)} AS key, to_json({_ident(k)}) AS value FROM _computed_new WHERE {_ident(k)} IS NOT NULL"
+                    for k in keys)
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _computed_rows AS {unpivot}")
+                names = ", ".join(q(k) for k in keys)
+                changed = [r[0] for r in con.execute(f"""
+                    SELECT DISTINCT coalesce(n.profile_id, o.profile_id) FROM _computed_rows n
+                    FULL OUTER JOIN (SELECT * FROM computed_traits WHERE key IN ({names})) o USING (profile_id, key)
+                    WHERE n.value IS DISTINCT FROM o.value""").fetchall()]
+                con.execute(f"DELETE FROM computed_traits WHERE key IN ({names})")
+                con.execute("INSERT INTO computed_traits SELECT profile_id, key, value, ? FROM _computed_rows", [now])
+                if changed:
+                    con.register("_computed_changed", pa.table({"profile_id": pa.array(changed, pa.string())}))
+                    con.execute("UPDATE profiles SET updated_at = ? WHERE profile_id IN (SELECT profile_id FROM _computed_changed)", [now])
+                    con.unregister("_computed_changed")
+                con.unregister("_computed_new")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return changed
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -1,0 +1,168 @@
+"""Segments on a project: definitions (personable.yaml and the API), full and
+realtime refresh, membership history, sizes over time, exports. Reached as
+``engine.segments``.
+
+Realtime: after each batch the write path stores, every segment is
+re-evaluated for the profiles that batch touched (``on_batch``), so a profile
+enters or leaves as its own events arrive -- whatever the rule. What no event
+can trigger is the passing of time: a rule with a window (``within``,
+``older_than``, "not in the last 14 days") can become true or false for a
+profile that did nothing. The scheduled full refresh (``refresh``; every
+``segments_refresh_minutes`` under ``personable serve``) catches those. Rules on
+batch-computed traits (RFM, lifecycle, clusters) change when those are recomputed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from ..errors import ErrorList, NotFound, ValidationFailed
+from .compile import members_expr
+from .config import SegmentDef, check_references, parse_segment, refresh_order
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+log = logging.getLogger("personable.segments")
+
+
+class SegmentService:
+    def __init__(self, engine: "Engine"):
+        self.engine = engine
+
+    # -- definitions -----------------------------------------------------------------------
+    def definitions(self) -> list[SegmentDef]:
+        """Segments from personable.yaml, then those created through the API."""
+        configured = list(self.engine.config.segments)
+        ids = {s.segment_id for s in configured}
+        errors = ErrorList()
+        stored = []
+        for row in self.engine.store.stored_segments():
+            if row["origin"] == "api" and row["segment_id"] not in ids:
+                seg = parse_segment(row["segment_id"], {"name": row["name"], "description": row["description"],
+                                                        "rule": row["rule"]}, f"segments.{row['segment_id']}", errors, "api")
+                if seg:
+                    stored.append(seg)
+        return configured + stored
+
+    def _get(self, segment_id: str) -> SegmentDef:
+        for s in self.definitions():
+            if s.segment_id == segment_id:
+                return s
+        raise NotFound(f"no segment {segment_id!r}; see `personable segments list`")
+
+    def create(self, segment_id: str, definition: dict[str, Any], refresh: bool = True) -> dict[str, Any]:
+        """Define (or redefine) a segment through the API; it is refreshed at once."""
+        errors = ErrorList()
+        seg = parse_segment(segment_id, definition, "segment", errors, origin="api")
+        existing = self.definitions()
+        if seg is not None:
+            if any(s.segment_id == segment_id and s.origin == "config" for s in existing):
+                errors.add("segment", f"{segment_id!r} is defined in personable.yaml; change it there")
+            others = [s for s in existing if s.segment_id != segment_id] + [seg]
+            check_references(others, errors)
+        if errors or seg is None:
+            raise ValidationFailed(f"segment {segment_id!r} is not valid", details=errors.items)
+        now = self.engine.clock.now()
+        self.engine.store.save_segment(seg.segment_id, seg.name, seg.description, seg.raw_rule, "api", now)
+        if refresh:
+            self.refresh([segment_id], cause="created")
+        return self.show(segment_id)
+
+    def delete(self, segment_id: str) -> None:
+        seg = self._get(segment_id)
+        if seg.origin == "config":
+            raise ValidationFailed(f"{segment_id!r} is defined in personable.yaml; remove it there")
+        users = [s.segment_id for s in self.definitions() if segment_id in s.depends_on]
+        if users:
+            raise ValidationFailed(f"{segment_id!r} is used by {', '.join(users)}")
+        self.engine.store.delete_segment(segment_id, self.engine.clock.now())
+
+    def _sync_definitions(self) -> None:
+        now = self.engine.clock.now()
+        for s in self.engine.config.segments:
+            self.engine.store.save_segment(s.segment_id, s.name, s.description, s.raw_rule, "config", now)
+
+    # -- refresh -------------------------------------------------------------------------------
+    def refresh(self, segment_ids: list[str] | None = None, cause: str = "refresh") -> dict[str, Any]:
+        """Recompute membership of every segment (or the given ones, and the
+        segments they depend on come first), recording who entered and left."""
+        self._sync_definitions()
+        segments = refresh_order(self.definitions())
+        if segment_ids is not None:
+            unknown = set(segment_ids) - {s.segment_id for s in segments}
+            if unknown:
+                raise NotFound(f"no segment {', '.join(sorted(unknown))}")
+        now = self.engine.clock.now()
+        results, changed = [], set()
+        for seg in segments:
+            if segment_ids is not None and seg.segment_id not in segment_ids:
+                continue
+            started = time.perf_counter()
+            members = self.engine.store.run(members_expr(seg.rule, now))
+            entered, exited = self.engine.store.apply_membership(seg.segment_id, members, now, cause)
+            self._publish(seg.segment_id, entered, exited, now, cause)
+            changed.update(entered)
+            changed.update(exited)
+            results.append({"segment_id": seg.segment_id, "size": members.num_rows, "entered": len(entered),
+                            "exited": len(exited), "seconds": round(time.perf_counter() - started, 3)})
+        if changed:
+            self.engine._sync_online(sorted(changed), [], None)
+        return {"at": now.isoformat(), "segments": results}
+
+    def on_batch(self, profile_ids: list[str]) -> int:
+        """Realtime: re-judge every segment for the profiles a batch touched."""
+        segments = self.definitions()
+        if not segments or not profile_ids:
+            return 0
+        now = self.engine.clock.now()
+        among = pa.table({"profile_id": pa.array(profile_ids, pa.string())})
+        moved = set()
+        for seg in refresh_order(segments):
+            members = self.engine.store.run(members_expr(seg.rule, now, among=True), tables={"_touched": among})
+            entered, exited = self.engine.store.apply_membership(seg.segment_id, members, now, "event", among=among)
+            self._publish(seg.segment_id, entered, exited, now, "event")
+            moved.update(entered)
+            moved.update(exited)
+        return len(moved)
+
+    def _publish(self, segment_id: str, entered: list[str], exited: list[str], now: Any, cause: str) -> None:
+        at = now.isoformat()
+        for pid in entered:
+            self.engine.bus.publish("segment.entered", {"segment_id": segment_id, "profile_id": pid, "at": at, "cause": cause})
+        for pid in exited:
+            self.engine.bus.publish("segment.exited", {"segment_id": segment_id, "profile_id": pid, "at": at, "cause": cause})
+
+    # -- reading -------------------------------------------------------------------------------
+    def list(self) -> list[dict[str, Any]]:
+        stored = {r["segment_id"]: r for r in self.engine.store.stored_segments()}
+        out = []
+        for s in self.definitions():
+            row = stored.get(s.segment_id, {})
+            out.append({**s.as_dict(), "size": row.get("size", 0), "refreshed_at": row.get("refreshed_at")})
+        return out
+
+    def show(self, segment_id: str) -> dict[str, Any]:
+        seg = self._get(segment_id)
+        row = next((r for r in self.engine.store.stored_segments() if r["segment_id"] == segment_id), {})
+        return {**seg.as_dict(), "size": row.get("size", 0), "refreshed_at": row.get("refreshed_at"),
+                "sizes": self.engine.store.segment_sizes(segment_id)}
+
+    def members(self, segment_id: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        self._get(segment_id)
+        return self.engine.store.segment_members(segment_id, limit, offset)
+
+    def history(self, profile: str | None = None, segment_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        pid = (self.engine.resolve(profile) or profile) if profile else None
+        return self.engine.store.membership_history(pid, segment_id, limit)
+
+    def export(self, segment_id: str, path: str, fmt: str | None = None) -> dict[str, Any]:
+        self._get(segment_id)
+        fmt = fmt or ("parquet" if str(path).endswith(".parquet") else "csv")
+        n = self.engine.store.export_members(segment_id, path, fmt)
+        return {"segment_id": segment_id, "path": str(path), "format": fmt, "members": n}
+

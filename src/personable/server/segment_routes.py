@@ -1,0 +1,93 @@
+"""HTTP routes for segments (admin token required). Thin over ``engine.segments``."""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import ORJSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from ..engine import Engine
+from ..errors import Problem, ValidationFailed
+from .body import check_admin, parse_json, read_body
+from .schemas import ERRORS, body
+
+SEGMENT_SCHEMA = {"type": "object", "required": ["rule"], "properties": {
+    "name": {"type": "string"}, "description": {"type": "string"},
+    "rule": {"type": "object", "description": "A condition: trait / computed / event / in_segment / all / any / not "
+                                              "(see docs/segments.md)"}}}
+EXPORT_SCHEMA = {"type": "object", "required": ["path"], "properties": {
+    "path": {"type": "string", "description": "A file on the server's disk"}, "format": {"enum": ["csv", "parquet"]}}}
+
+
+async def _object(request: Request) -> dict[str, Any]:
+    payload = parse_json(await read_body(request, 200_000))
+    if not isinstance(payload, dict):
+        raise ValidationFailed("the body must be a JSON object", [Problem("$", "must be a JSON object")])
+    return payload
+
+
+def add_segment_routes(app: FastAPI, engine: Engine, admin_token: str | None,
+                       freshen: Callable[[bool], Awaitable[None]]) -> None:
+    @app.get("/v1/segments", tags=["segments"], responses=ERRORS, summary="Every segment with its size")
+    async def list_segments(request: Request, fresh: bool = False) -> ORJSONResponse:
+        check_admin(request, admin_token)
+        await freshen(fresh)
+        return ORJSONResponse({"items": await run_in_threadpool(engine.segments.list)})
+
+    @app.get("/v1/segments/{segment_id}", tags=["segments"], responses=ERRORS,
+             summary="A segment: definition, size, and size over time")
+    async def show_segment(segment_id: str, request: Request, fresh: bool = False) -> ORJSONResponse:
+        check_admin(request, admin_token)
+        await freshen(fresh)
+        return ORJSONResponse(await run_in_threadpool(engine.segments.show, segment_id))
+
+    @app.put("/v1/segments/{segment_id}", tags=["segments"], responses=ERRORS, openapi_extra=body(SEGMENT_SCHEMA),
+             summary="Define or redefine a segment (refreshed at once)")
+    async def put_segment(segment_id: str, request: Request) -> ORJSONResponse:
+        check_admin(request, admin_token)
+        payload = await _object(request)
+        return ORJSONResponse(await run_in_threadpool(engine.segments.create, segment_id, payload))
+
+    @app.delete("/v1/segments/{segment_id}", tags=["segments"], responses=ERRORS,
+                summary="Delete a segment defined through the API (its members exit; history is kept)")
+    async def delete_segment(segment_id: str, request: Request) -> ORJSONResponse:
+        check_admin(request, admin_token)
+        await run_in_threadpool(engine.segments.delete, segment_id)
+        return ORJSONResponse({"deleted": segment_id})
+
+    @app.get("/v1/segments/{segment_id}/members", tags=["segments"], responses=ERRORS,
+             summary="Current members, oldest membership first (paged)")
+    async def segment_members(segment_id: str, request: Request, limit: int = 100, offset: int = 0,
+                              fresh: bool = False) -> ORJSONResponse:
+        check_admin(request, admin_token)
+        await freshen(fresh)
+        items = await run_in_threadpool(engine.segments.members, segment_id, max(1, min(limit, 10_000)), max(0, offset))
+        return ORJSONResponse({"items": items, "limit": limit, "offset": offset})
+
+    @app.get("/v1/segments/{segment_id}/history", tags=["segments"], responses=ERRORS,
+             summary="Membership spells (entered_at, exited_at), newest first; optionally for one profile")
+    async def segment_history(segment_id: str, request: Request, profile: str | None = None,
+                              limit: int = 200) -> ORJSONResponse:
+        check_admin(request, admin_token)
+        items = await run_in_threadpool(engine.segments.history, profile, segment_id, max(1, min(limit, 10_000)))
+        return ORJSONResponse({"items": items})
+
+    @app.post("/v1/admin/segments/refresh", tags=["segments"], responses=ERRORS,
+              summary="Recompute every segment's membership now (or ?segment=id, repeatable)")
+    async def refresh_segments(request: Request, fresh: bool = True) -> ORJSONResponse:
+        check_admin(request, admin_token)
+        await freshen(fresh)
+        ids = request.query_params.getlist("segment") or None
+        return ORJSONResponse(await run_in_threadpool(engine.segments.refresh, ids, "manual"))
+
+    @app.post("/v1/admin/segments/{segment_id}/export", tags=["segments"], responses=ERRORS,
+              openapi_extra=body(EXPORT_SCHEMA), summary="Write the members to a CSV or Parquet file on the server")
+    async def export_segment(segment_id: str, request: Request) -> ORJSONResponse:
+        check_admin(request, admin_token)
+        payload = await _object(request)
+        if not isinstance(payload.get("path"), str):
+            raise ValidationFailed("body needs a `path`", [Problem("path", "is required")])
+        return ORJSONResponse(await run_in_threadpool(engine.segments.export, segment_id, payload["path"],
+                                                      payload.get("format")))
