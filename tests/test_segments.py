@@ -263,3 +263,60 @@ def test_segments_over_http_and_cli(seg_project, server, tmp_path):
     assert "uk" in shown and "3" in shown
     run_cli("segments", "export", "uk", str(tmp_path / "uk.csv"), project=seg_project)
     assert (tmp_path / "uk.csv").exists()
+
+
+# -- RFM and lifecycle ------------------------------------------------------------------------------------
+def _orders(user: str, days_ago: list[int], revenue: float) -> list[dict]:
+    return [_order(user, NOW - timedelta(days=d), revenue, n) for n, d in enumerate(days_ago)]
+
+
+def test_rfm_scores_and_named_segments(project):
+    clock = SimulatedClock(NOW)
+    with Engine(project, clock=clock) as engine:
+        events = []
+        events += _orders("champ", [1, 5, 9, 12, 20], 300.0)           # recent, frequent, big
+        events += _orders("lost", [300], 5.0)                           # long ago, once, small
+        events += _orders("cantlose", [250, 260, 270, 280, 290, 295], 400.0)  # big and frequent, but gone
+        for i in range(12):                                             # a population to take quintiles over
+            events += _orders(f"c{i}", [10 * i + 3] * 1 + [10 * i + 40] * (i % 3), 20.0 + 10 * i)
+        events.append({"type": "identify", "userId": "browser", "traits": {"email": "b@example.com"}})
+        engine.send(events)
+        result = engine.segments.compute()
+        assert result["customers_scored"] == 15
+        doc = {u: engine.profile(u)["computed"] for u in ("champ", "lost", "cantlose", "browser")}
+        assert doc["champ"]["rfm_segment"] == "Champions" and doc["champ"]["rfm_score"] == "555"
+        assert doc["lost"]["rfm_segment"] == "Lost" and doc["lost"]["rfm_r"] == 1
+        assert doc["cantlose"]["rfm_segment"] == "Can't Lose Them"
+        assert doc["champ"]["rfm_frequency"] == 5 and doc["champ"]["rfm_monetary"] == 1500.0
+        assert doc["champ"]["rfm_recency_days"] == pytest.approx(1.0)
+        assert "rfm_segment" not in doc["browser"] and doc["browser"]["lifecycle_stage"] == "prospect"
+        names = {r["value"] for r in result["rfm_segments"]}
+        assert names <= {"Champions", "Loyal", "Potential Loyalist", "New", "Promising", "Need Attention",
+                         "About to Sleep", "At Risk", "Can't Lose Them", "Hibernating", "Lost"}
+
+
+def test_lifecycle_stages_and_transitions(project):
+    raw = yaml.safe_load((project / "personable.yaml").read_text())
+    raw["lifecycle"] = {"new_days": 30, "active_days": 60, "lapsed_days": 120, "loyal_orders": 3, "reactivated_days": 30}
+    raw["segments"] = {"at_risk": {"rule": {"computed": "lifecycle_stage", "eq": "at_risk"}}}
+    (project / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    clock = SimulatedClock(NOW)
+    with Engine(project, clock=clock) as engine:
+        engine.send(_orders("ann", [100, 90, 80], 10.0) + _orders("bob", [10], 10.0) + _orders("cy", [200], 10.0)
+                    + _orders("dee", [50, 45, 40], 10.0) + _orders("eve", [300, 5], 10.0))
+        engine.segments.compute()
+        stage = {u: engine.profile(u)["computed"]["lifecycle_stage"] for u in ("ann", "bob", "cy", "dee", "eve")}
+        assert stage == {"ann": "at_risk", "bob": "new", "cy": "lapsed", "dee": "loyal", "eve": "reactivated"}
+        engine.segments.refresh()
+        assert [m["profile_id"] for m in engine.segments.members("at_risk")] == [engine.resolve("ann")]
+        clock.advance(timedelta(days=50))                 # her last order is now 130 days old...
+        engine.send([_order("ann", clock.now(), 10.0, 9)])  # ...and she comes back
+        engine.segments.compute()
+        assert engine.profile("ann")["computed"]["lifecycle_stage"] == "reactivated"
+        moves = engine.segments.transitions("ann", "lifecycle_stage")
+        assert [(m["value"], m["until"] is None) for m in moves] == [("at_risk", False), ("reactivated", True)]
+        assert moves[0]["until"] == clock.now().isoformat()
+        with pytest.raises(ConfigError):
+            raw["lifecycle"] = {"active_days": 500, "lapsed_days": 100, "weekly": 1}
+            (project / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+            Engine(project)

@@ -161,3 +161,13 @@ class RemoteSegments:
 
         return self._r._call("POST", f"/v1/admin/segments/{segment_id}/export",
                              json={"path": str(_Path(path).resolve()), "format": fmt})
+
+    def compute(self) -> dict[str, Any]:
+        return self._r._call("POST", "/v1/admin/segments/compute")
+
+    def transitions(self, profile: str, key: str | None = None) -> list[dict[str, Any]]:
+        from urllib.parse import quote
+
+        items = self._r._call("GET", f"/v1/profiles/{quote(profile, safe='')}/history")["computed"]
+        return [i for i in items if key is None or i["key"] == key]
+

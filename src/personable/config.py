@@ -21,6 +21,8 @@ from .errors import ConfigError, ErrorList, ProjectNotFound
 from .identity.resolution.config import ResolutionConfig, parse_resolution
 from .quality.config import QualityConfig, parse_quality
 from .segments.config import SegmentDef, parse_segments
+from .segments.lifecycle import LifecycleConfig, parse_lifecycle
+from .segments.rfm import RfmConfig, parse_rfm
 
 CONFIG_FILE = "personable.yaml"
 STATE_DIR = ".personable"
@@ -83,6 +85,8 @@ class Config:
     quality: QualityConfig = field(default_factory=QualityConfig)
     segments: tuple[SegmentDef, ...] = ()
     segments_refresh_minutes: float = 15.0
+    rfm: RfmConfig = field(default_factory=RfmConfig)
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
 
     @property
     def state_dir(self) -> Path:
@@ -373,6 +377,8 @@ def parse_config(raw: dict[str, Any], project_dir: Path) -> Config:
         quality=parse_quality(raw.get("quality"), errors),
         segments=parse_segments(raw.get("segments"), errors),
         segments_refresh_minutes=_get(raw, "scheduler.segments_refresh_minutes", float, 15.0, errors),
+        rfm=(rfm := parse_rfm(raw.get("rfm"), errors)),
+        lifecycle=parse_lifecycle(raw.get("lifecycle"), errors, rfm.order_event),
     )
     if errors:
         raise ConfigError("personable.yaml is invalid", details=errors.items)

@@ -111,3 +111,33 @@ def export(ctx: typer.Context, segment_id: str, path: str = typer.Argument(..., 
         emit_json(result)
     else:
         console.print(f"wrote {result['members']:,} members to {result['path']} ({result['format']})")
+
+
+@segments_app.command()
+@handle_errors
+def compute(ctx: typer.Context, as_json: bool = JSON) -> None:
+    """Recompute RFM scores / segments and lifecycle stages (computed traits on every profile)."""
+    with _engine(ctx) as engine:
+        result = engine.segments.compute()
+    if as_json:
+        emit_json(result)
+        return
+    console.print(f"RFM for {result['customers_scored']:,} customers, lifecycle for {result['profiles_staged']:,} profiles "
+                  f"({result['changed_profiles']:,} changed) in {result['seconds']} s")
+    console.print("RFM segments: " + ", ".join(f"{r['value']} {r['profiles']:,}" for r in result["rfm_segments"]))
+    console.print("lifecycle: " + ", ".join(f"{r['value']} {r['profiles']:,}" for r in result["lifecycle_stages"]))
+
+
+@segments_app.command()
+@handle_errors
+def transitions(ctx: typer.Context, profile: str, key: Optional[str] = typer.Option(None, help="lifecycle_stage or rfm_segment."),
+                as_json: bool = JSON) -> None:
+    """A profile's lifecycle stage and RFM segment over time."""
+    with _engine(ctx) as engine:
+        items = engine.segments.transitions(profile, key)
+    if as_json:
+        emit_json(items)
+        return
+    for t in items:
+        console.print(f"{t['key']}: {t['value']}  {t['since'][:19]} -> {(t['until'] or 'now')[:19]}")
+

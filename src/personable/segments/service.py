@@ -137,6 +137,31 @@ class SegmentService:
         for pid in exited:
             self.engine.bus.publish("segment.exited", {"segment_id": segment_id, "profile_id": pid, "at": at, "cause": cause})
 
+    # -- computed traits: RFM and lifecycle ----------------------------------------------------------
+    def compute(self) -> dict[str, Any]:
+        """RFM scores and segments, and lifecycle stages, for every profile, as
+        computed traits (on profiles, usable in rules as ``computed:``); stage and
+        segment changes are kept as transitions with their time."""
+        from .lifecycle import lifecycle_table
+        from .rfm import RFM_KEYS, rfm_table
+
+        store, now = self.engine.store, self.engine.clock.now()
+        started = time.perf_counter()
+        rfm = store.run(rfm_table(self.engine.config.rfm, now))
+        changed = set(store.write_computed(list(RFM_KEYS), rfm, now, history_keys=("rfm_segment",)))
+        stages = store.run(lifecycle_table(self.engine.config.lifecycle, now))
+        changed |= set(store.write_computed(["lifecycle_stage"], stages, now, history_keys=("lifecycle_stage",)))
+        if changed:
+            self.engine._sync_online(sorted(changed), [], None)
+        return {"at": now.isoformat(), "customers_scored": rfm.num_rows, "profiles_staged": stages.num_rows,
+                "changed_profiles": len(changed), "seconds": round(time.perf_counter() - started, 3),
+                "rfm_segments": store.computed_distribution("rfm_segment"),
+                "lifecycle_stages": store.computed_distribution("lifecycle_stage")}
+
+    def transitions(self, profile: str, key: str | None = None) -> list[dict[str, Any]]:
+        pid = self.engine.resolve(profile) or profile
+        return self.engine.store.computed_history(pid, key)
+
     # -- reading -------------------------------------------------------------------------------
     def list(self) -> list[dict[str, Any]]:
         stored = {r["segment_id"]: r for r in self.engine.store.stored_segments()}

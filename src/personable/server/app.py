@@ -39,8 +39,12 @@ def create_app(engine: Engine) -> FastAPI:
     cfg = engine.config
     collector = Collector(engine, cfg.server.commit_interval_ms, cfg.server.max_batch_events)
     worker = LogWorker(engine)
-    scheduler = Scheduler([Job("segments.refresh", cfg.segments_refresh_minutes * 60,
-                               lambda: engine.segments.refresh(cause="scheduled"))])
+    def scheduled_segments() -> None:
+        # Computed traits first: rules may use RFM segments and lifecycle stages.
+        engine.segments.compute()
+        engine.segments.refresh(cause="scheduled")
+
+    scheduler = Scheduler([Job("segments", cfg.segments_refresh_minutes * 60, scheduled_segments)])
     write_keys = cfg.write_keys()
     admin_token = cfg.admin_token()
     max_future = timedelta(hours=cfg.max_future_skew_hours)

@@ -9,7 +9,7 @@ from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engine
-from ..errors import Problem, ValidationFailed
+from ..errors import NotFound, Problem, ValidationFailed
 from .body import check_admin, parse_json, read_body
 from .schemas import ERRORS, body
 
@@ -91,3 +91,23 @@ def add_segment_routes(app: FastAPI, engine: Engine, admin_token: str | None,
             raise ValidationFailed("body needs a `path`", [Problem("path", "is required")])
         return ORJSONResponse(await run_in_threadpool(engine.segments.export, segment_id, payload["path"],
                                                       payload.get("format")))
+
+    @app.post("/v1/admin/segments/compute", tags=["segments"], responses=ERRORS,
+              summary="Recompute RFM scores and segments and lifecycle stages for every profile")
+    async def compute_traits(request: Request, fresh: bool = True) -> ORJSONResponse:
+        check_admin(request, admin_token)
+        await freshen(fresh)
+        return ORJSONResponse(await run_in_threadpool(engine.segments.compute))
+
+    @app.get("/v1/profiles/{identifier}/history", tags=["profiles"], responses=ERRORS,
+             summary="A profile's segment memberships over time and its lifecycle / RFM transitions")
+    async def profile_history(identifier: str, request: Request, fresh: bool = False) -> ORJSONResponse:
+        check_admin(request, admin_token)
+        await freshen(fresh)
+        pid = await run_in_threadpool(engine.resolve, identifier)
+        if pid is None:
+            raise NotFound(f"no profile for {identifier!r}")
+        segments = await run_in_threadpool(engine.segments.history, pid, None, 1000)
+        computed = await run_in_threadpool(engine.segments.transitions, pid)
+        return ORJSONResponse({"profile_id": pid, "segments": segments, "computed": computed})
+

@@ -184,6 +184,14 @@ CREATE TABLE computed_traits (
     PRIMARY KEY (profile_id, key)
 );
 CREATE VIEW computed_values AS SELECT profile_id, key, value ->> '$' AS value FROM computed_traits;
+-- Transitions of computed traits that are states (lifecycle stage, RFM segment, cluster).
+CREATE TABLE computed_history (
+    profile_id VARCHAR NOT NULL,
+    key VARCHAR NOT NULL,
+    value JSON,
+    since TIMESTAMPTZ NOT NULL,
+    until TIMESTAMPTZ
+);
 CREATE TABLE segments (
     segment_id VARCHAR PRIMARY KEY,
     name VARCHAR,

@@ -128,6 +128,18 @@ class SegmentsStore:
             ORDER BY entered_at, profile_id LIMIT ? OFFSET ?""", [segment_id, limit, offset]).fetchall()
         return [{"profile_id": p, "entered_at": at.isoformat()} for p, at in rows]
 
+    def computed_history(self, profile_id: str, key: str | None = None) -> list[dict[str, Any]]:
+        rows = self.cursor().execute("""
+            SELECT key, value, since, until FROM computed_history WHERE profile_id = $p AND ($k IS NULL OR key = $k)
+            ORDER BY key, since""", {"p": profile_id, "k": key}).fetchall()
+        return [{"key": k, "value": orjson.loads(v) if v else None, "since": s.isoformat(),
+                 "until": u.isoformat() if u else None} for k, v, s, u in rows]
+
+    def computed_distribution(self, key: str) -> list[dict[str, Any]]:
+        rows = self.cursor().execute("""SELECT value ->> '$' AS v, count(*) FROM computed_traits WHERE key = ?
+                                        GROUP BY ALL ORDER BY 2 DESC""", [key]).fetchall()
+        return [{"value": v, "profiles": n} for v, n in rows]
+
     def membership_history(self, profile_id: str | None = None, segment_id: str | None = None,
                            limit: int = 200) -> list[dict[str, Any]]:
         rows = self.cursor().execute("""
@@ -159,9 +171,11 @@ class SegmentsStore:
         return self.cursor().execute("SELECT count(*) FROM segment_members WHERE segment_id = ?", [segment_id]).fetchall()[0][0]
 
     # -- computed traits -------------------------------------------------------------------
-    def write_computed(self, keys: list[str], table: pa.Table, now: datetime) -> list[str]:
+    def write_computed(self, keys: list[str], table: pa.Table, now: datetime,
+                       history_keys: tuple[str, ...] = ()) -> list[str]:
         """Replace the computed traits ``keys`` for every profile with ``table``
-        (profile_id + one column per key). Returns the profiles whose values changed."""
+        (profile_id + one column per key); for ``history_keys`` each change is
+        recorded as a transition with its time. Returns the profiles that changed."""
         with self._write_lock:
             con = self._writer
             con.execute("BEGIN TRANSACTION")
@@ -176,6 +190,20 @@ class SegmentsStore:
                     SELECT DISTINCT coalesce(n.profile_id, o.profile_id) FROM _computed_rows n
                     FULL OUTER JOIN (SELECT * FROM computed_traits WHERE key IN ({names})) o USING (profile_id, key)
                     WHERE n.value IS DISTINCT FROM o.value""").fetchall()]
+                if history_keys:
+                    tracked = ", ".join(q(k) for k in history_keys)
+                    con.execute(f"""
+                        CREATE OR REPLACE TEMP TABLE _computed_moves AS
+                        SELECT coalesce(n.profile_id, o.profile_id) AS profile_id, coalesce(n.key, o.key) AS key,
+                               n.value AS new_value
+                        FROM (SELECT * FROM _computed_rows WHERE key IN ({tracked})) n
+                        FULL OUTER JOIN (SELECT * FROM computed_traits WHERE key IN ({tracked})) o USING (profile_id, key)
+                        WHERE n.value IS DISTINCT FROM o.value""")
+                    con.execute("""UPDATE computed_history SET until = ? FROM _computed_moves m
+                                   WHERE computed_history.profile_id = m.profile_id AND computed_history.key = m.key
+                                     AND computed_history.until IS NULL""", [now])
+                    con.execute("""INSERT INTO computed_history SELECT profile_id, key, new_value, ?, NULL
+                                   FROM _computed_moves WHERE new_value IS NOT NULL""", [now])
                 con.execute(f"DELETE FROM computed_traits WHERE key IN ({names})")
                 con.execute("INSERT INTO computed_traits SELECT profile_id, key, value, ? FROM _computed_rows", [now])
                 if changed:
