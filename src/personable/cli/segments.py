@@ -141,3 +141,36 @@ def transitions(ctx: typer.Context, profile: str, key: Optional[str] = typer.Opt
     for t in items:
         console.print(f"{t['key']}: {t['value']}  {t['since'][:19]} -> {(t['until'] or 'now')[:19]}")
 
+
+
+@segments_app.command()
+@handle_errors
+def cluster(ctx: typer.Context,
+            method: str = typer.Option("kmeans", help="kmeans, gmm, agglomerative, dbscan or hdbscan."),
+            k: str = typer.Option("auto", "--k", help="Number of clusters, or auto (silhouette; BIC for gmm)."),
+            pca: Optional[float] = typer.Option(None, help="Keep this share of variance (0-1) or this many components."),
+            population: str = typer.Option("customers", help="Fit on customers (with a userId) or all profiles."),
+            boots: int = typer.Option(5, help="Bootstrap refits for the stability check (0: skip)."),
+            as_json: bool = JSON) -> None:
+    """Fit behavioural clusters; each profile gets computed.cluster, described in words."""
+    n_clusters: int | str = int(k) if k.isdigit() else k
+    pca_value = int(pca) if pca is not None and pca >= 1 else pca
+    with _engine(ctx) as engine:
+        if getattr(engine, "remote", False):
+            result = engine._call("POST", "/v1/admin/segments/cluster", json={
+                "method": method, "n_clusters": n_clusters, "pca": pca_value, "population": population,
+                "stability_boots": boots})
+        else:
+            result = engine.segments.cluster(method, n_clusters, pca_value, None, boots, population)
+    if as_json:
+        emit_json(result)
+        return
+    scores = ", ".join(f"k={kk}: " + " ".join(f"{n} {v:.3f}" if abs(v) < 10 else f"{n} {v:,.0f}" for n, v in s.items())
+                       for kk, s in result["scores"].items())
+    console.print(f"{method}: {result['n_clusters']} clusters over {result['profiles_fitted']:,} {result['population']} "
+                  f"({scores}); {result['profiles_assigned']:,} profiles placed")
+    if result.get("stability"):
+        console.print(f"stability: bootstrap adjusted Rand index {result['stability']['ari_mean']:.3f} "
+                      f"(lowest {result['stability']['ari_min']:.3f})")
+    for c in result["clusters"]:
+        console.print(f"[bold]cluster {c['cluster']}[/] ({c['size']:,}, {c['share']:.0%}): {c['summary']}")

@@ -153,10 +153,27 @@ class SegmentService:
         changed |= set(store.write_computed(["lifecycle_stage"], stages, now, history_keys=("lifecycle_stage",)))
         if changed:
             self.engine._sync_online(sorted(changed), [], None)
+        clusters = None
+        if (self.engine.config.state_dir / "models" / "clusters.joblib").exists():
+            clusters = self.assign_clusters()  # new profiles join the existing clusters
         return {"at": now.isoformat(), "customers_scored": rfm.num_rows, "profiles_staged": stages.num_rows,
+                "clusters": clusters,
                 "changed_profiles": len(changed), "seconds": round(time.perf_counter() - started, 3),
                 "rfm_segments": store.computed_distribution("rfm_segment"),
                 "lifecycle_stages": store.computed_distribution("lifecycle_stage")}
+
+    def cluster(self, method: str = "kmeans", n_clusters: int | str = "auto", pca: float | int | None = None,
+                features: tuple[str, ...] | None = None, stability_boots: int = 5,
+                population: str = "customers") -> dict[str, Any]:
+        """Fit behavioural clusters; every profile with enough events gets ``computed.cluster``."""
+        from .clusters_service import ClusterJobs
+
+        return ClusterJobs(self.engine).fit(method, n_clusters, pca, features, stability_boots, population)
+
+    def assign_clusters(self) -> dict[str, Any]:
+        from .clusters_service import ClusterJobs
+
+        return ClusterJobs(self.engine).assign()
 
     def transitions(self, profile: str, key: str | None = None) -> list[dict[str, Any]]:
         pid = self.engine.resolve(profile) or profile

@@ -17,6 +17,11 @@ SEGMENT_SCHEMA = {"type": "object", "required": ["rule"], "properties": {
     "name": {"type": "string"}, "description": {"type": "string"},
     "rule": {"type": "object", "description": "A condition: trait / computed / event / in_segment / all / any / not "
                                               "(see docs/segments.md)"}}}
+CLUSTER_SCHEMA = {"type": "object", "properties": {
+    "method": {"enum": ["kmeans", "gmm", "agglomerative", "dbscan", "hdbscan"]},
+    "n_clusters": {"oneOf": [{"const": "auto"}, {"type": "integer", "minimum": 2}]},
+    "pca": {"type": "number"}, "features": {"type": "array", "items": {"type": "string"}},
+    "population": {"enum": ["customers", "all"]}, "stability_boots": {"type": "integer", "minimum": 0}}}
 EXPORT_SCHEMA = {"type": "object", "required": ["path"], "properties": {
     "path": {"type": "string", "description": "A file on the server's disk"}, "format": {"enum": ["csv", "parquet"]}}}
 
@@ -110,4 +115,24 @@ def add_segment_routes(app: FastAPI, engine: Engine, admin_token: str | None,
         segments = await run_in_threadpool(engine.segments.history, pid, None, 1000)
         computed = await run_in_threadpool(engine.segments.transitions, pid)
         return ORJSONResponse({"profile_id": pid, "segments": segments, "computed": computed})
+
+    @app.post("/v1/admin/segments/cluster", tags=["segments"], responses=ERRORS,
+              openapi_extra=body(CLUSTER_SCHEMA),
+              summary="Fit behavioural clusters; every profile gets computed.cluster")
+    async def fit_clusters(request: Request) -> ORJSONResponse:
+        check_admin(request, admin_token)
+        payload = await _object(request)
+        return ORJSONResponse(await run_in_threadpool(
+            engine.segments.cluster, payload.get("method", "kmeans"), payload.get("n_clusters", "auto"),
+            payload.get("pca"), tuple(payload["features"]) if payload.get("features") else None,
+            int(payload.get("stability_boots", 5)), payload.get("population", "customers")))
+
+    @app.get("/v1/segments/clusters/model", tags=["segments"], responses=ERRORS,
+             summary="The current cluster model: method, scores per k, descriptions, stability")
+    async def cluster_model(request: Request) -> ORJSONResponse:
+        check_admin(request, admin_token)
+        from ..segments.clusters_service import ClusterJobs
+
+        _, meta = await run_in_threadpool(ClusterJobs(engine).model)
+        return ORJSONResponse(meta)
 

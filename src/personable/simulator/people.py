@@ -88,7 +88,8 @@ def make_person(rng: np.random.Generator, i: int, segment: Segment, spec) -> Per
     devices = [(f"anon-{rng.integers(1 << 62):016x}", kinds[int(rng.choice(3, p=[0.55, 0.38, 0.07]))])
                for _ in range(n_devices)]
     churn = int(rng.geometric(segment.churn_per_day))
-    first_visit = int(rng.integers(0, max(1, spec.days // 2)))
+    lo, hi = segment.first_visit_span
+    first_visit = int(rng.integers(int(spec.days * lo), max(int(spec.days * lo) + 1, int(spec.days * hi))))
     ascii_last = last.replace("ü", "u").replace("í", "i").replace("'", "")
     return Person(
         index=i, customer_id=f"c{i:06d}", segment=segment,

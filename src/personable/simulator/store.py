@@ -141,7 +141,7 @@ def _simulate_customer(rng: np.random.Generator, p, catalog: Catalog, spec: Stor
             dev = int(rng.integers(len(p.devices)))
             anon, dtype = p.devices[dev]
             ctx = {"userAgent": UA[dtype], "device": {"type": dtype}, "library": {"name": "analytics.js"},
-                   "campaign": {"medium": MEDIUMS[int(rng.integers(len(MEDIUMS)))]}}
+                   "campaign": {"medium": MEDIUMS[int(rng.choice(len(MEDIUMS), p=seg.channel_mix))]}}
             base = {"anonymousId": anon, "context": ctx}
             known = p.signed_up_at is not None and p.signed_up_at <= t
 
@@ -186,14 +186,18 @@ def _simulate_customer(rng: np.random.Generator, p, catalog: Catalog, spec: Stor
                 identified_devices.add(dev)
                 w.add(t, {"type": "identify", "userId": p.customer_id, **base, "traits": {"email": p.email}})
             value = round(sum(x["price"] for x in products), 2)
+            coupon = {"coupon": "SAVE10"} if rng.random() < seg.coupon_rate else {}
+            if coupon:
+                value = round(value * 0.9, 2)
             t += timedelta(seconds=float(rng.uniform(30, 120)))
-            ev("track", t, event="Checkout Started", properties={"value": value, "currency": "USD", "products": products})
+            ev("track", t, event="Checkout Started", properties={"value": value, "currency": "USD", "products": products,
+                                                                 **coupon})
             if rng.random() < seg.order:
                 order_no += 1
                 t += timedelta(seconds=float(rng.uniform(30, 180)))
                 ev("track", t, event="Order Completed", properties={
                     "order_id": f"{p.customer_id}-o{order_no}", "revenue": value, "total": value,
-                    "currency": "USD", "products": products})
+                    "currency": "USD", "products": products, **coupon})
                 p.orders += 1
             else:
                 p.abandoned_carts += 1

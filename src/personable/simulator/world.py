@@ -32,13 +32,23 @@ class Segment:
     price_affinity: float   # >1 likes expensive items
     churn_per_day: float
     taste_concentration: float
+    # How they arrive (share of sessions by campaign medium: organic, cpc, social,
+    # referral) and how often an order uses a coupon: habits a segment shows
+    # beyond the funnel, as real ones do (bargain hunters come through ads and
+    # use coupons; window shoppers scroll in from social).
+    channel_mix: tuple[float, float, float, float] = (0.25, 0.25, 0.25, 0.25)
+    coupon_rate: float = 0.1
+    # When in the simulated period they first visit (fractions of it): new
+    # explorers are new, they arrive late.
+    first_visit_span: tuple[float, float] = (0.0, 0.5)
 
 
 SEGMENTS = (
-    Segment("loyal_big_spender", 0.15, 0.35, 6, 0.22, 0.05, 0.75, 0.90, 1.8, 0.002, 3.0),
-    Segment("bargain_hunter", 0.30, 0.25, 9, 0.12, 0.25, 0.45, 0.65, 0.5, 0.006, 1.0),
-    Segment("window_shopper", 0.35, 0.20, 5, 0.04, 0.35, 0.20, 0.35, 1.0, 0.010, 0.7),
-    Segment("new_explorer", 0.20, 0.30, 7, 0.10, 0.15, 0.40, 0.60, 1.1, 0.004, 0.4),
+    Segment("loyal_big_spender", 0.15, 0.35, 6, 0.22, 0.05, 0.75, 0.90, 1.8, 0.002, 3.0, (0.55, 0.10, 0.10, 0.25), 0.05),
+    Segment("bargain_hunter", 0.30, 0.25, 9, 0.12, 0.25, 0.45, 0.65, 0.5, 0.006, 1.0, (0.15, 0.45, 0.15, 0.25), 0.70),
+    Segment("window_shopper", 0.35, 0.20, 5, 0.04, 0.35, 0.20, 0.35, 1.0, 0.010, 0.7, (0.15, 0.20, 0.55, 0.10), 0.10),
+    Segment("new_explorer", 0.20, 0.30, 7, 0.10, 0.15, 0.40, 0.60, 1.1, 0.004, 0.4, (0.20, 0.15, 0.15, 0.50), 0.20,
+            (0.5, 0.85)),
 )
 
 

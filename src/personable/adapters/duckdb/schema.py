@@ -174,7 +174,7 @@ CREATE TABLE identity_audit (
     (5, "segments: definitions, live membership, its history and sizes; computed traits", """
 CREATE VIEW profile_events AS
 SELECT coalesce(r.to_profile, e.profile_id) AS profile_id, e.message_id, e.type, e.event, e.timestamp,
-       e.properties, e.revenue_reporting
+       e.properties, e.revenue_reporting, e.device, e.channel
 FROM events e LEFT JOIN profile_redirects r ON r.from_profile = e.profile_id;
 CREATE TABLE computed_traits (
     profile_id VARCHAR NOT NULL,
