@@ -118,21 +118,28 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, default=10_000, help="simulated customers (10k x 60 days ~ 1M events)")
     ap.add_argument("--days", type=int, default=60)
-    ap.add_argument("--only", choices=["foundation", "resolution"], help="run one section only")
+    ap.add_argument("--only", choices=["foundation", "resolution", "segments"], help="run one section only")
     ap.add_argument("--records", type=int, nargs="+", default=[100_000, 1_000_000],
                     help="person records for the resolution speed runs")
+    ap.add_argument("--profiles", type=int, default=1_000_000, help="profiles for the segment refresh benchmark")
+    ap.add_argument("--events", type=int, default=10_000_000, help="events for the segment refresh benchmark")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args()
     work = ROOT / "bench-data"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     cmd = ("python benchmarks/run.py " + " ".join(sys.argv[1:])).strip()
-    if args.only != "resolution":
+    if args.only in (None, "foundation"):
         foundation(args, work, cmd)
-    if args.only != "foundation":
+    if args.only in (None, "resolution"):
         from resolution_bench import run_resolution_benchmarks
 
         write_section(Path(args.out), "resolution", run_resolution_benchmarks(work, args.records, cmd))
+        print(f"wrote {args.out}")
+    if args.only in (None, "segments"):
+        from segments_bench import run_segment_benchmarks
+
+        write_section(Path(args.out), "segments", run_segment_benchmarks(work, cmd, args.profiles, args.events))
         print(f"wrote {args.out}")
 
 

@@ -9,6 +9,8 @@ reach the query as literals Ibis quotes itself: nothing is pasted into SQL.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Union
 from datetime import datetime, timedelta
 
 import ibis
@@ -28,6 +30,48 @@ COMPUTED = ibis.table({"profile_id": "string", "key": "string", "value": "string
 EVENTS = ibis.table({"profile_id": "string", "type": "string", "event": "string", "timestamp": "timestamp('UTC')",
                      "properties": "json"}, name="profile_events")
 MEMBERS = ibis.table({"segment_id": "string", "profile_id": "string"}, name="segment_members")
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The tables a rule reads. The full refresh reads the store's; realtime
+    evaluation reads small copies holding only a batch's profiles (``REALTIME``),
+    so twenty segments cost one scan of the events, not twenty."""
+
+    profiles: ir.Table = PROFILES
+    traits: ir.Table = TRAITS
+    computed: ir.Table = COMPUTED
+    events: ir.Table = EVENTS
+    members: ir.Table = MEMBERS
+
+
+STORE = Tables()
+REALTIME = Tables(profiles=ibis.table(PROFILES.schema(), name="_rt_profiles"),
+                  traits=ibis.table(TRAITS.schema(), name="_rt_traits"),
+                  computed=ibis.table(COMPUTED.schema(), name="_rt_computed"),
+                  events=ibis.table(EVENTS.schema(), name="_rt_events"),
+                  members=ibis.table(MEMBERS.schema(), name="_rt_members"))
+
+
+# "Now" is a time, or -- for SQL compiled once and run many times -- a scalar
+# expression read from a table (``CLOCK``), so the text of the query does not
+# change as time passes.
+Now = Union[datetime, ir.TimestampScalar]
+CLOCK = ibis.table({"now": "timestamp('UTC')"}, name="_rt_clock")
+
+
+def clock_now() -> ir.TimestampScalar:
+    return CLOCK.now.max()
+
+
+def _now(now: Now) -> ir.TimestampValue:
+    return ibis.literal(now) if isinstance(now, datetime) else now
+
+
+def _ago(now: Now, seconds: int) -> ir.TimestampValue:
+    if isinstance(now, datetime):
+        return ibis.literal(now - timedelta(seconds=seconds))
+    return now - ibis.interval(seconds=seconds)
 
 
 def _text_compare(c: Compare, text: ir.StringValue, number: ir.FloatingValue | None = None) -> ir.BooleanValue:
@@ -62,14 +106,14 @@ def _equals(text: ir.StringValue, number: ir.FloatingValue, target) -> ir.Boolea
     return text == ibis.literal(str(target))
 
 
-def _column_compare(c: Compare, col: ir.Value, kind: str, now: datetime) -> ir.BooleanValue:
+def _column_compare(c: Compare, col: ir.Value, kind: str, now: Now) -> ir.BooleanValue:
     """A comparison on a typed profile column."""
     if c.op == "exists":
         return col.notnull() if c.value else col.isnull()
     if kind == "time":
         if c.op not in ("within", "older_than"):
             return ibis.literal(False)
-        cutoff = ibis.literal(now - timedelta(seconds=c.value))
+        cutoff = _ago(now, c.value)
         return (col >= cutoff if c.op == "within" else col < cutoff).fill_null(False)
     if kind == "string":
         return _text_compare(c, col.cast("string"))
@@ -96,33 +140,34 @@ def _property(e: ir.Table, name: str, c: Compare) -> ir.BooleanValue:
     return _text_compare(c, text)
 
 
-def compile_rule(rule: Rule, now: datetime, p: ir.Table = PROFILES) -> ir.BooleanValue:
+def compile_rule(rule: Rule, now: Now, p: ir.Table = PROFILES, t: Tables = STORE) -> ir.BooleanValue:
     """The rule as a boolean expression over ``profiles`` (``p``)."""
     if isinstance(rule, All):
-        expr = compile_rule(rule.items[0], now, p)
+        expr = compile_rule(rule.items[0], now, p, t)
         for r in rule.items[1:]:
-            expr = expr & compile_rule(r, now, p)
+            expr = expr & compile_rule(r, now, p, t)
         return expr
     if isinstance(rule, Any_):
-        expr = compile_rule(rule.items[0], now, p)
+        expr = compile_rule(rule.items[0], now, p, t)
         for r in rule.items[1:]:
-            expr = expr | compile_rule(r, now, p)
+            expr = expr | compile_rule(r, now, p, t)
         return expr
     if isinstance(rule, Not):
-        return ~compile_rule(rule.item, now, p)
+        return ~compile_rule(rule.item, now, p, t)
     if isinstance(rule, InSegment):
-        return p.profile_id.isin(MEMBERS.filter(MEMBERS.segment_id == rule.segment_id).profile_id)
+        return p.profile_id.isin(t.members.filter(t.members.segment_id == rule.segment_id).profile_id)
     if isinstance(rule, TraitCond):
         # Values that could not be read (origin invalid) are not compared; imputed ones are.
-        usable = TRAITS.filter((TRAITS.field == rule.name) & TRAITS.value.notnull() & (TRAITS.origin != "invalid"))
-        return _holds_on_rows(rule.compare, p, usable, TRAITS.value)
+        tr = t.traits
+        usable = tr.filter((tr.field == rule.name) & tr.value.notnull() & (tr.origin != "invalid"))
+        return _holds_on_rows(rule.compare, p, usable, tr.value)
     if isinstance(rule, ComputedCond):
         kind = PROFILE_COLUMNS.get(rule.name)
         if kind is not None:
             return _column_compare(rule.compare, p[rule.name], kind, now).fill_null(False)
-        return _holds_on_rows(rule.compare, p, COMPUTED.filter((COMPUTED.key == rule.name) & COMPUTED.value.notnull()),
-                              COMPUTED.value)
-    return _event_condition(rule, now, p)
+        c = t.computed
+        return _holds_on_rows(rule.compare, p, c.filter((c.key == rule.name) & c.value.notnull()), c.value)
+    return _event_condition(rule, now, p, t.events)
 
 
 def _holds_on_rows(c: Compare, p: ir.Table, rows: ir.Table, value: ir.StringValue) -> ir.BooleanValue:
@@ -135,14 +180,12 @@ def _holds_on_rows(c: Compare, p: ir.Table, rows: ir.Table, value: ir.StringValu
     return p.profile_id.isin(rows.filter(_text_compare(c, value)).profile_id)
 
 
-def _event_condition(rule: EventCond, now: datetime, p: ir.Table) -> ir.BooleanValue:
-    e = EVENTS
+def _event_condition(rule: EventCond, now: Now, p: ir.Table, e: ir.Table = EVENTS) -> ir.BooleanValue:
     cond = e.type == rule.type
     if rule.event is not None:
         cond = cond & (e.event == rule.event)
     if rule.within_seconds is not None:
-        cond = cond & (e.timestamp >= ibis.literal(now - timedelta(seconds=rule.within_seconds))) \
-            & (e.timestamp <= ibis.literal(now))
+        cond = cond & (e.timestamp >= _ago(now, rule.within_seconds)) & (e.timestamp <= _now(now))
     for w in rule.where:
         cond = cond & _property(e, w.name, w.compare).fill_null(False)
     matching = e.filter(cond)
@@ -153,13 +196,8 @@ def _event_condition(rule: EventCond, now: datetime, p: ir.Table) -> ir.BooleanV
     return p.profile_id.isin(counts.filter(_count_holds(rule.count, counts.n)).profile_id)
 
 
-TOUCHED = ibis.table({"profile_id": "string"}, name="_touched")
-
-
-def members_expr(rule: Rule, now: datetime, among: bool = False) -> ir.Table:
-    """The ids of the profiles in the segment; with ``among``, only those listed
-    in a table ``_touched`` the caller provides (realtime: a batch's profiles)."""
-    p = PROFILES
-    if among:
-        p = p.filter(p.profile_id.isin(TOUCHED.profile_id))
-    return p.filter(compile_rule(rule, now, p)).select("profile_id")
+def members_expr(rule: Rule, now: Now, t: Tables = STORE) -> ir.Table:
+    """The ids of the profiles in the segment, read from the tables ``t``
+    (``REALTIME``: only the profiles whose copies the caller prepared)."""
+    p = t.profiles
+    return p.filter(compile_rule(rule, now, p, t)).select("profile_id")

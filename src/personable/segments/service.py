@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from ..errors import ErrorList, NotFound, ValidationFailed
-from .compile import members_expr
+from .compile import REALTIME, clock_now, members_expr
 from .config import SegmentDef, check_references, parse_segment, refresh_order
 
 if TYPE_CHECKING:
@@ -121,13 +121,15 @@ class SegmentService:
             return 0
         now = self.engine.clock.now()
         among = pa.table({"profile_id": pa.array(profile_ids, pa.string())})
-        moved = set()
-        for seg in refresh_order(segments):
-            members = self.engine.store.run(members_expr(seg.rule, now, among=True), tables={"_touched": among})
-            entered, exited = self.engine.store.apply_membership(seg.segment_id, members, now, "event", among=among)
-            self._publish(seg.segment_id, entered, exited, now, "event")
-            moved.update(entered)
-            moved.update(exited)
+        moved, changes = set(), []
+        with self.engine.store.realtime_session(among, now) as session:
+            for seg in refresh_order(segments):
+                entered, exited = session.apply(seg.segment_id, session.run(_realtime_sql(seg)), "event")
+                changes.append((seg.segment_id, entered, exited))
+                moved.update(entered)
+                moved.update(exited)
+        for segment_id, entered, exited in changes:  # after the commit: subscribers see stored membership
+            self._publish(segment_id, entered, exited, now, "event")
         return len(moved)
 
     def _publish(self, segment_id: str, entered: list[str], exited: list[str], now: Any, cause: str) -> None:
@@ -207,4 +209,19 @@ class SegmentService:
         fmt = fmt or ("parquet" if str(path).endswith(".parquet") else "csv")
         n = self.engine.store.export_members(segment_id, path, fmt)
         return {"segment_id": segment_id, "path": str(path), "format": fmt, "members": n}
+
+
+# Realtime SQL compiled once per rule: the time is read from a table, so the
+# query text does not change from one batch to the next.
+_REALTIME_SQL: dict[tuple[str, str], str] = {}
+
+
+def _realtime_sql(seg: SegmentDef) -> str:
+    import ibis
+    import orjson
+
+    key = (seg.segment_id, orjson.dumps(seg.raw_rule, option=orjson.OPT_SORT_KEYS).decode())
+    if key not in _REALTIME_SQL:
+        _REALTIME_SQL[key] = str(ibis.to_sql(members_expr(seg.rule, clock_now(), REALTIME), dialect="duckdb"))
+    return _REALTIME_SQL[key]
 

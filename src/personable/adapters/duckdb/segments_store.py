@@ -7,9 +7,10 @@ now and those recorded, so entering and leaving are explicit events with a time.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import orjson
 import pyarrow as pa
@@ -67,53 +68,88 @@ class SegmentsStore:
                 raise
 
     # -- membership ----------------------------------------------------------------------
+    @contextmanager
+    def realtime_session(self, profile_ids: pa.Table, now: datetime) -> Iterator["RealtimeSession"]:
+        """One transaction for re-judging every segment for a batch's profiles:
+        copies of their profiles, traits, computed traits and events (``_rt_*``,
+        one scan of the events however many segments there are) and the time
+        (``_rt_clock``), queries over them, and the membership changes."""
+        with self._write_lock:
+            con = self._writer
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.register("_rt_ids", profile_ids.select(["profile_id"]))
+                for name, source in (("_rt_profiles", "profiles"), ("_rt_traits", "trait_values"),
+                                     ("_rt_computed", "computed_values"), ("_rt_events", "profile_events")):
+                    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {source} "
+                                f"WHERE profile_id IN (SELECT profile_id FROM _rt_ids)")
+                con.execute("CREATE OR REPLACE TEMP TABLE _rt_clock AS SELECT ?::TIMESTAMPTZ AS now", [now])
+                con.execute("""CREATE OR REPLACE TEMP TABLE _rt_members AS SELECT segment_id, profile_id FROM segment_members
+                               WHERE profile_id IN (SELECT profile_id FROM _rt_ids)""")
+                session = RealtimeSession(con, now)
+                yield session
+                session.write()
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("_rt_ids")
+
     def apply_membership(self, segment_id: str, members: pa.Table, now: datetime, cause: str,
                          among: pa.Table | None = None) -> tuple[list[str], list[str]]:
         """Make the segment's members equal ``members`` (within ``among`` when
         given: a realtime update only judges the profiles a batch touched).
         Returns (entered, exited)."""
-        scope = "AND profile_id IN (SELECT profile_id FROM _seg_among)" if among is not None else ""
         with self._write_lock:
             con = self._writer
             con.execute("BEGIN TRANSACTION")
             try:
-                con.register("_seg_new", members.select(["profile_id"]))
-                if among is not None:
-                    con.register("_seg_among", among.select(["profile_id"]))
-                entered = [r[0] for r in con.execute("""
-                    SELECT DISTINCT profile_id FROM _seg_new
-                    WHERE profile_id NOT IN (SELECT profile_id FROM segment_members WHERE segment_id = ?)""",
-                                                      [segment_id]).fetchall()]
-                exited = [r[0] for r in con.execute(f"""
-                    SELECT profile_id FROM segment_members WHERE segment_id = ? {scope}
-                    AND profile_id NOT IN (SELECT profile_id FROM _seg_new)""", [segment_id]).fetchall()]
-                if entered:
-                    con.register("_seg_in", pa.table({"profile_id": pa.array(entered, pa.string())}))
-                    con.execute("INSERT INTO segment_members SELECT ?, profile_id, ? FROM _seg_in", [segment_id, now])
-                    con.execute("""INSERT INTO segment_history (segment_id, profile_id, entered_at, entered_by)
-                                   SELECT ?, profile_id, ?, ? FROM _seg_in""", [segment_id, now, cause])
-                    con.unregister("_seg_in")
-                if exited:
-                    con.register("_seg_out", pa.table({"profile_id": pa.array(exited, pa.string())}))
-                    con.execute("""DELETE FROM segment_members WHERE segment_id = ?
-                                   AND profile_id IN (SELECT profile_id FROM _seg_out)""", [segment_id])
-                    con.execute("""UPDATE segment_history SET exited_at = ?, exited_by = ?
-                                   WHERE segment_id = ? AND exited_at IS NULL
-                                     AND profile_id IN (SELECT profile_id FROM _seg_out)""", [now, cause, segment_id])
-                    con.unregister("_seg_out")
-                size = con.execute("SELECT count(*) FROM segment_members WHERE segment_id = ?", [segment_id]).fetchall()[0][0]
-                if among is None or entered or exited:
-                    con.execute("INSERT INTO segment_sizes VALUES (?, ?, ?, ?, ?, ?)",
-                                [segment_id, now, size, len(entered), len(exited), cause])
-                if among is None:
-                    con.execute("UPDATE segments SET refreshed_at = ? WHERE segment_id = ?", [now, segment_id])
-                con.unregister("_seg_new")
-                if among is not None:
-                    con.unregister("_seg_among")
+                result = self._apply_membership(con, segment_id, members, now, cause, among)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+        return result
+
+    @staticmethod
+    def _apply_membership(con: Any, segment_id: str, members: pa.Table, now: datetime, cause: str,
+                          among: pa.Table | None) -> tuple[list[str], list[str]]:
+        scope = "AND profile_id IN (SELECT profile_id FROM _seg_among)" if among is not None else ""
+        con.register("_seg_new", members.select(["profile_id"]))
+        if among is not None:
+            con.register("_seg_among", among.select(["profile_id"]))
+        entered = [r[0] for r in con.execute("""
+            SELECT DISTINCT profile_id FROM _seg_new
+            WHERE profile_id NOT IN (SELECT profile_id FROM segment_members WHERE segment_id = ?)""",
+                                              [segment_id]).fetchall()]
+        exited = [r[0] for r in con.execute(f"""
+            SELECT profile_id FROM segment_members WHERE segment_id = ? {scope}
+            AND profile_id NOT IN (SELECT profile_id FROM _seg_new)""", [segment_id]).fetchall()]
+        if entered:
+            con.register("_seg_in", pa.table({"profile_id": pa.array(entered, pa.string())}))
+            con.execute("INSERT INTO segment_members SELECT ?, profile_id, ? FROM _seg_in", [segment_id, now])
+            con.execute("""INSERT INTO segment_history (segment_id, profile_id, entered_at, entered_by)
+                           SELECT ?, profile_id, ?, ? FROM _seg_in""", [segment_id, now, cause])
+            con.unregister("_seg_in")
+        if exited:
+            con.register("_seg_out", pa.table({"profile_id": pa.array(exited, pa.string())}))
+            con.execute("""DELETE FROM segment_members WHERE segment_id = ?
+                           AND profile_id IN (SELECT profile_id FROM _seg_out)""", [segment_id])
+            con.execute("""UPDATE segment_history SET exited_at = ?, exited_by = ?
+                           WHERE segment_id = ? AND exited_at IS NULL
+                             AND profile_id IN (SELECT profile_id FROM _seg_out)""", [now, cause, segment_id])
+            con.unregister("_seg_out")
+        if among is None or entered or exited:
+            size = con.execute("SELECT count(*) FROM segment_members WHERE segment_id = ?",
+                               [segment_id]).fetchall()[0][0]
+            con.execute("INSERT INTO segment_sizes VALUES (?, ?, ?, ?, ?, ?)",
+                        [segment_id, now, size, len(entered), len(exited), cause])
+        if among is None:
+            con.execute("UPDATE segments SET refreshed_at = ? WHERE segment_id = ?", [now, segment_id])
+        con.unregister("_seg_new")
+        if among is not None:
+            con.unregister("_seg_among")
         return entered, exited
 
     def segment_sizes(self, segment_id: str, limit: int = 200) -> list[dict[str, Any]]:
@@ -220,3 +256,67 @@ class SegmentsStore:
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+class RealtimeSession:
+    """What ``SegmentsStore.realtime_session`` yields. Segments are judged in
+    dependency order against ``_rt_members`` (the batch's profiles' current
+    memberships, kept up to date as each segment is judged, so ``in_segment``
+    sees the new state); the changes are written in bulk at the end."""
+
+    def __init__(self, con: Any, now: datetime):
+        self.con, self.now = con, now
+        self.current: dict[str, set[str]] = {}
+        for segment_id, profile_id in con.execute("SELECT segment_id, profile_id FROM _rt_members").fetchall():
+            self.current.setdefault(segment_id, set()).add(profile_id)
+        self.entered: list[tuple[str, str]] = []
+        self.exited: list[tuple[str, str]] = []
+        self.cause = "event"
+
+    def run(self, sql: str) -> pa.Table:
+        return self.con.sql(sql).to_arrow_table()
+
+    def apply(self, segment_id: str, members: pa.Table, cause: str) -> tuple[list[str], list[str]]:
+        self.cause = cause
+        now_in = set(members.column("profile_id").to_pylist())
+        was_in = self.current.get(segment_id, set())
+        entered, exited = sorted(now_in - was_in), sorted(was_in - now_in)
+        if entered or exited:
+            self.current[segment_id] = now_in
+            pairs = pa.table({"segment_id": pa.array([segment_id] * (len(entered) + len(exited)), pa.string()),
+                              "profile_id": pa.array(entered + exited, pa.string()),
+                              "entering": pa.array([True] * len(entered) + [False] * len(exited))})
+            self.con.register("_rt_change", pairs)
+            self.con.execute("""DELETE FROM _rt_members WHERE (segment_id, profile_id) IN
+                                (SELECT segment_id, profile_id FROM _rt_change WHERE NOT entering)""")
+            self.con.execute("INSERT INTO _rt_members SELECT segment_id, profile_id FROM _rt_change WHERE entering")
+            self.con.unregister("_rt_change")
+            self.entered += [(segment_id, p) for p in entered]
+            self.exited += [(segment_id, p) for p in exited]
+        return entered, exited
+
+    def write(self) -> None:
+        """Every change of the batch into the membership tables, in a few statements."""
+        if not self.entered and not self.exited:
+            return
+        con, now, cause = self.con, self.now, self.cause
+        moves = pa.table({
+            "segment_id": pa.array([s for s, _ in self.entered] + [s for s, _ in self.exited], pa.string()),
+            "profile_id": pa.array([p for _, p in self.entered] + [p for _, p in self.exited], pa.string()),
+            "entering": pa.array([True] * len(self.entered) + [False] * len(self.exited)),
+        })
+        con.register("_rt_moves", moves)
+        con.execute("""DELETE FROM segment_members WHERE (segment_id, profile_id) IN
+                       (SELECT segment_id, profile_id FROM _rt_moves WHERE NOT entering)""")
+        con.execute("""UPDATE segment_history SET exited_at = ?, exited_by = ? FROM _rt_moves m
+                       WHERE NOT m.entering AND segment_history.segment_id = m.segment_id
+                         AND segment_history.profile_id = m.profile_id AND segment_history.exited_at IS NULL""",
+                    [now, cause])
+        con.execute("INSERT INTO segment_members SELECT segment_id, profile_id, ? FROM _rt_moves WHERE entering", [now])
+        con.execute("""INSERT INTO segment_history (segment_id, profile_id, entered_at, entered_by)
+                       SELECT segment_id, profile_id, ?, ? FROM _rt_moves WHERE entering""", [now, cause])
+        con.execute("""INSERT INTO segment_sizes
+                       SELECT m.segment_id, ?, (SELECT count(*) FROM segment_members s WHERE s.segment_id = m.segment_id),
+                              count(*) FILTER (WHERE m.entering), count(*) FILTER (WHERE NOT m.entering), ?
+                       FROM _rt_moves m GROUP BY m.segment_id""", [now, cause])
+        con.unregister("_rt_moves")
