@@ -228,6 +228,45 @@ quality:
     city: {{standardize: name}}
     postcode: {{standardize: text}}
 
+# Segments: rules on traits, computed traits (revenue, order_count, last_seen,
+# rfm_segment, lifecycle_stage, cluster, ...) and behaviour. Membership is
+# updated as events arrive and by a full refresh every
+# scheduler.segments_refresh_minutes; see docs/segments.md.
+segments:
+  big_spenders:
+    name: Big spenders
+    rule: {{computed: revenue, gt: 300}}
+  high_value_at_risk:
+    name: High-value customers at risk
+    description: big spenders who ordered twice in 90 days, but not in the last 21
+    rule:
+      all:
+        - in_segment: big_spenders
+        - {{event: Order Completed, count: {{gte: 2}}, within: 90d}}
+        - not: {{event: Order Completed, within: 21d}}
+  cart_abandoners:
+    name: Abandoned a cart this week
+    rule:
+      all:
+        - {{event: Product Added, within: 7d}}
+        - not: {{event: Order Completed, within: 7d}}
+  champions:
+    rule: {{computed: rfm_segment, eq: Champions}}
+
+scheduler:
+  segments_refresh_minutes: 15  # RFM, lifecycle, clusters' assignment, then every segment
+
+# RFM (recency, frequency, monetary; quintile scores 1-5 and named segments) and
+# lifecycle stages become computed traits on every profile.
+rfm:
+  order_event: Order Completed
+lifecycle:
+  new_days: 30                  # first order at most this long ago
+  active_days: 90               # last order at most this long ago
+  lapsed_days: 180              # longer ago: lapsed (between: at_risk)
+  loyal_orders: 3               # active with at least this many orders
+  reactivated_days: 30          # ordered this recently after a gap longer than lapsed_days
+
 # Column mappings for `personable ingest --kind crm|orders` (file column: field).
 imports:
   crm:

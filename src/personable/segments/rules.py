@@ -262,6 +262,22 @@ def segment_references(rule: Rule) -> set[str]:
     return set()
 
 
+def event_kinds(rule: Rule) -> tuple[set[str], set[str]]:
+    """(track event names, other event types) a rule counts."""
+    if isinstance(rule, EventCond):
+        if rule.event is not None and rule.type == "track":
+            return {rule.event}, set()
+        return set(), {rule.type}
+    names: set[str] = set()
+    types: set[str] = set()
+    children = rule.items if isinstance(rule, (All, Any_)) else (rule.item,) if isinstance(rule, Not) else ()
+    for child in children:
+        n, t = event_kinds(child)
+        names |= n
+        types |= t
+    return names, types
+
+
 def time_dependent(rule: Rule) -> bool:
     """Whether the mere passing of time can change the rule's verdict (windows)."""
     if isinstance(rule, EventCond):

@@ -23,6 +23,7 @@ import pyarrow as pa
 from ..errors import ErrorList, NotFound, ValidationFailed
 from .compile import REALTIME, clock_now, members_expr
 from .config import SegmentDef, check_references, parse_segment, refresh_order
+from .rules import event_kinds
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -122,7 +123,13 @@ class SegmentService:
         now = self.engine.clock.now()
         among = pa.table({"profile_id": pa.array(profile_ids, pa.string())})
         moved, changes = set(), []
-        with self.engine.store.realtime_session(among, now) as session:
+        names: set[str] = set()
+        types: set[str] = set()
+        for seg in segments:
+            n, t = event_kinds(seg.rule)
+            names |= n
+            types |= t
+        with self.engine.store.realtime_session(among, now, sorted(names), sorted(types)) as session:
             for seg in refresh_order(segments):
                 entered, exited = session.apply(seg.segment_id, session.run(_realtime_sql(seg)), "event")
                 changes.append((seg.segment_id, entered, exited))

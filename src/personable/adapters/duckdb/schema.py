@@ -225,6 +225,10 @@ CREATE TABLE segment_sizes (
     cause VARCHAR
 );
 """),
+    (6, "an index of events by profile: realtime segments read a batch's profiles' events through it", """
+CREATE INDEX events_profile ON events(profile_id);
+CREATE INDEX segment_members_profile ON segment_members(profile_id);
+"""),
 ]
 
 

@@ -69,7 +69,8 @@ class SegmentsStore:
 
     # -- membership ----------------------------------------------------------------------
     @contextmanager
-    def realtime_session(self, profile_ids: pa.Table, now: datetime) -> Iterator["RealtimeSession"]:
+    def realtime_session(self, profile_ids: pa.Table, now: datetime, event_names: list[str] | None = None,
+                         event_types: list[str] | None = None) -> Iterator["RealtimeSession"]:
         """One transaction for re-judging every segment for a batch's profiles:
         copies of their profiles, traits, computed traits and events (``_rt_*``,
         one scan of the events however many segments there are) and the time
@@ -79,13 +80,32 @@ class SegmentsStore:
             con.execute("BEGIN TRANSACTION")
             try:
                 con.register("_rt_ids", profile_ids.select(["profile_id"]))
+                ids = profile_ids.column("profile_id").to_pylist()
+                # The ids as a list parameter: DuckDB then looks rows up through the
+                # profile_id indexes instead of scanning the tables (~4x on 10M events).
                 for name, source in (("_rt_profiles", "profiles"), ("_rt_traits", "trait_values"),
-                                     ("_rt_computed", "computed_values"), ("_rt_events", "profile_events")):
+                                     ("_rt_computed", "computed_values")):
                     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {source} "
-                                f"WHERE profile_id IN (SELECT profile_id FROM _rt_ids)")
+                                f"WHERE list_contains($ids, profile_id)", {"ids": ids})
+                # Events stored under profiles since merged into these count for them too.
+                merged = [r[0] for r in con.execute(
+                    "SELECT from_profile FROM profile_redirects WHERE list_contains($ids, to_profile)", {"ids": ids}).fetchall()]
+                # Two steps on purpose: any other condition in the lookup makes DuckDB scan
+                # instead of using the index. Then only the columns rules read, and only
+                # the kinds of events some rule counts.
+                con.execute("""CREATE OR REPLACE TEMP TABLE _rt_raw AS
+                               SELECT profile_id, type, event, timestamp, properties FROM events
+                               WHERE list_contains($all_ids, profile_id)""", {"all_ids": ids + merged})
+                con.execute("""
+                    CREATE OR REPLACE TEMP TABLE _rt_events AS
+                    SELECT coalesce(r.to_profile, e.profile_id) AS profile_id, e.type, e.event, e.timestamp, e.properties
+                    FROM _rt_raw e LEFT JOIN profile_redirects r ON r.from_profile = e.profile_id
+                    WHERE (e.type = 'track' AND list_contains($names, e.event)) OR list_contains($types, e.type)""",
+                            {"names": list(event_names or []), "types": list(event_types or [])})
+                con.execute("DROP TABLE _rt_raw")
                 con.execute("CREATE OR REPLACE TEMP TABLE _rt_clock AS SELECT ?::TIMESTAMPTZ AS now", [now])
                 con.execute("""CREATE OR REPLACE TEMP TABLE _rt_members AS SELECT segment_id, profile_id FROM segment_members
-                               WHERE profile_id IN (SELECT profile_id FROM _rt_ids)""")
+                               WHERE list_contains($ids, profile_id)""", {"ids": ids})
                 session = RealtimeSession(con, now)
                 yield session
                 session.write()
