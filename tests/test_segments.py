@@ -255,6 +255,8 @@ def test_segments_over_http_and_cli(seg_project, server, tmp_path):
         assert bad.status_code == 400 and bad.json()["error"]["details"][0]["path"] == "segment.rule"
         assert http.get("/v1/segments/nope", headers=server.admin).status_code == 404
         assert http.get("/v1/segments").status_code == 401
+        jobs = http.get("/healthz").json()["jobs"]     # the scheduler refreshed at start, and will again
+        assert jobs[0]["job"] == "segments" and jobs[0]["runs"] >= 1 and jobs[0]["failures"] == 0
     out = json.loads(run_cli("segments", "list", "--json", project=seg_project).stdout)
     assert {s["segment_id"] for s in out} >= set(SEGMENTS)
     refreshed = json.loads(run_cli("segments", "refresh", "--json", project=seg_project).stdout)
@@ -320,3 +322,17 @@ def test_lifecycle_stages_and_transitions(project):
             raw["lifecycle"] = {"active_days": 500, "lapsed_days": 100, "weekly": 1}
             (project / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
             Engine(project)
+
+
+def test_rfm_table_is_configurable(project):
+    raw = yaml.safe_load((project / "personable.yaml").read_text())
+    raw["rfm"] = {"segments": [{"name": "Best", "r": [4, 5], "fm": [4, 5]}, {"name": "Rest", "r": [1, 5], "fm": [1, 5]}]}
+    (project / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    with Engine(project, clock=SimulatedClock(NOW)) as engine:
+        engine.send(_orders("a", [1, 2, 3, 4], 500.0) + _orders("b", [200], 5.0))
+        assert {r["value"] for r in engine.segments.compute()["rfm_segments"]} == {"Best", "Rest"}
+    raw["rfm"] = {"segments": [{"name": "Broken", "r": [0, 9], "fm": [2]}]}
+    (project / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(ConfigError) as err:
+        Engine(project)
+    assert {d.path for d in err.value.details} == {"rfm.segments[0].r", "rfm.segments[0].fm"}

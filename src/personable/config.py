@@ -65,6 +65,7 @@ class ServerConfig:
     max_body_bytes: int = 512_000
     commit_interval_ms: float = 2.0
     max_batch_events: int = 5_000
+    store_threads: int = 1
 
 
 @dataclass
@@ -85,6 +86,7 @@ class Config:
     quality: QualityConfig = field(default_factory=QualityConfig)
     segments: tuple[SegmentDef, ...] = ()
     segments_refresh_minutes: float = 15.0
+    realtime_segments_interval_ms: float = 1000.0
     rfm: RfmConfig = field(default_factory=RfmConfig)
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
 
@@ -144,6 +146,7 @@ server:
   port: 8787
   max_body_bytes: 512000        # larger request bodies get a 413
   commit_interval_ms: 2         # group-commit window; an event is acknowledged once durable
+  store_threads: 1              # DuckDB threads while serving: leaves cores for requests (0: all)
 
 events:
   max_future_skew_hours: 24     # timestamps further ahead than this are rejected
@@ -255,6 +258,8 @@ segments:
 
 scheduler:
   segments_refresh_minutes: 15  # RFM, lifecycle, clusters' assignment, then every segment
+  realtime_segments_interval_ms: 1000  # under `personable serve`, profiles touched by events are
+                                       # re-judged this often (a fresh=true read waits for it)
 
 # RFM (recency, frequency, monetary; quintile scores 1-5 and named segments) and
 # lifecycle stages become computed traits on every profile.
@@ -359,6 +364,7 @@ def parse_config(raw: dict[str, Any], project_dir: Path) -> Config:
         max_body_bytes=_get(raw, "server.max_body_bytes", int, 512_000, errors),
         commit_interval_ms=_get(raw, "server.commit_interval_ms", float, 2.0, errors),
         max_batch_events=_get(raw, "server.max_batch_events", int, 5_000, errors),
+        store_threads=_get(raw, "server.store_threads", int, 1, errors),
     )
     if not 0 < server.port < 65536:
         errors.add("server.port", f"must be between 1 and 65535, got {server.port}")
@@ -416,6 +422,7 @@ def parse_config(raw: dict[str, Any], project_dir: Path) -> Config:
         quality=parse_quality(raw.get("quality"), errors),
         segments=parse_segments(raw.get("segments"), errors),
         segments_refresh_minutes=_get(raw, "scheduler.segments_refresh_minutes", float, 15.0, errors),
+        realtime_segments_interval_ms=_get(raw, "scheduler.realtime_segments_interval_ms", float, 1000.0, errors),
         rfm=(rfm := parse_rfm(raw.get("rfm"), errors)),
         lifecycle=parse_lifecycle(raw.get("lifecycle"), errors, rfm.order_event),
     )

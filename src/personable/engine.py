@@ -53,6 +53,15 @@ class Engine:
         self.settings = settings_from(self.config)
         self.log = open_event_log(self.config.bus_url, self.config.project_dir)
         self._progress = threading.Condition()
+        # Realtime segments run inline after each batch (the Python API, imports),
+        # or -- under `personable serve` -- deferred to a worker that judges the
+        # profiles touched since its last turn, a few times a second (see
+        # ``defer_realtime``): judging every small batch of a busy request path
+        # took CPU the requests needed.
+        self._realtime_deferred = False
+        self._pending_touched: set[str] = set()
+        self._pending_lock = threading.Lock()
+        self._realtime_lock = threading.Lock()
         # After a crash: profiles stored but not yet in the online store, and events
         # acknowledged but not yet stored, are brought up to date now.
         self._recover_online()
@@ -110,10 +119,31 @@ class Engine:
             touched, removed = batch.changed_profiles()
             watermark = batch.now
         if touched and self._has_segments():
-            self.segments.on_batch(touched)  # realtime segments: re-judge the profiles this batch touched
+            if self._realtime_deferred:
+                with self._pending_lock:
+                    self._pending_touched.update(touched)
+            else:
+                self.segments.on_batch(touched)  # realtime segments: re-judge the profiles this batch touched
         if self._materialized:
             self._sync_online(touched, removed, watermark)
         return report
+
+    def defer_realtime(self) -> None:
+        """Judge realtime segments in ``flush_realtime`` calls instead of after every batch."""
+        self._realtime_deferred = True
+
+    def flush_realtime(self) -> int:
+        """Re-judge segments for every profile touched since the last flush;
+        returns how many profiles were judged."""
+        with self._realtime_lock:
+            with self._pending_lock:
+                touched, self._pending_touched = sorted(self._pending_touched), set()
+            if not touched:
+                return 0
+            moved = self.segments.on_batch(touched)
+            if moved and self._materialized:
+                self._sync_online(sorted(moved), [], None)  # documents show the new memberships
+            return len(touched)
 
     def _has_segments(self) -> bool:
         return bool(self.config.segments) or bool(self.store.cursor().execute(
@@ -191,7 +221,10 @@ class Engine:
             return True
         target = self.log.end_offset() if offset is None else offset
         with self._progress:
-            return self._progress.wait_for(lambda: self._applied >= target, timeout)
+            done = self._progress.wait_for(lambda: self._applied >= target, timeout)
+        if done and self._realtime_deferred:
+            self.flush_realtime()  # a fresh read sees segment memberships too
+        return done
 
     def send(self, events: list[dict[str, Any]], source: str = "python") -> IngestReport:
         """Validate and write Segment-Spec events; invalid input raises ValidationFailed."""

@@ -59,3 +59,31 @@ class Scheduler:
                 job.next_at = time.monotonic() + job.interval
             wait = min((j.next_at for j in self.jobs), default=time.monotonic() + 60) - time.monotonic()
             self._stop.wait(max(0.5, min(wait, 60.0)))
+
+
+class Ticker:
+    """Call ``fn`` every ``interval`` seconds on its own thread (realtime segments)."""
+
+    def __init__(self, name: str, interval: float, fn: Callable[[], object]):
+        self.interval, self.fn = interval, fn
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"personable-{name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.fn()  # what was pending at shutdown
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.fn()
+            except Exception:
+                self.failures += 1
+                log.exception("realtime segment evaluation failed; the profiles stay pending")
+

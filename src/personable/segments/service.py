@@ -18,6 +18,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import pyarrow as pa
 
 from ..errors import ErrorList, NotFound, ValidationFailed
@@ -37,17 +38,21 @@ class SegmentService:
 
     # -- definitions -----------------------------------------------------------------------
     def definitions(self) -> list[SegmentDef]:
-        """Segments from personable.yaml, then those created through the API."""
+        """Segments from personable.yaml, then those created through the API
+        (parsed once per version: this runs for every realtime evaluation)."""
         configured = list(self.engine.config.segments)
         ids = {s.segment_id for s in configured}
-        errors = ErrorList()
         stored = []
-        for row in self.engine.store.stored_segments():
-            if row["origin"] == "api" and row["segment_id"] not in ids:
-                seg = parse_segment(row["segment_id"], {"name": row["name"], "description": row["description"],
-                                                        "rule": row["rule"]}, f"segments.{row['segment_id']}", errors, "api")
-                if seg:
-                    stored.append(seg)
+        for segment_id, name, description, rule, updated_at in self.engine.store.api_segments():
+            if segment_id in ids:
+                continue
+            key = (segment_id, updated_at, rule)
+            if key not in _PARSED:
+                _PARSED[key] = parse_segment(segment_id, {"name": name, "description": description,
+                                                          "rule": orjson.loads(rule)},
+                                             f"segments.{segment_id}", ErrorList(), "api")
+            if _PARSED[key]:
+                stored.append(_PARSED[key])
         return configured + stored
 
     def _get(self, segment_id: str) -> SegmentDef:
@@ -115,11 +120,12 @@ class SegmentService:
             self.engine._sync_online(sorted(changed), [], None)
         return {"at": now.isoformat(), "segments": results}
 
-    def on_batch(self, profile_ids: list[str]) -> int:
-        """Realtime: re-judge every segment for the profiles a batch touched."""
+    def on_batch(self, profile_ids: list[str]) -> set[str]:
+        """Realtime: re-judge every segment for the profiles a batch touched;
+        returns the profiles that entered or left a segment."""
         segments = self.definitions()
         if not segments or not profile_ids:
-            return 0
+            return set()
         now = self.engine.clock.now()
         among = pa.table({"profile_id": pa.array(profile_ids, pa.string())})
         moved, changes = set(), []
@@ -137,7 +143,7 @@ class SegmentService:
                 moved.update(exited)
         for segment_id, entered, exited in changes:  # after the commit: subscribers see stored membership
             self._publish(segment_id, entered, exited, now, "event")
-        return len(moved)
+        return moved
 
     def _publish(self, segment_id: str, entered: list[str], exited: list[str], now: Any, cause: str) -> None:
         at = now.isoformat()
@@ -217,6 +223,8 @@ class SegmentService:
         n = self.engine.store.export_members(segment_id, path, fmt)
         return {"segment_id": segment_id, "path": str(path), "format": fmt, "members": n}
 
+
+_PARSED: dict[tuple, SegmentDef | None] = {}
 
 # Realtime SQL compiled once per rule: the time is read from a table, so the
 # query text does not change from one batch to the next.

@@ -37,6 +37,11 @@ class SegmentsStore:
                    OR segments.description IS DISTINCT FROM excluded.description""",
                                  [segment_id, name, description, orjson.dumps(rule).decode(), origin, now, now])
 
+    def api_segments(self) -> list[tuple[str, str, str, str, datetime]]:
+        """(id, name, description, rule JSON, updated_at) of segments defined through the API: cheap, no counts."""
+        return self.cursor().execute("""SELECT segment_id, name, description, rule, updated_at FROM segments
+                                        WHERE origin = 'api' ORDER BY segment_id""").fetchall()
+
     def stored_segments(self) -> list[dict[str, Any]]:
         rows = self.cursor().execute("""
             SELECT s.segment_id, s.name, s.description, s.rule, s.origin, s.created_at, s.updated_at, s.refreshed_at,

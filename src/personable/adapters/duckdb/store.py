@@ -29,7 +29,7 @@ from .schema import current_version, migrate
 
 
 class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore):
-    capabilities = frozenset({"offline", "online", "transactions", "bulk_file_read"})
+    capabilities = frozenset({"offline", "online", "transactions", "bulk_file_read", "threads"})
 
     def __init__(self, path: str | Path | None):
         self.path = str(path) if path else ":memory:"
@@ -52,6 +52,10 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore):
         # on the request path do not pay for opening and configuring a new one.
         self._writer = self._root.cursor()
         self._writer.execute("SET TimeZone = 'UTC'")
+
+    def set_threads(self, threads: int) -> None:
+        """How many threads DuckDB may use (all connections of this process)."""
+        self._root.execute(f"SET threads = {int(threads)}")
 
     @property
     def schema_version(self) -> int:
