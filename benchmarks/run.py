@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -48,6 +49,28 @@ def bench_file_ingest(work: Path, customers: int, days: int) -> dict:
 N_TRACK = 1000
 
 
+def fsync_reference(path: Path, n: int = 2000, rate: float = 1000.0) -> dict:
+    """The disk's own fsync latency, paced like the /v1/track load: append a
+    line and fsync, n times at ``rate`` per second. What the event log can do
+    at best on this disk, measured in the same run."""
+    lat = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        start = time.perf_counter()
+        for i in range(n):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            os.write(fd, b"x" * 200 + b"\n")
+            os.fsync(fd)
+            lat.append((time.perf_counter() - due) * 1000)
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    return {"fsync_p50_ms": pct(lat, 0.5), "fsync_p99_ms": pct(lat, 0.99)}
+
+
 def bench_http(work: Path, seconds: float = 5.0, track_rate: float = 1000.0) -> dict:
     import httpx
 
@@ -86,7 +109,8 @@ def bench_http(work: Path, seconds: float = 5.0, track_rate: float = 1000.0) -> 
                 assert r.status_code == 200, r.text
     finally:
         stop_server(server)
-    return {"batch_events_per_s": sent / accept_secs, "batch_stored_events_per_s": sent / stored_secs,
+    disk = fsync_reference(work / "fsync-probe.log")
+    return {**disk, "batch_events_per_s": sent / accept_secs, "batch_stored_events_per_s": sent / stored_secs,
             "batch_events": sent, "track_requests": len(track), "track_rate": track_rate,
             "track_p50_ms": pct(lat, 0.5), "track_p99_ms": pct(lat, 0.99), "track_achieved_rps": achieved,
             "lookup_p50_ms": pct(look, 0.5), "lookup_p99_ms": pct(look, 0.99)}
@@ -182,6 +206,7 @@ documents, in chunks of one transaction each.
 | the same events stored (in profiles), events/s up to the last one | {http['batch_stored_events_per_s']:,.0f} | |
 | `/v1/track` p50, open loop at {http['track_rate']:,.0f} req/s ({http['track_requests']:,} requests, achieved {http['track_achieved_rps']:,.0f} req/s) | {http['track_p50_ms']:.1f} ms | |
 | `/v1/track` p99 (latency from each request's scheduled start) | {http['track_p99_ms']:.1f} ms | <= 15 ms |
+| reference: the disk's own append + fsync at the same pace, p50 / p99, right after | {http['fsync_p50_ms']:.1f} / {http['fsync_p99_ms']:.1f} ms | |
 | profile lookup p50 (`GET /v1/profiles/{{id}}`, sequential, over HTTP) | {http['lookup_p50_ms']:.2f} ms | |
 | profile lookup p99 | {http['lookup_p99_ms']:.2f} ms | <= 5 ms |
 """
