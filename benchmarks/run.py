@@ -222,11 +222,13 @@ NOTES = """
   the rate up to the moment a `fresh=true` read returns after the last batch.
 - Profile lookups read a document from the embedded online store (SQLite),
   rebuilt for every profile a batch touches.
-- Disk writeback matters: when the HTTP phase started right after the 1M-event
-  ingest, without the `os.sync()` step, `/v1/track` p99 was 126 ms and 129 ms in
-  two runs (p50 unchanged at ~3.5 ms): the event log's fsyncs waited behind the
-  ingest's writeback. A file import running next to live HTTP traffic will see
-  the same; not yet addressed.
+- Two things that once made `/v1/track` p99 ten times worse, both measured:
+  disk writeback (right after the 1M-event ingest, without the `os.sync()`
+  step, p99 was 126-129 ms: the event log's fsyncs waited behind the ingest's
+  writeback -- a file import next to live traffic will still see this), and the
+  garbage collector (full collections walking everything the server loaded
+  stalled requests ~0.1 s; p99 60-110 ms until the server froze its start-up
+  objects with `gc.freeze()`). The fsync row above shows the disk itself.
 - File ingest is the target this code misses: 300k events/s would be about half
   of the raw `read_json` speed on these events, for a path that also validates
   every field, stitches identities and builds profiles. Where the time goes, from

@@ -36,6 +36,22 @@ from .schemas import BATCH_SCHEMA, ERRORS, body, event_schema
 log = logging.getLogger("personable.server")
 
 
+_gc_started: list[float] = []
+
+
+def _log_slow_collections(phase: str, info: dict) -> None:
+    """Report collections long enough to show in request latency."""
+    import time
+
+    if phase == "start":
+        _gc_started[:] = [time.perf_counter()]
+    elif _gc_started:
+        ms = (time.perf_counter() - _gc_started[0]) * 1000
+        if ms > 20:
+            log.warning("garbage collection (generation %s) took %.0f ms, collected %s", info.get("generation"), ms,
+                        info.get("collected"))
+
+
 def create_app(engine: Engine) -> FastAPI:
     cfg = engine.config
     collector = Collector(engine, cfg.server.commit_interval_ms, cfg.server.max_batch_events)
@@ -65,6 +81,7 @@ def create_app(engine: Engine) -> FastAPI:
         # stalled requests for ~0.1 s now and then.
         gc.collect()
         gc.freeze()
+        gc.callbacks.append(_log_slow_collections)
         await collector.start()
         worker.start()
         scheduler.start()
