@@ -185,9 +185,15 @@ def run_segment_benchmarks(work: Path, cmd: str, profiles: int = 1_000_000, even
     # every garbage collection slower and would be measured too.
     import multiprocessing
 
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        realtime = pool.apply(realtime_run, (project,))
-    print(json.dumps(realtime, indent=2), flush=True)
+    # Twice: the first pass after the store was built and refreshed reads index
+    # and table pages the OS has not cached yet; the second is the steady state
+    # of a running server.
+    passes = []
+    for _ in range(2):
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            passes.append(pool.apply(realtime_run, (project,)))
+        print(json.dumps(passes[-1], indent=2), flush=True)
+    cold, realtime = passes
     rows = "\n".join(f"| {m} | {r['k']} | **{r['ari']:.3f}** | {r['stability']:.3f} | {r['seconds']:.1f} s |"
                      for m, r in clusters["methods"].items())
     slow = ", ".join(f"{s['segment_id']} {s['seconds']:.2f} s" for s in refresh["slowest"])
@@ -212,8 +218,9 @@ for shapes K-Means cannot follow.
 |---|---|---|
 | full refresh of 20 segments (steady state, all membership diffs applied) | {refresh['seconds']:.1f} s | <= 10 s |
 | slowest segments | {slow} | |
-| realtime: re-judging all 20 segments for the profiles a batch touched, per event (batches of {realtime['events_per_batch']} events, {realtime['batches']} batches after 2 warm-up batches) | p50 {realtime['p50_ms_per_event']:.2f} ms, p99 {realtime['p99_ms_per_event']:.2f} ms | p99 <= 1 ms |
+| realtime: re-judging all 20 segments for the profiles a batch touched, per event (batches of {realtime['events_per_batch']} events, {realtime['batches']} batches after 2 warm-up batches; steady state) | p50 {realtime['p50_ms_per_event']:.2f} ms, p99 {realtime['p99_ms_per_event']:.2f} ms | p99 <= 1 ms |
 | the same per batch | p50 {realtime['p50_batch_s']:.2f} s, p99 {realtime['p99_batch_s']:.2f} s | |
+| the first pass after building and refreshing the store (pages not yet cached), per event | p50 {cold['p50_ms_per_event']:.2f} ms, p99 {cold['p99_ms_per_event']:.2f} ms | |
 
 The store was generated in SQL (profiles, four traits each, a userId each, and
 events of six kinds over 180 days with category, price and revenue properties).
