@@ -1,0 +1,1 @@
+"""Predictive models: churn, CLV, next purchase value, send time."""
