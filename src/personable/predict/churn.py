@@ -1,0 +1,103 @@
+"""Churn propensity: a scikit-learn-style estimator around LightGBM (or a
+logistic-regression baseline) with a hyperparameter search under stratified
+k-fold cross-validation, calibrated probabilities, the usual metrics and two
+kinds of feature importance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+MODELS = ("lightgbm", "logistic")
+
+
+class ChurnModel:
+    def __init__(self, model: str = "lightgbm", calibration: str = "isotonic", cv: int = 5, search_iter: int = 6,
+                 random_state: int = 7):
+        self.model = model
+        self.calibration = calibration
+        self.cv = cv
+        self.search_iter = search_iter
+        self.random_state = random_state
+
+    def _check(self, y: np.ndarray) -> None:
+        problems = []
+        if self.model not in MODELS:
+            problems.append(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if self.calibration not in ("isotonic", "sigmoid"):
+            problems.append(f"calibration must be isotonic or sigmoid, got {self.calibration!r}")
+        if not (isinstance(self.cv, int) and self.cv >= 2):
+            problems.append(f"cv must be a whole number of at least 2, got {self.cv!r}")
+        if len(set(y.tolist())) != 2 or min(np.bincount(y.astype(int))) < self.cv:
+            problems.append(f"labels need both classes, each at least cv={self.cv} times")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def _pipeline(self) -> tuple[Any, dict[str, list]]:
+        from sklearn.impute import SimpleImputer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        if self.model == "logistic":
+            pipe = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler()),
+                             ("model", LogisticRegression(max_iter=2000))])
+            return pipe, {"model__C": [0.01, 0.1, 1.0, 10.0]}
+        import lightgbm as lgb
+
+        pipe = Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                         ("model", lgb.LGBMClassifier(random_state=self.random_state, verbose=-1, n_jobs=1))])
+        return pipe, {"model__n_estimators": [100, 200, 400], "model__learning_rate": [0.03, 0.05, 0.1],
+                      "model__num_leaves": [7, 15, 31], "model__min_child_samples": [10, 20, 40]}
+
+    def fit(self, X: np.ndarray, y: np.ndarray, feature_names: list[str]) -> "ChurnModel":
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.model_selection import RandomizedSearchCV, StratifiedKFold
+
+        X, y = np.asarray(X, dtype=float), np.asarray(y).astype(int)
+        self._check(y)
+        self.feature_names_ = list(feature_names)
+        pipe, grid = self._pipeline()
+        folds = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
+        search = RandomizedSearchCV(pipe, grid, n_iter=min(self.search_iter, int(np.prod([len(v) for v in grid.values()]))),
+                                    scoring="roc_auc", cv=folds, random_state=self.random_state, n_jobs=1)
+        search.fit(X, y)
+        self.search_ = {"best_params": search.best_params_, "cv_auc_mean": float(search.best_score_),
+                        "cv_auc_std": float(search.cv_results_["std_test_score"][search.best_index_])}
+        self.uncalibrated_ = search.best_estimator_
+        self.estimator_ = CalibratedClassifierCV(search.best_estimator_, method=self.calibration, cv=folds).fit(X, y)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Calibrated probability of churn."""
+        if not hasattr(self, "estimator_"):
+            raise ValueError("this ChurnModel is not fitted yet; call fit first")
+        return self.estimator_.predict_proba(np.asarray(X, dtype=float))[:, 1]
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray, bins: int = 10) -> dict[str, Any]:
+        from sklearn.calibration import calibration_curve
+        from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+        y = np.asarray(y).astype(int)
+        p = self.predict_proba(X)
+        observed, predicted = calibration_curve(y, p, n_bins=bins, strategy="quantile")
+        return {"auc": float(roc_auc_score(y, p)), "pr_auc": float(average_precision_score(y, p)),
+                "brier": float(brier_score_loss(y, p)), "base_rate": float(y.mean()), "n": int(len(y)),
+                "calibration": [{"predicted": float(a), "observed": float(b)} for a, b in zip(predicted, observed)]}
+
+    def importance(self, X: np.ndarray, y: np.ndarray, repeats: int = 5) -> dict[str, dict[str, float]]:
+        """Gain (LightGBM's own, or |coefficient| for the baseline) and permutation
+        importance (drop in AUC when a feature is shuffled) on the data given."""
+        from sklearn.inspection import permutation_importance
+
+        model = self.uncalibrated_.named_steps["model"]
+        if self.model == "lightgbm":
+            gain = model.booster_.feature_importance(importance_type="gain")
+        else:
+            gain = np.abs(model.coef_[0])
+        perm = permutation_importance(self.uncalibrated_, np.asarray(X, dtype=float), np.asarray(y).astype(int),
+                                      scoring="roc_auc", n_repeats=repeats, random_state=self.random_state)
+        order = np.argsort(-perm.importances_mean)
+        return {"gain": {self.feature_names_[i]: float(gain[i]) for i in np.argsort(-gain)},
+                "permutation": {self.feature_names_[i]: float(perm.importances_mean[i]) for i in order}}

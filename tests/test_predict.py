@@ -1,0 +1,92 @@
+"""Point-in-time features (no leakage), time splits, and the churn model on
+the simulator against its ground-truth churn."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from personable import Engine
+from personable.clock import SimulatedClock
+from personable.predict.churn import ChurnModel
+from personable.predict.features import FEATURES, activity_after, customer_features, time_splits
+from personable.simulator import StoreSpec, simulate
+
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from personable.config import write_starter
+
+    base = tmp_path_factory.mktemp("predict")
+    sim = simulate(base / "sim", StoreSpec(customers=2500, days=60, seed=41))
+    write_starter(base / "proj", "predict")
+    with Engine(base / "proj", clock=SimulatedClock(START + timedelta(days=60))) as engine:
+        engine.ingest(sim.events_path)
+    return base, sim
+
+
+def test_features_as_of_a_cutoff_ignore_everything_after_it(store, tmp_path):
+    base, _ = store
+    cutoff = START + timedelta(days=35)
+    copy = tmp_path / "copy"
+    shutil.copytree(base / "proj", copy)
+    with Engine(base / "proj") as engine:
+        full = engine.store.run(customer_features(cutoff)).to_pandas().sort_values("profile_id").reset_index(drop=True)
+        after = engine.store.run(activity_after(cutoff, 15)).to_pandas()
+    with Engine(copy) as engine:  # the same store with every event from the cutoff on deleted
+        engine.store._writer.execute("DELETE FROM events WHERE timestamp >= ?", [cutoff])
+        cut = engine.store.run(customer_features(cutoff)).to_pandas().sort_values("profile_id").reset_index(drop=True)
+    assert len(full) > 500 and len(after) > 100
+    pd.testing.assert_frame_equal(full, cut)        # identical: nothing after the cutoff was used
+    assert set(FEATURES) <= set(full.columns)
+
+
+def test_time_splits_are_ordered_and_a_horizon_apart():
+    splits = time_splits(START + timedelta(days=50), 10)
+    assert [s.name for s in splits] == ["train", "validation", "test"]
+    assert [s.cutoff for s in splits] == [START + timedelta(days=d) for d in (30, 40, 50)]
+    assert splits[0].label_end == splits[1].cutoff
+
+
+def _churn_data(engine: Engine, truth: pd.DataFrame, cutoff: datetime, horizon: int):
+    ids = engine.sql("SELECT value AS customer_id, profile_id FROM identities WHERE kind = 'user_id'").to_pandas()
+    f = engine.store.run(customer_features(cutoff)).to_pandas().merge(ids, on="profile_id").merge(truth, on="customer_id")
+    day = (cutoff - START).days
+    y = (f.churned.astype(str) == "True") & (pd.to_numeric(f.churn_day, errors="coerce") < day + horizon)
+    return f[list(FEATURES)].to_numpy(float), y.astype(int).to_numpy()
+
+
+def test_churn_model_against_the_simulated_truth(store):
+    base, sim = store
+    truth = pd.read_csv(sim.truth_path)
+    with Engine(base / "proj") as engine:
+        _, train, test = time_splits(START + timedelta(days=45), 15)   # train as of day 30, test as of day 45
+        X, y = _churn_data(engine, truth, train.cutoff, 15)
+        Xt, yt = _churn_data(engine, truth, test.cutoff, 15)
+    lgbm = ChurnModel(cv=3, search_iter=3).fit(X, y, list(FEATURES))
+    baseline = ChurnModel(model="logistic", cv=3, search_iter=2).fit(X, y, list(FEATURES))
+    scores, base_scores = lgbm.evaluate(Xt, yt), baseline.evaluate(Xt, yt)
+    assert scores["auc"] > 0.7 and base_scores["auc"] > 0.6, (scores, base_scores)
+    assert 0 < scores["brier"] < 0.25 and scores["pr_auc"] > scores["base_rate"]
+    p = lgbm.predict_proba(Xt)
+    assert np.all((p >= 0) & (p <= 1)) and lgbm.search_["cv_auc_mean"] > 0.6
+    assert len(scores["calibration"]) >= 5
+    imp = lgbm.importance(Xt, yt, repeats=2)
+    assert set(imp["gain"]) == set(FEATURES) and set(imp["permutation"]) == set(FEATURES)
+    assert max(imp["permutation"].values()) > 0
+
+
+def test_churn_model_checks_its_parameters():
+    X, y = np.random.default_rng(0).normal(size=(40, 2)), np.array([0, 1] * 20)
+    with pytest.raises(ValueError, match="model must be one of"):
+        ChurnModel(model="xgboost").fit(X, y, ["a", "b"])
+    with pytest.raises(ValueError, match="both classes"):
+        ChurnModel().fit(X, np.zeros(40, dtype=int), ["a", "b"])
+    with pytest.raises(ValueError, match="not fitted"):
+        ChurnModel().predict_proba(X)
