@@ -90,3 +90,25 @@ def test_churn_model_checks_its_parameters():
         ChurnModel().fit(X, np.zeros(40, dtype=int), ["a", "b"])
     with pytest.raises(ValueError, match="not fitted"):
         ChurnModel().predict_proba(X)
+
+
+def test_best_send_hour_beats_the_population_hour(store):
+    from personable.predict.send_time import SendTimeModel, engagement_expr, within
+
+    base, sim = store
+    truth = pd.read_csv(sim.truth_path)[["customer_id", "preferred_hour"]]
+    with Engine(base / "proj") as engine:
+        engagement = engine.store.run(engagement_expr()).to_pandas()
+        ids = engine.sql("SELECT value AS customer_id, profile_id FROM identities WHERE kind = 'user_id'").to_pandas()
+    model = SendTimeModel().fit(engagement)
+    chosen = model.table().merge(ids, on="profile_id").merge(truth, on="customer_id")
+    hit = within(chosen.best_send_hour, chosen.preferred_hour).mean()
+    baseline = within(np.full(len(chosen), model.population_best_open_hour_), chosen.preferred_hour).mean()
+    assert len(chosen) > 500 and hit > 0.5 and hit > 2 * baseline, (hit, baseline)
+    assert chosen.best_send_weekday.between(0, 6).all()
+    # Thin histories lean on the population: a profile seen once at 03:00 is not sent to at 03:00.
+    thin = pd.DataFrame({"profile_id": ["x"] * 1 + ["y"] * 40, "hour": [3] + [20] * 40, "weekday": [1] * 41,
+                         "opens": [0] + [1] * 40, "visits": [1] + [0] * 40})
+    few = SendTimeModel(prior_strength=3).fit(thin).table().set_index("profile_id")
+    assert few.loc["x", "best_send_hour"] == 20 and few.loc["y", "best_send_hour"] == 20
+    assert within([23, 0, 5], [0, 23, 7]).tolist() == [True, True, False]
