@@ -112,3 +112,27 @@ def test_best_send_hour_beats_the_population_hour(store):
     few = SendTimeModel(prior_strength=3).fit(thin).table().set_index("profile_id")
     assert few.loc["x", "best_send_hour"] == 20 and few.loc["y", "best_send_hour"] == 20
     assert within([23, 0, 5], [0, 23, 7]).tolist() == [True, True, False]
+
+
+def test_next_purchase_value_against_the_naive_baseline(store):
+    from personable.predict.next_purchase import NextPurchaseModel, next_order_value
+
+    base, _ = store
+
+    def data(engine, cutoff):
+        f = engine.store.run(customer_features(cutoff)).to_pandas()
+        y = engine.store.run(next_order_value(cutoff, 15)).to_pandas()
+        j = f.merge(y, on="profile_id")
+        return j[list(FEATURES)].to_numpy(float), j.next_order_value.to_numpy(float)
+
+    with Engine(base / "proj") as engine:
+        X, y = data(engine, START + timedelta(days=30))
+        Xt, yt = data(engine, START + timedelta(days=45))
+    model = NextPurchaseModel().fit(X, y, list(FEATURES))
+    scores = model.evaluate(Xt, yt)
+    assert scores["n"] > 50 and scores["model"]["mae"] > 0
+    assert scores["model"]["mae"] < scores["naive"]["mae"] * 1.05, scores   # at least as good as the naive guess
+    ridge = NextPurchaseModel(model="ridge").fit(X, y, list(FEATURES)).evaluate(Xt, yt)
+    assert ridge["model"]["rmse"] > 0
+    with pytest.raises(ValueError, match="lightgbm or ridge"):
+        NextPurchaseModel(model="svm").fit(X, y, list(FEATURES))
