@@ -136,3 +136,19 @@ def test_next_purchase_value_against_the_naive_baseline(store):
     assert ridge["model"]["rmse"] > 0
     with pytest.raises(ValueError, match="lightgbm or ridge"):
         NextPurchaseModel(model="svm").fit(X, y, list(FEATURES))
+
+
+def test_drift_is_seen_where_the_data_moved_and_not_elsewhere():
+    from personable.predict.drift import DriftThresholds, drift_report, psi
+
+    rng = np.random.default_rng(3)
+    same = rng.normal(size=5000)
+    assert psi(same[:2500], same[2500:]) < 0.02
+    assert psi(rng.normal(size=3000), rng.normal(1.0, 1.0, size=3000)) > 0.2
+    report = drift_report({"a": rng.normal(size=2000), "b": rng.exponential(size=2000), "c": [1.0]},
+                          {"a": rng.normal(size=2000), "b": rng.exponential(3.0, size=2000), "c": [2.0]})
+    by = {c["column"]: c for c in report["columns"]}
+    assert report["drifted"] == ["b"] and by["b"]["psi"] > 0.2 and by["b"]["ks_pvalue"] < 1e-6
+    assert not by["a"]["drifted"] and by["c"]["note"] == "too few values to compare"
+    strict = drift_report({"a": same[:2500]}, {"a": same[2500:] + 0.1}, DriftThresholds(psi=0.001, ks_pvalue=0.5))
+    assert strict["drifted"] == ["a"]
