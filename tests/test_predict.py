@@ -12,6 +12,7 @@ import pytest
 
 from personable import Engine
 from personable.clock import SimulatedClock
+from personable.errors import NotFound, ValidationFailed
 from personable.predict.churn import ChurnModel
 from personable.predict.features import FEATURES, activity_after, customer_features, time_splits
 from personable.simulator import StoreSpec, simulate
@@ -152,3 +153,61 @@ def test_drift_is_seen_where_the_data_moved_and_not_elsewhere():
     assert not by["a"]["drifted"] and by["c"]["note"] == "too few values to compare"
     strict = drift_report({"a": same[:2500]}, {"a": same[2500:] + 0.1}, DriftThresholds(psi=0.001, ks_pvalue=0.5))
     assert strict["drifted"] == ["a"]
+
+
+def test_registry_train_score_drift_and_segments(store, tmp_path):
+    base, _ = store
+    project = tmp_path / "registry"
+    shutil.copytree(base / "proj", project)
+    now = START + timedelta(days=60)
+    with Engine(project, clock=SimulatedClock(now)) as engine:
+        churn = engine.models.train("churn", horizon_days=15)
+        assert churn["version"] == 1 and churn["metrics"]["auc"] > 0.6 and churn["data_hash"]
+        assert churn["train_cutoff"] == (now - timedelta(days=30)).isoformat() and churn["features"] == list(FEATURES)
+        scored = engine.models.score("churn")
+        assert scored["scored"] > 500 and scored["traits"] == ["churn_risk"]
+        clv = engine.models.train("clv", horizon_days=15)
+        assert clv["params"]["r"] > 0 and clv["metrics"]["repeat_buyers"] > 50
+        engine.models.score("clv")
+        engine.models.train("send_time")
+        engine.models.score("send_time")
+        someone = engine.sql("SELECT profile_id FROM computed_traits WHERE key = 'clv_12m' LIMIT 1").to_pylist()[0]["profile_id"]
+        computed = engine.store.profile(someone)["computed"]
+        assert {"churn_risk", "clv_12m", "p_alive", "best_send_hour"} <= set(computed)
+        # Scores are computed traits: segments use them.
+        made = engine.segments.create("likely_to_churn", {"rule": {"computed": "churn_risk", "gt": 0.5}})
+        assert made["size"] >= 0
+        drift = engine.models.drift("churn")
+        assert {c["column"] for c in drift["columns"]} == set(FEATURES)
+        assert engine.models.show("churn")["monitoring"][0]["kind"] == "drift"
+        again = engine.models.train("churn", horizon_days=15, model="logistic")
+        assert again["version"] == 2 and again["params"]["model"] == "logistic"
+        assert [v["version"] for v in engine.models.list() if v["name"] == "churn"] == [1, 2]
+        with pytest.raises(ValidationFailed):
+            engine.models.train("magic")
+        with pytest.raises(NotFound):
+            engine.models.show("next_purchase")
+
+
+def test_models_cli_and_performance_tracking(store, tmp_path):
+    import json as _json
+
+    from conftest import run_cli
+
+    base, _ = store
+    project = tmp_path / "cli"
+    shutil.copytree(base / "proj", project)
+    at = ["--as-of", "2026-03-02T00:00:00Z"]     # the simulated store's present
+    trained = _json.loads(run_cli("models", "train", "next_purchase", "--horizon", "15", *at, "--json", project=project).stdout)
+    assert trained["version"] == 1 and trained["metrics"]["model"]["mae"] > 0
+    listing = _json.loads(run_cli("models", "list", "--json", project=project).stdout)
+    assert [(v["name"], v["version"]) for v in listing] == [("next_purchase", 1)]
+    evaluated = _json.loads(run_cli("models", "evaluate", "next_purchase", *at, "--json", project=project).stdout)
+    assert evaluated["metrics"]["n"] >= 0 and evaluated["window_days"] == 15
+    assert "next_order_value" in _json.loads(run_cli("models", "score", "next_purchase", *at, "--json", project=project).stdout)["traits"]
+    report = _json.loads(run_cli("models", "drift", "next_purchase", *at, "--json", project=project).stdout)
+    assert report["version"] == 1 and report["columns"]
+    shown = run_cli("models", "show", "next_purchase", project=project).stdout
+    assert "next_purchase v1" in shown and "performance" in shown
+    missing = run_cli("models", "show", "churn", project=project, check=False)
+    assert missing.returncode == 3

@@ -30,6 +30,7 @@ from .ports import IngestReport, StagedInput
 
 if TYPE_CHECKING:
     from .identity.resolution.service import ResolutionService
+    from .predict.service import ModelsService
     from .quality.service import QualityService
     from .segments.service import SegmentService
 
@@ -328,6 +329,12 @@ class Engine:
         from .segments.service import SegmentService
 
         return SegmentService(self)
+
+    @property
+    def models(self) -> "ModelsService":
+        from .predict.service import ModelsService
+
+        return ModelsService(self)
 
     @property
     def resolution(self) -> "ResolutionService":

@@ -196,11 +196,13 @@ def demo(ctx: typer.Context,
 
 from .quality import quality_app  # noqa: E402  (registered after the shared helpers above)
 from .resolve import resolve_app  # noqa: E402
+from .models import models_app  # noqa: E402
 from .segments import segments_app  # noqa: E402
 
 app.add_typer(quality_app, name="quality")
 app.add_typer(resolve_app, name="resolve")
 app.add_typer(segments_app, name="segments")
+app.add_typer(models_app, name="models")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -229,6 +229,30 @@ CREATE TABLE segment_sizes (
 CREATE INDEX events_profile ON events(profile_id);
 CREATE INDEX segment_members_profile ON segment_members(profile_id);
 """),
+    (7, "model registry: every trained model version with its window, features, parameters, metrics and data hash", """
+CREATE TABLE model_versions (
+    name VARCHAR NOT NULL,
+    version INTEGER NOT NULL,
+    kind VARCHAR NOT NULL,
+    trained_at TIMESTAMPTZ NOT NULL,
+    train_cutoff TIMESTAMPTZ,
+    horizon_days INTEGER,
+    features JSON,
+    params JSON,
+    metrics JSON,
+    data_hash VARCHAR,
+    artifact VARCHAR,
+    reason VARCHAR,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE model_monitoring (
+    name VARCHAR NOT NULL,
+    version INTEGER NOT NULL,
+    checked_at TIMESTAMPTZ NOT NULL,
+    kind VARCHAR NOT NULL,
+    report JSON NOT NULL
+);
+"""),
 ]
 
 

@@ -21,6 +21,7 @@ from ...errors import ImportFailed, StoreError
 from ...ports import PipelineSettings, StagedInput
 from .batch import DuckDBBatch
 from .files import lines_select
+from .models_store import ModelsStore
 from .quality_jobs import QualityJobs
 from .reads import ProfileReads
 from .resolution_store import ResolutionStore
@@ -28,7 +29,7 @@ from .segments_store import SegmentsStore
 from .schema import current_version, migrate
 
 
-class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore):
+class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore, ModelsStore):
     capabilities = frozenset({"offline", "online", "transactions", "bulk_file_read", "threads"})
 
     def __init__(self, path: str | Path | None):

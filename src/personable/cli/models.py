@@ -1,0 +1,148 @@
+"""`personable models`: train, list, show, evaluate, score, drift."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from .output import console, emit_json, handle_errors
+
+models_app = typer.Typer(help="Predictive models: train, list, show, evaluate, score, drift.", no_args_is_help=True)
+JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
+NAME = typer.Argument(..., help="churn, clv, next_purchase or send_time.")
+
+
+def _engine(ctx: typer.Context):
+    from .main import _engine as open_engine
+
+    return open_engine(ctx)
+
+
+AS_OF = typer.Option(None, "--as-of", help="Work as of this time (ISO 8601), e.g. to backtest; default: now.")
+
+
+def _models(engine, as_of: Optional[str] = None):
+    from ..errors import PersonableError, ValidationFailed
+
+    if getattr(engine, "remote", False):
+        raise PersonableError("stop `personable serve` for model work (it needs the store to itself)")
+    if as_of:
+        from datetime import datetime, timezone
+
+        from ..clock import SimulatedClock
+
+        try:
+            when = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValidationFailed(f"--as-of must be an ISO 8601 time, got {as_of!r}") from exc
+        engine.clock = SimulatedClock(when if when.tzinfo else when.replace(tzinfo=timezone.utc))
+    return engine.models
+
+
+def _metrics(m: dict) -> str:
+    flat = {k: v for k, v in (m or {}).items() if isinstance(v, (int, float))}
+    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in flat.items())
+
+
+@models_app.command()
+@handle_errors
+def train(ctx: typer.Context, name: str = NAME, horizon: int = typer.Option(30, help="Days ahead the model looks."),
+          model: Optional[str] = typer.Option(None, help="lightgbm or logistic (churn); lightgbm or ridge (next_purchase)."),
+          as_of: Optional[str] = AS_OF, as_json: bool = JSON) -> None:
+    """Train, evaluate on the latest unseen window, and register a new version."""
+    with _engine(ctx) as engine:
+        result = _models(engine, as_of).train(name, horizon, model)
+    if as_json:
+        emit_json(result)
+    else:
+        console.print(f"[green]{name} v{result['version']}[/] trained on data before {result['train_cutoff'][:10]}: "
+                      f"{_metrics(result['metrics'])}")
+
+
+@models_app.command("list")
+@handle_errors
+def list_(ctx: typer.Context, as_json: bool = JSON) -> None:
+    """Every registered version."""
+    with _engine(ctx) as engine:
+        items = _models(engine).list()
+    if as_json:
+        emit_json(items)
+        return
+    from rich.table import Table
+
+    t = Table("model", "version", "trained", "window before", "data hash", "metrics", "reason")
+    for v in items:
+        t.add_row(v["name"], str(v["version"]), v["trained_at"][:19], (v["train_cutoff"] or "")[:10], v["data_hash"] or "",
+                  _metrics(v["metrics"])[:80], v["reason"] or "")
+    console.print(t if items else "no models yet: `personable models train churn`")
+
+
+@models_app.command()
+@handle_errors
+def show(ctx: typer.Context, name: str = NAME, version: Optional[int] = typer.Option(None), as_json: bool = JSON) -> None:
+    """One version: window, features, parameters, metrics, recent monitoring."""
+    with _engine(ctx) as engine:
+        item = _models(engine).show(name, version)
+    if as_json:
+        emit_json(item)
+        return
+    console.print(f"[bold]{name} v{item['version']}[/] of {item['versions']}, trained {item['trained_at'][:19]}, "
+                  f"data hash {item['data_hash']}")
+    console.print(f"parameters: {item['params']}")
+    console.print(f"metrics: {_metrics(item['metrics'])}")
+    for m in item["monitoring"]:
+        console.print(f"  {m['checked_at'][:19]} {m['kind']}: " +
+                      (", ".join(m["report"].get("drifted", [])) or "no drift" if m["kind"] == "drift"
+                       else _metrics(m["report"]["metrics"])))
+
+
+@models_app.command()
+@handle_errors
+def evaluate(ctx: typer.Context, name: str = NAME, version: Optional[int] = typer.Option(None),
+             as_of: Optional[str] = AS_OF, as_json: bool = JSON) -> None:
+    """Judge a version on the latest window whose outcome is known (kept, to show decay)."""
+    with _engine(ctx) as engine:
+        report = _models(engine, as_of).evaluate(name, version)
+    if as_json:
+        emit_json(report)
+    else:
+        console.print(f"{name} v{report['version']} on the {report['window_days']} days from "
+                      f"{report['window_start'][:10]}: {_metrics(report['metrics'])}")
+
+
+@models_app.command()
+@handle_errors
+def score(ctx: typer.Context, name: str = NAME, version: Optional[int] = typer.Option(None),
+          as_of: Optional[str] = AS_OF, as_json: bool = JSON) -> None:
+    """Score every profile; the scores become computed traits (usable in segments)."""
+    with _engine(ctx) as engine:
+        result = _models(engine, as_of).score(name, version)
+    if as_json:
+        emit_json(result)
+    else:
+        console.print(f"scored {result['scored']:,} profiles with {name} v{result['version']}: "
+                      f"{', '.join(result['traits'])} ({result['changed_profiles']:,} changed)")
+
+
+@models_app.command()
+@handle_errors
+def drift(ctx: typer.Context, name: str = NAME, version: Optional[int] = typer.Option(None),
+          psi: float = typer.Option(0.2, help="PSI above this is drift."),
+          ks_pvalue: float = typer.Option(0.01, help="A KS p-value below this is drift."),
+          retrain: bool = typer.Option(False, help="Train a new version when something drifted."),
+          as_of: Optional[str] = AS_OF, as_json: bool = JSON) -> None:
+    """Compare the features a version was trained on with today's (KS and PSI)."""
+    from ..predict.drift import DriftThresholds
+
+    with _engine(ctx) as engine:
+        report = _models(engine, as_of).drift(name, version, DriftThresholds(psi, ks_pvalue), retrain)
+    if as_json:
+        emit_json(report)
+        return
+    for c in report["columns"]:
+        if c.get("psi") is not None:
+            mark = "[red]drift[/]" if c["drifted"] else "ok"
+            console.print(f"{c['column']:>22}  PSI {c['psi']:.3f}  KS {c['ks']:.3f} (p {c['ks_pvalue']:.2g})  {mark}")
+    if report.get("retrained"):
+        console.print(f"[yellow]retrained:[/] {name} v{report['retrained']}")

@@ -1,0 +1,260 @@
+"""The model registry on a project: train, evaluate, register, score, watch
+for drift. Reached as ``engine.models``.
+
+Every trained model is a new version with its training window, features,
+parameters, metrics and a hash of the data it saw; its artifact (joblib) and a
+sample of its training features (the drift reference) are kept under
+``.personable/models/<name>/``. Scoring writes computed traits on profiles,
+which segment rules can use (``{computed: churn_risk, gt: 0.7}``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import NotFound, ValidationFailed
+from .drift import DriftThresholds, drift_report
+from .features import FEATURES, activity_after, customer_features
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+KINDS = ("churn", "clv", "next_purchase", "send_time")
+SCORES = {"churn": ("churn_risk",), "clv": ("clv_12m", "p_alive", "expected_purchases_90d"),
+          "next_purchase": ("next_order_value",), "send_time": ("best_send_hour", "best_send_weekday")}
+
+
+def _hash(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(np.nan_to_num(np.asarray(a, dtype=float))).tobytes())
+    return h.hexdigest()[:16]
+
+
+class ModelsService:
+    def __init__(self, engine: "Engine"):
+        self.engine = engine
+        self.dir = engine.config.state_dir / "models"
+
+    # -- data ------------------------------------------------------------------------------
+    def _features(self, cutoff: datetime) -> tuple[list[str], np.ndarray]:
+        table = self.engine.store.run(customer_features(cutoff))
+        ids = table.column("profile_id").to_pylist()
+        X = np.column_stack([table.column(f).to_numpy(zero_copy_only=False).astype(float) for f in FEATURES]) \
+            if table.num_rows else np.zeros((0, len(FEATURES)))
+        return ids, X
+
+    def _churn_data(self, cutoff: datetime, horizon: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+        ids, X = self._features(cutoff)
+        active = set(self.engine.store.run(activity_after(cutoff, horizon)).column("profile_id").to_pylist())
+        return ids, X, np.array([0 if pid in active else 1 for pid in ids])
+
+    def _next_order_data(self, cutoff: datetime, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        from .next_purchase import next_order_value
+
+        ids, X = self._features(cutoff)
+        y = {r["profile_id"]: r["next_order_value"] for r in
+             self.engine.store.run(next_order_value(cutoff, horizon)).to_pylist()}
+        keep = [i for i, pid in enumerate(ids) if y.get(pid) is not None]
+        return X[keep], np.array([y[ids[i]] for i in keep], dtype=float)
+
+    def _order_summary(self, now: datetime) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per customer with an order: repeat purchases, recency and age in weeks,
+        and the average value of repeat purchases (BG/NBD and Gamma-Gamma inputs)."""
+        rows = self.engine.store.sql("""
+            SELECT profile_id, count(*) - 1 AS frequency,
+                   epoch(max(timestamp) - min(timestamp)) / 604800.0 AS recency,
+                   epoch($now::TIMESTAMPTZ - min(timestamp)) / 604800.0 AS age,
+                   coalesce((sum(revenue_reporting) - arg_min(revenue_reporting, timestamp)) / nullif(count(*) - 1, 0), 0) AS monetary
+            FROM profile_events WHERE type = 'track' AND event = 'Order Completed' AND timestamp < $now
+            GROUP BY profile_id""", {"now": now}).to_pydict()
+        return (rows["profile_id"], np.array(rows["frequency"], float), np.array(rows["recency"], float),
+                np.array(rows["age"], float), np.array(rows["monetary"], float))
+
+    # -- training ----------------------------------------------------------------------------
+    def train(self, name: str, horizon_days: int = 30, model: str | None = None, reason: str = "manual") -> dict[str, Any]:
+        """Train ``name`` (churn, clv, next_purchase, send_time), evaluate it on
+        the most recent window it did not see, and register a new version."""
+        import joblib
+
+        if name not in KINDS:
+            raise ValidationFailed(f"unknown model {name!r}; use one of {', '.join(KINDS)}")
+        now = self.engine.clock.now()
+        started = time.perf_counter()
+        train_cutoff = now - timedelta(days=2 * horizon_days)
+        test_cutoff = now - timedelta(days=horizon_days)
+        reference = None
+        try:
+            artifact, metrics, params, data_hash, reference = getattr(self, f"_train_{name}")(
+                now, train_cutoff, test_cutoff, horizon_days, model)
+        except ValueError as exc:
+            raise ValidationFailed(f"cannot train {name}: {exc}") from exc
+        metrics["seconds"] = round(time.perf_counter() - started, 2)
+        folder = self.dir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        version = self.engine.store.register_model(name, name, now, train_cutoff, horizon_days, list(FEATURES), params,
+                                                   metrics, data_hash, "", reason)
+        path = folder / f"v{version}.joblib"
+        joblib.dump({"model": artifact, "reference": reference}, path)
+        self.engine.store._writer.execute("UPDATE model_versions SET artifact = ? WHERE name = ? AND version = ?",
+                                          [str(path), name, version])
+        return self.show(name, version)
+
+    def _train_churn(self, now, train_cutoff, test_cutoff, horizon, model):
+        from .churn import ChurnModel
+
+        _, X, y = self._churn_data(train_cutoff, horizon)
+        _, Xt, yt = self._churn_data(test_cutoff, horizon)
+        est = ChurnModel(model=model or "lightgbm", cv=3, search_iter=4).fit(X, y, list(FEATURES))
+        metrics = {k: v for k, v in est.evaluate(Xt, yt).items() if k != "calibration"}
+        metrics["cv"] = est.search_
+        return est, metrics, {"model": est.model, **est.search_["best_params"]}, _hash(X, y), X
+
+    def _train_next_purchase(self, now, train_cutoff, test_cutoff, horizon, model):
+        from .next_purchase import NextPurchaseModel
+
+        X, y = self._next_order_data(train_cutoff, horizon)
+        Xt, yt = self._next_order_data(test_cutoff, horizon)
+        est = NextPurchaseModel(model=model or "lightgbm").fit(X, y, list(FEATURES))
+        return est, est.evaluate(Xt, yt), {"model": est.model}, _hash(X, y), X
+
+    def _train_clv(self, now, train_cutoff, test_cutoff, horizon, model):
+        from .clv import BetaGeoModel, GammaGammaModel
+
+        # Held-out check: fit as of the test cutoff, compare expected with actual purchases after it.
+        ids_h, x_h, r_h, t_h, _ = self._order_summary(test_cutoff)
+        bg_h = BetaGeoModel().fit(x_h, r_h, t_h)
+        expected = bg_h.expected_purchases(horizon / 7.0, x_h, r_h, t_h)
+        ids, x, r, t, m = self._order_summary(now)
+        later = dict(zip(ids, x))
+        actual = np.array([later.get(pid, x_h[i]) - x_h[i] for i, pid in enumerate(ids_h)])
+        bg = BetaGeoModel().fit(x, r, t)
+        gg = GammaGammaModel().fit(x, m)
+        metrics = {"bg_log_likelihood": bg.log_likelihood_, "gg_log_likelihood": gg.log_likelihood_,
+                   "customers": len(ids), "repeat_buyers": int((x > 0).sum()),
+                   "holdout_expected_purchases": float(expected.sum()), "holdout_actual_purchases": float(actual.sum()),
+                   "holdout_mae_per_customer": float(np.mean(np.abs(expected - actual)))}
+        reference = np.column_stack([x, r, t, m])
+        return {"bg": bg, "gg": gg}, metrics, {**bg.params_, **gg.params_}, _hash(x, r, t, m), reference
+
+    def _train_send_time(self, now, train_cutoff, test_cutoff, horizon, model):
+        from .send_time import SendTimeModel, engagement_expr
+
+        engagement = self.engine.store.run(engagement_expr(now)).to_pandas()
+        if engagement.empty:
+            raise ValueError("no email opens or visits yet")
+        est = SendTimeModel().fit(engagement)
+        table = est.table()
+        metrics = {"profiles": len(table), "median_evidence": float(np.median(table.send_time_evidence)),
+                   "population_best_open_hour": est.population_best_open_hour_}
+        data = engagement[["hour", "weekday", "opens", "visits"]].to_numpy(float)
+        return est, metrics, {"prior_strength": est.prior_strength, "visit_weight": est.visit_weight}, _hash(data), None
+
+    # -- registry ---------------------------------------------------------------------------
+    def list(self) -> list[dict[str, Any]]:
+        return self.engine.store.model_versions()
+
+    def show(self, name: str, version: int | None = None) -> dict[str, Any]:
+        versions = self.engine.store.model_versions(name)
+        if not versions:
+            raise NotFound(f"no model {name!r} trained yet; run `personable models train {name}`")
+        chosen = versions[-1] if version is None else next((v for v in versions if v["version"] == version), None)
+        if chosen is None:
+            raise NotFound(f"no version {version} of {name!r}")
+        return {**chosen, "versions": len(versions), "monitoring": self.engine.store.monitoring(name, 5)}
+
+    def _load(self, name: str, version: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        import joblib
+
+        meta = self.show(name, version)
+        return meta, joblib.load(meta["artifact"])
+
+    # -- scoring ---------------------------------------------------------------------------------
+    def score(self, name: str, version: int | None = None) -> dict[str, Any]:
+        """Score every profile now; the scores become computed traits."""
+        meta, saved = self._load(name, version)
+        now, est = self.engine.clock.now(), saved["model"]
+        if name in ("churn", "next_purchase"):
+            ids, X = self._features(now)
+            values = est.predict_proba(X) if name == "churn" else est.predict(X)
+            table = pa.table({"profile_id": pa.array(ids, pa.string()),
+                              SCORES[name][0]: pa.array(np.round(values, 4), pa.float64())})
+        elif name == "clv":
+            from .clv import customer_lifetime_value
+
+            ids, x, r, t, m = self._order_summary(now)
+            bg, gg = est["bg"], est["gg"]
+            table = pa.table({"profile_id": pa.array(ids, pa.string()),
+                              "clv_12m": pa.array(np.round(customer_lifetime_value(bg, gg, x, r, t, m, months=12), 2)),
+                              "p_alive": pa.array(np.round(bg.p_alive(x, r, t), 4)),
+                              "expected_purchases_90d": pa.array(np.round(bg.expected_purchases(90 / 7.0, x, r, t), 3))})
+        else:
+            from .send_time import SendTimeModel, engagement_expr
+
+            fresh = SendTimeModel(est.prior_strength, est.visit_weight, est.bandwidth).fit(
+                self.engine.store.run(engagement_expr(now)).to_pandas()).table()
+            table = pa.table({"profile_id": pa.array(fresh.profile_id.tolist(), pa.string()),
+                              "best_send_hour": pa.array(fresh.best_send_hour.astype(int).tolist(), pa.int64()),
+                              "best_send_weekday": pa.array(fresh.best_send_weekday.astype(int).tolist(), pa.int64())})
+        changed = self.engine.store.write_computed(list(SCORES[name]), table, now)
+        if changed:
+            self.engine._sync_online(sorted(changed), [], None)
+        return {"model": name, "version": meta["version"], "scored": table.num_rows, "traits": list(SCORES[name]),
+                "changed_profiles": len(changed)}
+
+    # -- monitoring ------------------------------------------------------------------------------
+    def evaluate(self, name: str, version: int | None = None) -> dict[str, Any]:
+        """Judge a registered version on the latest window whose outcome is known
+        (labels arrive as time passes); kept, so a decay shows over time."""
+        meta, saved = self._load(name, version)
+        horizon = meta["horizon_days"] or 30
+        now, est = self.engine.clock.now(), saved["model"]
+        cutoff = now - timedelta(days=horizon)
+        if name == "churn":
+            _, X, y = self._churn_data(cutoff, horizon)
+            result = {k: v for k, v in est.evaluate(X, y).items() if k != "calibration"}
+        elif name == "next_purchase":
+            X, y = self._next_order_data(cutoff, horizon)
+            result = est.evaluate(X, y)
+        elif name == "clv":
+            ids, x, r, t, _ = self._order_summary(cutoff)
+            later = dict(zip(*self._order_summary(now)[:2]))
+            actual = np.array([later.get(pid, x[i]) - x[i] for i, pid in enumerate(ids)])
+            expected = est["bg"].expected_purchases(horizon / 7.0, x, r, t)
+            result = {"expected_purchases": float(expected.sum()), "actual_purchases": float(actual.sum()),
+                      "mae_per_customer": float(np.mean(np.abs(expected - actual)))}
+        else:
+            raise ValidationFailed("send_time has no outcome to evaluate against; see its hit rate in docs/benchmarks.md")
+        report = {"model": name, "version": meta["version"], "window_start": cutoff.isoformat(),
+                  "window_days": horizon, "metrics": result, "trained_metrics": meta["metrics"]}
+        self.engine.store.record_monitoring(name, meta["version"], now, "performance", report)
+        return report
+
+    def drift(self, name: str, version: int | None = None, thresholds: DriftThresholds = DriftThresholds(),
+              retrain: bool = False) -> dict[str, Any]:
+        """Compare the features a model was trained on with today's; record the
+        check, and retrain (a new version, reason "drift") when asked and drifted."""
+        meta, saved = self._load(name, version)
+        reference = saved.get("reference")
+        if reference is None:
+            raise ValidationFailed(f"{name} keeps no reference sample to compare with")
+        now = self.engine.clock.now()
+        if name == "clv":
+            _, x, r, t, m = self._order_summary(now)
+            current, columns = np.column_stack([x, r, t, m]), ["frequency", "recency", "age", "monetary"]
+        else:
+            _, current = self._features(now)
+            columns = list(FEATURES)
+        report = drift_report({c: reference[:, i] for i, c in enumerate(columns)},
+                              {c: current[:, i] for i, c in enumerate(columns)}, thresholds)
+        report["model"], report["version"] = name, meta["version"]
+        self.engine.store.record_monitoring(name, meta["version"], now, "drift", report)
+        if retrain and report["drifted"]:
+            report["retrained"] = self.train(name, meta["horizon_days"] or 30, reason="drift")["version"]
+        return report
