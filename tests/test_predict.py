@@ -211,3 +211,15 @@ def test_models_cli_and_performance_tracking(store, tmp_path):
     assert "next_purchase v1" in shown and "performance" in shown
     missing = run_cli("models", "show", "churn", project=project, check=False)
     assert missing.returncode == 3
+
+
+def test_models_over_http(server):
+    with server.client() as http:
+        assert http.get("/v1/models", headers=server.admin).json() == {"items": []}
+        assert http.get("/v1/models").status_code == 401
+        assert http.get("/v1/models/churn", headers=server.admin).status_code == 404
+        bad = http.post("/v1/admin/models/magic/train", headers=server.admin, json={})
+        assert bad.status_code == 400 and "unknown model" in bad.json()["error"]["message"]
+        empty = http.post("/v1/admin/models/clv/train", headers=server.admin, json={"horizon_days": 7})
+        assert empty.status_code == 400 and empty.json()["error"]["code"] == "validation_failed"
+        assert "/v1/models/{name}/drift" in http.get("/openapi.json").json()["paths"]

@@ -30,6 +30,7 @@ from ..ingest.log_worker import LogWorker
 from ..scheduler import Job, Scheduler, Ticker
 from .collector import Collector
 from .quality_routes import add_quality_routes
+from .model_routes import add_model_routes
 from .segment_routes import add_segment_routes
 from .schemas import BATCH_SCHEMA, ERRORS, body, event_schema
 
@@ -248,4 +249,5 @@ def create_app(engine: Engine) -> FastAPI:
 
     add_quality_routes(app, engine, admin_token, _freshen)
     add_segment_routes(app, engine, admin_token, _freshen)
+    add_model_routes(app, engine, admin_token)
     return app
