@@ -102,8 +102,7 @@ class ModelsService:
                                                    metrics, data_hash, "", reason)
         path = folder / f"v{version}.joblib"
         joblib.dump({"model": artifact, "reference": reference}, path)
-        self.engine.store._writer.execute("UPDATE model_versions SET artifact = ? WHERE name = ? AND version = ?",
-                                          [str(path), name, version])
+        self.engine.store.set_model_artifact(name, version, str(path))
         return self.show(name, version)
 
     def _train_churn(self, now, train_cutoff, test_cutoff, horizon, model):

@@ -26,6 +26,11 @@ class ModelsStore:
                                   orjson.dumps(metrics, default=str).decode(), data_hash, artifact, reason])
         return int(version)
 
+    def set_model_artifact(self, name: str, version: int, path: str) -> None:
+        with self._write_lock:
+            self._writer.execute("UPDATE model_versions SET artifact = ? WHERE name = ? AND version = ?",
+                                 [path, name, version])
+
     def model_versions(self, name: str | None = None) -> list[dict[str, Any]]:
         rows = self.cursor().execute("""
             SELECT name, version, kind, trained_at, train_cutoff, horizon_days, features, params, metrics, data_hash,

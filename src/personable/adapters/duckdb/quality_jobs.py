@@ -20,6 +20,7 @@ class QualityJobs:
     _writer: Any
 
     def cursor(self) -> Any: ...
+    def _transaction(self) -> Any: ...
 
     def stored_trait_values(self, field: str, hint: str | None) -> list[tuple[str, str | None]]:
         """Distinct (observed text, hint text) of a field over stored, observed traits."""
@@ -42,42 +43,35 @@ class QualityJobs:
         hint_join = (f"LEFT JOIN (SELECT profile_id, coalesce(raw_value, value) ->> '$' AS observed FROM profile_traits "
                      f"WHERE key = {q(hint)}) h USING (profile_id)") if hint else ""
         hint_sql = "h.observed" if hint else "NULL"
-        with self._write_lock:
-            con = self._writer
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.register("_restd", table)
-                con.execute(f"""
-                    CREATE OR REPLACE TEMP TABLE _restd_rows AS
-                    SELECT t.profile_id, coalesce(t.raw_value, t.value) AS observed_json, s.value, s.status
-                    FROM profile_traits t {hint_join}
-                    JOIN _restd s ON s.observed = coalesce(t.raw_value, t.value) ->> '$'
-                                 AND s.hint IS NOT DISTINCT FROM {hint_sql}
-                    WHERE t.key = {q(field)} AND t.origin <> 'imputed'""")
-                con.unregister("_restd")
-                changed = [r[0] for r in con.execute(f"""
-                    SELECT r.profile_id FROM _restd_rows r JOIN profile_traits t
-                      ON t.profile_id = r.profile_id AND t.key = {q(field)}
-                    WHERE r.status = 'missing'
-                       OR t.value IS DISTINCT FROM (CASE WHEN r.status = 'standardized' THEN to_json(r.value) ELSE r.observed_json END)
-                       OR t.origin IS DISTINCT FROM r.status""").fetchall()]
-                counts = dict(con.execute("SELECT status, count(*) FROM _restd_rows GROUP BY status").fetchall())
-                con.execute(f"""DELETE FROM profile_traits WHERE key = {q(field)}
-                                AND profile_id IN (SELECT profile_id FROM _restd_rows WHERE status = 'missing')""")
-                con.execute(f"""
-                    UPDATE profile_traits SET
-                        value = CASE WHEN r.status = 'standardized' THEN to_json(r.value) ELSE r.observed_json END,
-                        raw_value = CASE WHEN r.status = 'standardized' THEN r.observed_json END,
-                        origin = r.status
-                    FROM _restd_rows r
-                    WHERE profile_traits.profile_id = r.profile_id AND profile_traits.key = {q(field)}
-                      AND r.status <> 'missing'""")
-                if changed:
-                    self._touch(con, changed, now)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._transaction() as con:
+            con.register("_restd", table)
+            con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE _restd_rows AS
+                SELECT t.profile_id, coalesce(t.raw_value, t.value) AS observed_json, s.value, s.status
+                FROM profile_traits t {hint_join}
+                JOIN _restd s ON s.observed = coalesce(t.raw_value, t.value) ->> '$'
+                             AND s.hint IS NOT DISTINCT FROM {hint_sql}
+                WHERE t.key = {q(field)} AND t.origin <> 'imputed'""")
+            con.unregister("_restd")
+            changed = [r[0] for r in con.execute(f"""
+                SELECT r.profile_id FROM _restd_rows r JOIN profile_traits t
+                  ON t.profile_id = r.profile_id AND t.key = {q(field)}
+                WHERE r.status = 'missing'
+                   OR t.value IS DISTINCT FROM (CASE WHEN r.status = 'standardized' THEN to_json(r.value) ELSE r.observed_json END)
+                   OR t.origin IS DISTINCT FROM r.status""").fetchall()]
+            counts = dict(con.execute("SELECT status, count(*) FROM _restd_rows GROUP BY status").fetchall())
+            con.execute(f"""DELETE FROM profile_traits WHERE key = {q(field)}
+                            AND profile_id IN (SELECT profile_id FROM _restd_rows WHERE status = 'missing')""")
+            con.execute(f"""
+                UPDATE profile_traits SET
+                    value = CASE WHEN r.status = 'standardized' THEN to_json(r.value) ELSE r.observed_json END,
+                    raw_value = CASE WHEN r.status = 'standardized' THEN r.observed_json END,
+                    origin = r.status
+                FROM _restd_rows r
+                WHERE profile_traits.profile_id = r.profile_id AND profile_traits.key = {q(field)}
+                  AND r.status <> 'missing'""")
+            if changed:
+                self._touch(con, changed, now)
         return {"field": field, "values": len(rows), "records": counts, "changed_profiles": changed}
 
     @staticmethod
@@ -89,37 +83,30 @@ class QualityJobs:
     def recompute_revenue(self, reporting: str, rates: dict[str, float], now: datetime) -> dict[str, Any]:
         """Revenue in the reporting currency, for every stored event and profile."""
         table = pa.table({"currency": pa.array(list(rates), pa.string()), "rate": pa.array(list(rates.values()), pa.float64())})
-        with self._write_lock:
-            con = self._writer
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.register("_rates_now", table)
-                con.execute(f"""
-                    UPDATE events SET revenue_reporting = CASE
-                        WHEN events.currency IS NULL OR events.currency = {q(reporting)} THEN events.revenue
-                        ELSE events.revenue * (SELECT rate FROM _rates_now r WHERE r.currency = events.currency) END
-                    WHERE revenue IS NOT NULL""")
-                con.unregister("_rates_now")
-                changed = [r[0] for r in con.execute("""
-                    WITH sums AS (
-                        SELECT coalesce(rd.to_profile, e.profile_id) AS profile_id,
-                               coalesce(sum(e.revenue_reporting), 0) AS revenue
-                        FROM events e LEFT JOIN profile_redirects rd ON rd.from_profile = e.profile_id
-                        WHERE e.type = 'track' AND e.event = 'Order Completed'
-                        GROUP BY ALL)
-                    SELECT p.profile_id FROM profiles p JOIN sums s USING (profile_id)
-                    WHERE abs(p.revenue - s.revenue) > 1e-9""").fetchall()]
-                con.execute("""
-                    UPDATE profiles SET revenue = s.revenue, updated_at = ?
-                    FROM (SELECT coalesce(rd.to_profile, e.profile_id) AS profile_id,
-                                 coalesce(sum(e.revenue_reporting), 0) AS revenue
-                          FROM events e LEFT JOIN profile_redirects rd ON rd.from_profile = e.profile_id
-                          WHERE e.type = 'track' AND e.event = 'Order Completed' GROUP BY ALL) s
-                    WHERE profiles.profile_id = s.profile_id AND abs(profiles.revenue - s.revenue) > 1e-9""", [now])
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._transaction() as con:
+            con.register("_rates_now", table)
+            con.execute(f"""
+                UPDATE events SET revenue_reporting = CASE
+                    WHEN events.currency IS NULL OR events.currency = {q(reporting)} THEN events.revenue
+                    ELSE events.revenue * (SELECT rate FROM _rates_now r WHERE r.currency = events.currency) END
+                WHERE revenue IS NOT NULL""")
+            con.unregister("_rates_now")
+            changed = [r[0] for r in con.execute("""
+                WITH sums AS (
+                    SELECT coalesce(rd.to_profile, e.profile_id) AS profile_id,
+                           coalesce(sum(e.revenue_reporting), 0) AS revenue
+                    FROM events e LEFT JOIN profile_redirects rd ON rd.from_profile = e.profile_id
+                    WHERE e.type = 'track' AND e.event = 'Order Completed'
+                    GROUP BY ALL)
+                SELECT p.profile_id FROM profiles p JOIN sums s USING (profile_id)
+                WHERE abs(p.revenue - s.revenue) > 1e-9""").fetchall()]
+            con.execute("""
+                UPDATE profiles SET revenue = s.revenue, updated_at = ?
+                FROM (SELECT coalesce(rd.to_profile, e.profile_id) AS profile_id,
+                             coalesce(sum(e.revenue_reporting), 0) AS revenue
+                      FROM events e LEFT JOIN profile_redirects rd ON rd.from_profile = e.profile_id
+                      WHERE e.type = 'track' AND e.event = 'Order Completed' GROUP BY ALL) s
+                WHERE profiles.profile_id = s.profile_id AND abs(profiles.revenue - s.revenue) > 1e-9""", [now])
         return {"changed_profiles": changed}
 
     # -- missing values -----------------------------------------------------------
@@ -142,38 +129,31 @@ class QualityJobs:
         without an observed value, or ``derived`` (profile, value) pairs."""
         import orjson
 
-        with self._write_lock:
-            con = self._writer
-            con.execute("BEGIN TRANSACTION")
-            try:
-                removed = con.execute("DELETE FROM profile_traits WHERE key = ? AND origin = 'imputed' RETURNING profile_id",
-                                      [field]).fetchall()
-                source = f"imputed:{policy}"
-                if derived is None:
-                    n = con.execute("""
-                        INSERT INTO profile_traits BY NAME
-                        SELECT p.profile_id, ? AS key, ?::JSON AS value, ?::TIMESTAMPTZ AS observed_at, ? AS source,
-                               NULL AS message_id, NULL AS raw_value, 'imputed' AS origin
-                        FROM profiles p WHERE NOT EXISTS (SELECT 1 FROM profile_traits t
-                                                          WHERE t.profile_id = p.profile_id AND t.key = ?)
-                        RETURNING profile_id""", [field, orjson.dumps(constant).decode(), now, source, field]).fetchall()
-                else:
-                    con.register("_derived", pa.table({
-                        "profile_id": pa.array([d[0] for d in derived], pa.string()),
-                        "value": pa.array([orjson.dumps(d[1]).decode() for d in derived], pa.string()),
-                    }))
-                    n = con.execute("""
-                        INSERT INTO profile_traits BY NAME
-                        SELECT d.profile_id, ? AS key, d.value::JSON AS value, ?::TIMESTAMPTZ AS observed_at, ? AS source,
-                               NULL AS message_id, NULL AS raw_value, 'imputed' AS origin
-                        FROM _derived d JOIN profiles p USING (profile_id)
-                        WHERE NOT EXISTS (SELECT 1 FROM profile_traits t WHERE t.profile_id = d.profile_id AND t.key = ?)
-                        RETURNING profile_id""", [field, now, source, field]).fetchall()
-                    con.unregister("_derived")
-                if n or removed:
-                    self._touch(con, [r[0] for r in n + removed], now)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._transaction() as con:
+            removed = con.execute("DELETE FROM profile_traits WHERE key = ? AND origin = 'imputed' RETURNING profile_id",
+                                  [field]).fetchall()
+            source = f"imputed:{policy}"
+            if derived is None:
+                n = con.execute("""
+                    INSERT INTO profile_traits BY NAME
+                    SELECT p.profile_id, ? AS key, ?::JSON AS value, ?::TIMESTAMPTZ AS observed_at, ? AS source,
+                           NULL AS message_id, NULL AS raw_value, 'imputed' AS origin
+                    FROM profiles p WHERE NOT EXISTS (SELECT 1 FROM profile_traits t
+                                                      WHERE t.profile_id = p.profile_id AND t.key = ?)
+                    RETURNING profile_id""", [field, orjson.dumps(constant).decode(), now, source, field]).fetchall()
+            else:
+                con.register("_derived", pa.table({
+                    "profile_id": pa.array([d[0] for d in derived], pa.string()),
+                    "value": pa.array([orjson.dumps(d[1]).decode() for d in derived], pa.string()),
+                }))
+                n = con.execute("""
+                    INSERT INTO profile_traits BY NAME
+                    SELECT d.profile_id, ? AS key, d.value::JSON AS value, ?::TIMESTAMPTZ AS observed_at, ? AS source,
+                           NULL AS message_id, NULL AS raw_value, 'imputed' AS origin
+                    FROM _derived d JOIN profiles p USING (profile_id)
+                    WHERE NOT EXISTS (SELECT 1 FROM profile_traits t WHERE t.profile_id = d.profile_id AND t.key = ?)
+                    RETURNING profile_id""", [field, now, source, field]).fetchall()
+                con.unregister("_derived")
+            if n or removed:
+                self._touch(con, [r[0] for r in n + removed], now)
         return len(n)

@@ -33,6 +33,7 @@ class ResolutionStore:
     _writer: Any
 
     def cursor(self) -> Any: ...
+    def _transaction(self) -> Any: ...
 
     # -- runs and pairs ---------------------------------------------------------------
     def start_resolution_run(self, now: datetime) -> int:
@@ -132,21 +133,14 @@ class ResolutionStore:
         merges = [(f, i, p) for f, i, p in merges if f != i]
         if not merges:
             return 0
-        with self._write_lock:
-            con = self._writer
-            con.execute("BEGIN TRANSACTION")
-            try:
-                snapshots = self._snapshots(con, [m[0] for m in merges])
-                batch = DuckDBBatch(con, StagedInput(source="resolution", origin="resolution", received_at=now), settings)
-                batch._apply_merges([(f, i) for f, i, _ in merges], reason="probabilistic")
-                con.executemany(
-                    """INSERT INTO identity_audit (happened_at, action, actor, from_profile, into_profile, match_probability, snapshot)
-                       VALUES (?, 'merge', ?, ?, ?, ?, ?)""",
-                    [[now, actor, f, i, p, orjson.dumps(snapshots.get(f, {})).decode()] for f, i, p in merges])
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._transaction() as con:
+            snapshots = self._snapshots(con, [m[0] for m in merges])
+            batch = DuckDBBatch(con, StagedInput(source="resolution", origin="resolution", received_at=now), settings)
+            batch._apply_merges([(f, i) for f, i, _ in merges], reason="probabilistic")
+            con.executemany(
+                """INSERT INTO identity_audit (happened_at, action, actor, from_profile, into_profile, match_probability, snapshot)
+                   VALUES (?, 'merge', ?, ?, ?, ?, ?)""",
+                [[now, actor, f, i, p, orjson.dumps(snapshots.get(f, {})).decode()] for f, i, p in merges])
         return len(merges)
 
     @staticmethod
@@ -195,32 +189,25 @@ class ResolutionStore:
         """Undo one probabilistic merge; returns the profiles rebuilt."""
         frm, into = merge["from_profile"], merge["into_profile"]
         snap = merge["snapshot"]
-        with self._write_lock:
-            con = self._writer
-            con.execute("BEGIN TRANSACTION")
-            try:
-                survivor = con.execute("SELECT coalesce((SELECT to_profile FROM profile_redirects WHERE from_profile = ?), ?)",
-                                       [into, into]).fetchall()[0][0]
-                con.register("_ids_back", pa.table({
-                    "kind": pa.array([k for k, _ in snap.get("identities", [])], pa.string()),
-                    "value": pa.array([v for _, v in snap.get("identities", [])], pa.string())}))
-                con.execute("""UPDATE identities SET profile_id = ? FROM _ids_back b
-                               WHERE identities.kind = b.kind AND identities.value = b.value AND identities.profile_id = ?""",
-                            [frm, survivor])
-                con.unregister("_ids_back")
-                back = list(snap.get("redirects", []))
-                con.execute("DELETE FROM profile_redirects WHERE from_profile = ?", [frm])
-                if back:
-                    con.register("_redirect_back", pa.table({"p": pa.array(back, pa.string())}))
-                    con.execute("UPDATE profile_redirects SET to_profile = ? WHERE from_profile IN (SELECT p FROM _redirect_back)", [frm])
-                    con.unregister("_redirect_back")
-                con.execute("""INSERT INTO identity_audit (happened_at, action, actor, from_profile, into_profile, match_probability)
-                               VALUES (?, 'undo', ?, ?, ?, ?)""", [now, actor, frm, survivor, merge.get("match_probability")])
-                rebuilt = self._rebuild_profiles(con, [frm, survivor], now, settings, standardize, quality_fields)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._transaction() as con:
+            survivor = con.execute("SELECT coalesce((SELECT to_profile FROM profile_redirects WHERE from_profile = ?), ?)",
+                                   [into, into]).fetchall()[0][0]
+            con.register("_ids_back", pa.table({
+                "kind": pa.array([k for k, _ in snap.get("identities", [])], pa.string()),
+                "value": pa.array([v for _, v in snap.get("identities", [])], pa.string())}))
+            con.execute("""UPDATE identities SET profile_id = ? FROM _ids_back b
+                           WHERE identities.kind = b.kind AND identities.value = b.value AND identities.profile_id = ?""",
+                        [frm, survivor])
+            con.unregister("_ids_back")
+            back = list(snap.get("redirects", []))
+            con.execute("DELETE FROM profile_redirects WHERE from_profile = ?", [frm])
+            if back:
+                con.register("_redirect_back", pa.table({"p": pa.array(back, pa.string())}))
+                con.execute("UPDATE profile_redirects SET to_profile = ? WHERE from_profile IN (SELECT p FROM _redirect_back)", [frm])
+                con.unregister("_redirect_back")
+            con.execute("""INSERT INTO identity_audit (happened_at, action, actor, from_profile, into_profile, match_probability)
+                           VALUES (?, 'undo', ?, ?, ?, ?)""", [now, actor, frm, survivor, merge.get("match_probability")])
+            rebuilt = self._rebuild_profiles(con, [frm, survivor], now, settings, standardize, quality_fields)
         return rebuilt
 
     def _rebuild_profiles(self, con: Any, profile_ids: list[str], now: datetime, settings: PipelineSettings,

@@ -24,6 +24,7 @@ class SegmentsStore:
     _writer: Any
 
     def cursor(self) -> Any: ...
+    def _transaction(self) -> Any: ...
 
     # -- definitions ---------------------------------------------------------------------
     def save_segment(self, segment_id: str, name: str, description: str, rule: dict, origin: str, now: datetime) -> None:
@@ -59,18 +60,11 @@ class SegmentsStore:
 
     def delete_segment(self, segment_id: str, now: datetime) -> None:
         """Remove a segment; its members exit now (history is kept)."""
-        with self._write_lock:
-            con = self._writer
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute("""UPDATE segment_history SET exited_at = ?, exited_by = 'deleted'
-                               WHERE segment_id = ? AND exited_at IS NULL""", [now, segment_id])
-                con.execute("DELETE FROM segment_members WHERE segment_id = ?", [segment_id])
-                con.execute("DELETE FROM segments WHERE segment_id = ?", [segment_id])
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._transaction() as con:
+            con.execute("""UPDATE segment_history SET exited_at = ?, exited_by = 'deleted'
+                           WHERE segment_id = ? AND exited_at IS NULL""", [now, segment_id])
+            con.execute("DELETE FROM segment_members WHERE segment_id = ?", [segment_id])
+            con.execute("DELETE FROM segments WHERE segment_id = ?", [segment_id])
 
     # -- membership ----------------------------------------------------------------------
     @contextmanager
@@ -80,62 +74,44 @@ class SegmentsStore:
         copies of their profiles, traits, computed traits and events (``_rt_*``,
         one scan of the events however many segments there are) and the time
         (``_rt_clock``), queries over them, and the membership changes."""
-        with self._write_lock:
-            con = self._writer
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.register("_rt_ids", profile_ids.select(["profile_id"]))
-                ids = profile_ids.column("profile_id").to_pylist()
-                # The ids as a list parameter: DuckDB then looks rows up through the
-                # profile_id indexes instead of scanning the tables (~4x on 10M events).
-                for name, source in (("_rt_profiles", "profiles"), ("_rt_traits", "trait_values"),
-                                     ("_rt_computed", "computed_values")):
-                    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {source} "
-                                f"WHERE list_contains($ids, profile_id)", {"ids": ids})
-                # Events stored under profiles since merged into these count for them too.
-                merged = [r[0] for r in con.execute(
-                    "SELECT from_profile FROM profile_redirects WHERE list_contains($ids, to_profile)", {"ids": ids}).fetchall()]
-                # Two steps on purpose: any other condition in the lookup makes DuckDB scan
-                # instead of using the index. Then only the columns rules read, and only
-                # the kinds of events some rule counts.
-                con.execute("""CREATE OR REPLACE TEMP TABLE _rt_raw AS
-                               SELECT profile_id, type, event, timestamp, properties FROM events
-                               WHERE list_contains($all_ids, profile_id)""", {"all_ids": ids + merged})
-                con.execute("""
-                    CREATE OR REPLACE TEMP TABLE _rt_events AS
-                    SELECT coalesce(r.to_profile, e.profile_id) AS profile_id, e.type, e.event, e.timestamp, e.properties
-                    FROM _rt_raw e LEFT JOIN profile_redirects r ON r.from_profile = e.profile_id
-                    WHERE (e.type = 'track' AND list_contains($names, e.event)) OR list_contains($types, e.type)""",
-                            {"names": list(event_names or []), "types": list(event_types or [])})
-                con.execute("DROP TABLE _rt_raw")
-                con.execute("CREATE OR REPLACE TEMP TABLE _rt_clock AS SELECT ?::TIMESTAMPTZ AS now", [now])
-                con.execute("""CREATE OR REPLACE TEMP TABLE _rt_members AS SELECT segment_id, profile_id FROM segment_members
-                               WHERE list_contains($ids, profile_id)""", {"ids": ids})
-                session = RealtimeSession(con, now)
-                yield session
-                session.write()
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            finally:
-                con.unregister("_rt_ids")
+        with self._transaction() as con:
+            ids = profile_ids.column("profile_id").to_pylist()
+            # The ids as a list parameter: DuckDB then looks rows up through the
+            # profile_id indexes instead of scanning the tables (~4x on 10M events).
+            for name, source in (("_rt_profiles", "profiles"), ("_rt_traits", "trait_values"),
+                                 ("_rt_computed", "computed_values")):
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {source} "
+                            f"WHERE list_contains($ids, profile_id)", {"ids": ids})
+            # Events stored under profiles since merged into these count for them too.
+            merged = [r[0] for r in con.execute(
+                "SELECT from_profile FROM profile_redirects WHERE list_contains($ids, to_profile)", {"ids": ids}).fetchall()]
+            # Two steps on purpose: any other condition in the lookup makes DuckDB scan
+            # instead of using the index. Then only the columns rules read, and only
+            # the kinds of events some rule counts.
+            con.execute("""CREATE OR REPLACE TEMP TABLE _rt_raw AS
+                           SELECT profile_id, type, event, timestamp, properties FROM events
+                           WHERE list_contains($all_ids, profile_id)""", {"all_ids": ids + merged})
+            con.execute("""
+                CREATE OR REPLACE TEMP TABLE _rt_events AS
+                SELECT coalesce(r.to_profile, e.profile_id) AS profile_id, e.type, e.event, e.timestamp, e.properties
+                FROM _rt_raw e LEFT JOIN profile_redirects r ON r.from_profile = e.profile_id
+                WHERE (e.type = 'track' AND list_contains($names, e.event)) OR list_contains($types, e.type)""",
+                        {"names": list(event_names or []), "types": list(event_types or [])})
+            con.execute("DROP TABLE _rt_raw")
+            con.execute("CREATE OR REPLACE TEMP TABLE _rt_clock AS SELECT ?::TIMESTAMPTZ AS now", [now])
+            con.execute("""CREATE OR REPLACE TEMP TABLE _rt_members AS SELECT segment_id, profile_id FROM segment_members
+                           WHERE list_contains($ids, profile_id)""", {"ids": ids})
+            session = RealtimeSession(con, now)
+            yield session
+            session.write()
 
     def apply_membership(self, segment_id: str, members: pa.Table, now: datetime, cause: str,
                          among: pa.Table | None = None) -> tuple[list[str], list[str]]:
         """Make the segment's members equal ``members`` (within ``among`` when
         given: a realtime update only judges the profiles a batch touched).
         Returns (entered, exited)."""
-        with self._write_lock:
-            con = self._writer
-            con.execute("BEGIN TRANSACTION")
-            try:
-                result = self._apply_membership(con, segment_id, members, now, cause, among)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        return result
+        with self._transaction() as con:
+            return self._apply_membership(con, segment_id, members, now, cause, among)
 
     @staticmethod
     def _apply_membership(con: Any, segment_id: str, members: pa.Table, now: datetime, cause: str,
@@ -237,45 +213,38 @@ class SegmentsStore:
         """Replace the computed traits ``keys`` for every profile with ``table``
         (profile_id + one column per key); for ``history_keys`` each change is
         recorded as a transition with its time. Returns the profiles that changed."""
-        with self._write_lock:
-            con = self._writer
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.register("_computed_new", table)
-                unpivot = " UNION ALL ".join(
-                    f"SELECT profile_id, {q(k)} AS key, to_json({_ident(k)}) AS value FROM _computed_new WHERE {_ident(k)} IS NOT NULL"
-                    for k in keys)
-                con.execute(f"CREATE OR REPLACE TEMP TABLE _computed_rows AS {unpivot}")
-                names = ", ".join(q(k) for k in keys)
-                changed = [r[0] for r in con.execute(f"""
-                    SELECT DISTINCT coalesce(n.profile_id, o.profile_id) FROM _computed_rows n
-                    FULL OUTER JOIN (SELECT * FROM computed_traits WHERE key IN ({names})) o USING (profile_id, key)
-                    WHERE n.value IS DISTINCT FROM o.value""").fetchall()]
-                if history_keys:
-                    tracked = ", ".join(q(k) for k in history_keys)
-                    con.execute(f"""
-                        CREATE OR REPLACE TEMP TABLE _computed_moves AS
-                        SELECT coalesce(n.profile_id, o.profile_id) AS profile_id, coalesce(n.key, o.key) AS key,
-                               n.value AS new_value
-                        FROM (SELECT * FROM _computed_rows WHERE key IN ({tracked})) n
-                        FULL OUTER JOIN (SELECT * FROM computed_traits WHERE key IN ({tracked})) o USING (profile_id, key)
-                        WHERE n.value IS DISTINCT FROM o.value""")
-                    con.execute("""UPDATE computed_history SET until = ? FROM _computed_moves m
-                                   WHERE computed_history.profile_id = m.profile_id AND computed_history.key = m.key
-                                     AND computed_history.until IS NULL""", [now])
-                    con.execute("""INSERT INTO computed_history SELECT profile_id, key, new_value, ?, NULL
-                                   FROM _computed_moves WHERE new_value IS NOT NULL""", [now])
-                con.execute(f"DELETE FROM computed_traits WHERE key IN ({names})")
-                con.execute("INSERT INTO computed_traits SELECT profile_id, key, value, ? FROM _computed_rows", [now])
-                if changed:
-                    con.register("_computed_changed", pa.table({"profile_id": pa.array(changed, pa.string())}))
-                    con.execute("UPDATE profiles SET updated_at = ? WHERE profile_id IN (SELECT profile_id FROM _computed_changed)", [now])
-                    con.unregister("_computed_changed")
-                con.unregister("_computed_new")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._transaction() as con:
+            con.register("_computed_new", table)
+            unpivot = " UNION ALL ".join(
+                f"SELECT profile_id, {q(k)} AS key, to_json({_ident(k)}) AS value FROM _computed_new WHERE {_ident(k)} IS NOT NULL"
+                for k in keys)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _computed_rows AS {unpivot}")
+            names = ", ".join(q(k) for k in keys)
+            changed = [r[0] for r in con.execute(f"""
+                SELECT DISTINCT coalesce(n.profile_id, o.profile_id) FROM _computed_rows n
+                FULL OUTER JOIN (SELECT * FROM computed_traits WHERE key IN ({names})) o USING (profile_id, key)
+                WHERE n.value IS DISTINCT FROM o.value""").fetchall()]
+            if history_keys:
+                tracked = ", ".join(q(k) for k in history_keys)
+                con.execute(f"""
+                    CREATE OR REPLACE TEMP TABLE _computed_moves AS
+                    SELECT coalesce(n.profile_id, o.profile_id) AS profile_id, coalesce(n.key, o.key) AS key,
+                           n.value AS new_value
+                    FROM (SELECT * FROM _computed_rows WHERE key IN ({tracked})) n
+                    FULL OUTER JOIN (SELECT * FROM computed_traits WHERE key IN ({tracked})) o USING (profile_id, key)
+                    WHERE n.value IS DISTINCT FROM o.value""")
+                con.execute("""UPDATE computed_history SET until = ? FROM _computed_moves m
+                               WHERE computed_history.profile_id = m.profile_id AND computed_history.key = m.key
+                                 AND computed_history.until IS NULL""", [now])
+                con.execute("""INSERT INTO computed_history SELECT profile_id, key, new_value, ?, NULL
+                               FROM _computed_moves WHERE new_value IS NOT NULL""", [now])
+            con.execute(f"DELETE FROM computed_traits WHERE key IN ({names})")
+            con.execute("INSERT INTO computed_traits SELECT profile_id, key, value, ? FROM _computed_rows", [now])
+            if changed:
+                con.register("_computed_changed", pa.table({"profile_id": pa.array(changed, pa.string())}))
+                con.execute("UPDATE profiles SET updated_at = ? WHERE profile_id IN (SELECT profile_id FROM _computed_changed)", [now])
+                con.unregister("_computed_changed")
+            con.unregister("_computed_new")
         return changed
 
 

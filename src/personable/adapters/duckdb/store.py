@@ -72,18 +72,25 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore, Mod
         return cur
 
     @contextmanager
-    def batch(self, staged: StagedInput, settings: PipelineSettings) -> Iterator[DuckDBBatch]:
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The writer connection in a transaction, under the write lock: writes
+        commit one at a time, all or nothing."""
         with self._write_lock:
             con = self._writer
             con.execute("BEGIN TRANSACTION")
             try:
-                b = DuckDBBatch(con, staged, settings)
-                b.stage("lines")
-                yield b
+                yield con
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+
+    @contextmanager
+    def batch(self, staged: StagedInput, settings: PipelineSettings) -> Iterator[DuckDBBatch]:
+        with self._transaction() as con:
+            b = DuckDBBatch(con, staged, settings)
+            b.stage("lines")
+            yield b
 
     @contextmanager
     def open_file(self, staged: StagedInput) -> Iterator["DuckDBFileImport"]:
