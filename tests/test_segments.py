@@ -9,7 +9,6 @@ from datetime import datetime, timedelta, timezone
 
 import duckdb
 import orjson
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml

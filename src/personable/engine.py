@@ -119,12 +119,11 @@ class Engine:
                 batch.commit_log_offset(LOG_STREAM, log_offset)
             touched, removed = batch.changed_profiles()
             watermark = batch.now
-        if touched and self._has_segments():
-            if self._realtime_deferred:
-                with self._pending_lock:
-                    self._pending_touched.update(touched)
-            else:
-                self.segments.on_batch(touched)  # realtime segments: re-judge the profiles this batch touched
+        if touched and self._realtime_deferred:
+            with self._pending_lock:
+                self._pending_touched.update(touched)
+        elif touched:
+            self.segments.on_batch(touched)  # realtime segments: re-judge the profiles this batch touched
         if self._materialized:
             self._sync_online(touched, removed, watermark)
         return report
@@ -158,10 +157,6 @@ class Engine:
             if moved and self._materialized:
                 self._sync_online(sorted(moved), [], None)  # documents show the new memberships
             return len(touched)
-
-    def _has_segments(self) -> bool:
-        return bool(self.config.segments) or bool(self.store.cursor().execute(
-            "SELECT count(*) FROM segments WHERE origin = 'api'").fetchall()[0][0])
 
     def _sync_online(self, touched: list[str], removed: list[str], watermark: datetime | None) -> None:
         for i in range(0, max(len(touched), 1), 50_000):

@@ -2,42 +2,33 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import typer
 
+from .context import JSON, open_engine as _engine, project_dir as _project
+from .models import models_app
 from .output import console, emit_json, handle_errors
+from .quality import quality_app
+from .resolve import resolve_app
+from .segments import segments_app
 
 app = typer.Typer(help="personable: events in, unified profiles out, personalization on top.",
                   no_args_is_help=True, add_completion=False)
 profile_app = typer.Typer(help="Unified customer profiles.", no_args_is_help=True)
 app.add_typer(profile_app, name="profile")
+app.add_typer(quality_app, name="quality")
+app.add_typer(resolve_app, name="resolve")
+app.add_typer(segments_app, name="segments")
+app.add_typer(models_app, name="models")
 
-JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 
 @app.callback()
 def main(ctx: typer.Context,
          project: Path = typer.Option(Path("."), "--project", "-p", help="Project folder (holds personable.yaml).")) -> None:
     ctx.obj = {"project": project}
-
-
-def _project(ctx: typer.Context) -> Path:
-    return ctx.obj["project"]
-
-
-@contextmanager
-def _engine(ctx: typer.Context) -> Iterator[Any]:
-    """The project's engine: local, or the running server's (see personable.client)."""
-    from ..client import open_project
-
-    engine = open_project(_project(ctx))
-    try:
-        yield engine
-    finally:
-        engine.close()
 
 
 @app.command()
@@ -193,16 +184,6 @@ def demo(ctx: typer.Context,
     if as_json:
         emit_json(summary)
 
-
-from .quality import quality_app  # noqa: E402  (registered after the shared helpers above)
-from .resolve import resolve_app  # noqa: E402
-from .models import models_app  # noqa: E402
-from .segments import segments_app  # noqa: E402
-
-app.add_typer(quality_app, name="quality")
-app.add_typer(resolve_app, name="resolve")
-app.add_typer(segments_app, name="segments")
-app.add_typer(models_app, name="models")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

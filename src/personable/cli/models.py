@@ -6,17 +6,12 @@ from typing import Optional
 
 import typer
 
+from .context import JSON, open_engine as _engine
 from .output import console, emit_json, handle_errors
 
 models_app = typer.Typer(help="Predictive models: train, list, show, evaluate, score, drift.", no_args_is_help=True)
-JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 NAME = typer.Argument(..., help="churn, clv, next_purchase or send_time.")
 
-
-def _engine(ctx: typer.Context):
-    from .main import _engine as open_engine
-
-    return open_engine(ctx)
 
 
 AS_OF = typer.Option(None, "--as-of", help="Work as of this time (ISO 8601), e.g. to backtest; default: now.")

@@ -7,16 +7,11 @@ from typing import Any, Optional
 
 import typer
 
+from .context import JSON, open_engine as _engine
 from .output import console, emit_json, handle_errors
 
 quality_app = typer.Typer(help="Data quality: report (default), history, clean, impute.", invoke_without_command=True)
-JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
-
-def _engine(ctx: typer.Context):
-    from .main import _engine as open_engine
-
-    return open_engine(ctx)
 
 
 def _pct(value: Optional[float]) -> str:

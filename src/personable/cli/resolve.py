@@ -6,18 +6,13 @@ from typing import Any
 
 import typer
 
+from .context import JSON, open_engine as _engine
 from .output import console, emit_json, handle_errors
 
 resolve_app = typer.Typer(help="Probabilistic identity resolution: run (default), review, accept, reject, explain, undo.",
                           invoke_without_command=True)
-JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 ACTOR = typer.Option("cli", "--actor", help="Who decides (kept in the audit trail).")
 
-
-def _engine(ctx: typer.Context):
-    from .main import _engine as open_engine
-
-    return open_engine(ctx)
 
 
 def _explanation(items: list[dict[str, Any]]) -> str:

@@ -6,16 +6,11 @@ from typing import Optional
 
 import typer
 
+from .context import JSON, open_engine as _engine
 from .output import console, emit_json, handle_errors
 
 segments_app = typer.Typer(help="Segments: list, show, members, history, refresh, export.", no_args_is_help=True)
-JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
-
-def _engine(ctx: typer.Context):
-    from .main import _engine as open_engine
-
-    return open_engine(ctx)
 
 
 @segments_app.command("list")

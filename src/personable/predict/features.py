@@ -14,11 +14,7 @@ from datetime import datetime, timedelta
 import ibis
 import ibis.expr.types as ir
 
-EVENTS = ibis.table({
-    "profile_id": "string", "type": "string", "event": "string", "timestamp": "timestamp('UTC')",
-    "properties": "json", "revenue_reporting": "float64", "device": "string", "channel": "string"},
-    name="profile_events")
-IDENTITIES = ibis.table({"kind": "string", "value": "string", "profile_id": "string"}, name="identities")
+from ..tables import IDENTITIES, PROFILE_EVENTS as EVENTS
 
 ORDER = "Order Completed"
 FEATURES = (

@@ -15,9 +15,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-EVENTS = ibis.table({"profile_id": "string", "type": "string", "event": "string", "timestamp": "timestamp('UTC')"},
-                    name="profile_events")
-
+from ..tables import PROFILE_EVENTS as EVENTS
 
 def engagement_expr(cutoff: datetime | None = None) -> ir.Table:
     """Per profile, hour and weekday: email opens and visits (page views)."""

@@ -16,15 +16,9 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from ..tables import EVENTS, PROFILES, TRAIT_VALUES
 from .config import FieldSpec, QualityConfig, duration_seconds
 from .rules import record_rules, violates
-
-TRAIT_VALUES = ibis.table({
-    "profile_id": "string", "field": "string", "value": "string", "value_type": "string",
-    "observed_at": "timestamp('UTC')", "source": "string", "origin": "string",
-}, name="trait_values")
-PROFILES = ibis.table({"profile_id": "string"}, name="profiles")
-EVENTS = ibis.table({"revenue": "float64", "currency": "string", "revenue_reporting": "float64"}, name="events")
 
 Run = Callable[[ir.Table], pa.Table]
 ALL = "*"

@@ -16,21 +16,15 @@ from datetime import datetime, timedelta
 import ibis
 import ibis.expr.types as ir
 
+from .. import tables
 from .rules import (PROFILE_COLUMNS, All, Any_, Compare, ComputedCond, EventCond, InSegment, Not, Rule, TraitCond,
                     compare_value)
 
-PROFILES = ibis.table({
-    "profile_id": "string", "created_at": "timestamp('UTC')", "first_seen": "timestamp('UTC')",
-    "last_seen": "timestamp('UTC')", "event_count": "int64", "session_count": "int64", "page_count": "int64",
-    "order_count": "int64", "revenue": "float64", "last_device": "string", "last_channel": "string",
-}, name="profiles")
-TRAITS = ibis.table({"profile_id": "string", "field": "string", "value": "string", "origin": "string"},
-                    name="trait_values")
-COMPUTED = ibis.table({"profile_id": "string", "key": "string", "value": "string"}, name="computed_values")
-EVENTS = ibis.table({"profile_id": "string", "type": "string", "event": "string", "timestamp": "timestamp('UTC')",
-                     "properties": "json"}, name="profile_events")
-MEMBERS = ibis.table({"segment_id": "string", "profile_id": "string"}, name="segment_members")
-
+PROFILES = tables.PROFILES
+TRAITS = tables.TRAIT_VALUES
+COMPUTED = tables.COMPUTED_VALUES
+EVENTS = tables.PROFILE_EVENTS
+MEMBERS = tables.SEGMENT_MEMBERS
 
 @dataclass(frozen=True)
 class Tables:
@@ -49,7 +43,9 @@ STORE = Tables()
 REALTIME = Tables(profiles=ibis.table(PROFILES.schema(), name="_rt_profiles"),
                   traits=ibis.table(TRAITS.schema(), name="_rt_traits"),
                   computed=ibis.table(COMPUTED.schema(), name="_rt_computed"),
-                  events=ibis.table(EVENTS.schema(), name="_rt_events"),
+                  # the realtime copy holds only the columns rules read
+                  events=ibis.table({c: EVENTS.schema()[c] for c in ("profile_id", "type", "event", "timestamp",
+                                                                     "properties")}, name="_rt_events"),
                   members=ibis.table(MEMBERS.schema(), name="_rt_members"))
 
 

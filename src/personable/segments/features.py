@@ -17,14 +17,7 @@ from datetime import datetime
 import ibis
 import ibis.expr.types as ir
 
-EVENTS = ibis.table({
-    "profile_id": "string", "type": "string", "event": "string", "timestamp": "timestamp('UTC')",
-    "properties": "json", "revenue_reporting": "float64", "device": "string", "channel": "string"},
-    name="profile_events")
-PROFILES = ibis.table({
-    "profile_id": "string", "session_count": "int64", "event_count": "int64", "order_count": "int64",
-    "revenue": "float64", "first_seen": "timestamp('UTC')", "last_seen": "timestamp('UTC')",
-    "last_device": "string", "last_channel": "string"}, name="profiles")
+from ..tables import IDENTITIES, PROFILE_EVENTS as EVENTS, PROFILES
 
 CATEGORIES = ("electronics", "fashion", "home", "beauty", "sports", "books", "toys", "grocery")
 DEVICES = ("mobile", "desktop", "tablet")
@@ -33,9 +26,6 @@ CHANNELS = ("organic", "cpc", "social", "referral", "email")
 
 def _ratio(num: ir.NumericValue, den: ir.NumericValue) -> ir.FloatingValue:
     return ibis.cases((den > 0, num.cast("float64") / den.cast("float64")), else_=ibis.null("float64"))
-
-
-IDENTITIES = ibis.table({"kind": "string", "value": "string", "profile_id": "string"}, name="identities")
 
 
 def feature_expr(now: datetime, min_events: int = 1, categories: tuple[str, ...] = CATEGORIES,

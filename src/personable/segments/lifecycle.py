@@ -22,10 +22,9 @@ import ibis
 import ibis.expr.types as ir
 
 from ..errors import ErrorList
-from .rfm import ORDER_EVENTS
+from ..tables import PROFILE_EVENTS, PROFILES
 
 STAGES = ("prospect", "new", "active", "loyal", "at_risk", "lapsed", "reactivated")
-PROFILE_IDS = ibis.table({"profile_id": "string"}, name="profiles")
 
 
 @dataclass(frozen=True)
@@ -63,14 +62,14 @@ def parse_lifecycle(raw: Any, errors: ErrorList, order_event: str) -> LifecycleC
 
 def lifecycle_table(cfg: LifecycleConfig, now: datetime) -> ir.Table:
     """One row per profile: its lifecycle stage now."""
-    e = ORDER_EVENTS
+    e = PROFILE_EVENTS
     orders = e.filter((e.type == "track") & (e.event == cfg.order_event) & (e.timestamp <= ibis.literal(now)))
     # The gap before each order, to recognize a comeback.
     orders = orders.mutate(previous=orders.timestamp.lag().over(group_by="profile_id", order_by="timestamp"))
     per = orders.group_by("profile_id").aggregate(
         first_order=orders.timestamp.min(), last_order=orders.timestamp.max(), orders=orders.count(),
         last_gap_start=orders.previous.argmax(orders.timestamp))
-    p = PROFILE_IDS
+    p = PROFILES
     j = p.left_join(per, p.profile_id == per.profile_id).select(p.profile_id, per.first_order, per.last_order,
                                                                per.orders, per.last_gap_start)
 

@@ -8,7 +8,7 @@ would split them arbitrarily between two.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ import ibis
 import ibis.expr.types as ir
 
 from ..errors import ErrorList
+from ..tables import PROFILE_EVENTS
 
 # (name, R range, FM range) -- FM is the rounded mean of F and M. The first
 # matching row names the customer; the default table covers the 5 x 5 grid.
@@ -33,9 +34,6 @@ DEFAULT_RFM_SEGMENTS: tuple[tuple[str, tuple[int, int], tuple[int, int]], ...] =
     ("Hibernating", (2, 2), (1, 2)),
     ("Lost", (1, 1), (1, 2)),
 )
-ORDER_EVENTS = ibis.table({
-    "profile_id": "string", "type": "string", "event": "string", "timestamp": "timestamp('UTC')",
-    "revenue_reporting": "float64"}, name="profile_events")
 RFM_KEYS = ("rfm_recency_days", "rfm_frequency", "rfm_monetary", "rfm_r", "rfm_f", "rfm_m", "rfm_score", "rfm_segment")
 
 
@@ -43,7 +41,6 @@ RFM_KEYS = ("rfm_recency_days", "rfm_frequency", "rfm_monetary", "rfm_r", "rfm_f
 class RfmConfig:
     order_event: str = "Order Completed"
     segments: tuple[tuple[str, tuple[int, int], tuple[int, int]], ...] = DEFAULT_RFM_SEGMENTS
-    extra: dict = field(default_factory=dict, hash=False)
 
 
 def parse_rfm(raw: Any, errors: ErrorList) -> RfmConfig:
@@ -90,7 +87,7 @@ def _score(col: ir.Value, descending: bool = False) -> ir.IntegerValue:
 
 def rfm_table(cfg: RfmConfig, now: datetime) -> ir.Table:
     """One row per customer with at least one order: RFM values, scores, segment."""
-    e = ORDER_EVENTS
+    e = PROFILE_EVENTS
     orders = e.filter((e.type == "track") & (e.event == cfg.order_event))
     per = orders.group_by("profile_id").aggregate(
         last_order=orders.timestamp.max(), rfm_frequency=orders.count(),

@@ -138,22 +138,15 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore, Mod
         return self.cursor().sql(query, params=params or None).to_arrow_table()
 
     # -- analytics: Ibis expressions compiled for DuckDB -------------------------
-    def run(self, expr: Any, tables: dict[str, pa.Table] | None = None) -> pa.Table:
-        """Execute an Ibis expression built over unbound tables named like ours;
-        ``tables`` are Arrow tables the expression refers to by name."""
+    def run(self, expr: Any) -> pa.Table:
+        """Execute an Ibis expression built over unbound tables named like ours."""
         import ibis
 
         sql = str(ibis.to_sql(expr, dialect="duckdb"))
-        cur = self.cursor()
-        for name, table in (tables or {}).items():
-            cur.register(name, table)
         try:
-            return cur.sql(sql).to_arrow_table()
+            return self.cursor().sql(sql).to_arrow_table()
         except duckdb.Error as exc:
             raise StoreError(f"analytics query failed: {exc}", sql=sql[:2000]) from exc
-        finally:
-            for name in tables or {}:
-                cur.unregister(name)
 
     def quarantine_summary(self) -> list[dict[str, Any]]:
         """How many quarantined records name each field, with the most common problem."""

@@ -21,7 +21,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ...errors import ErrorList
@@ -44,7 +44,6 @@ class ResolutionConfig:
     max_cluster_size: int = 10
     merge_known_users: bool = False   # auto-merge two profiles that both have a userId?
     u_max_pairs: float = 1e6
-    extra: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def field_names(self) -> list[str]:

@@ -1,0 +1,27 @@
+"""What every CLI command shares: the project folder and its engine."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import typer
+
+JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+
+def project_dir(ctx: typer.Context) -> Path:
+    return ctx.obj["project"]
+
+
+@contextmanager
+def open_engine(ctx: typer.Context) -> Iterator[Any]:
+    """The project's engine: local, or the running server's (see personable.client)."""
+    from ..client import open_project
+
+    engine = open_project(project_dir(ctx))
+    try:
+        yield engine
+    finally:
+        engine.close()
