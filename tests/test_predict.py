@@ -113,6 +113,11 @@ def test_best_send_hour_beats_the_population_hour(store):
     few = SendTimeModel(prior_strength=3).fit(thin).table().set_index("profile_id")
     assert few.loc["x", "best_send_hour"] == 20 and few.loc["y", "best_send_hour"] == 20
     assert within([23, 0, 5], [0, 23, 7]).tolist() == [True, True, False]
+    # ... and on their group's habits before the population's: x's group opens at 08:00.
+    grouped = pd.concat([thin, pd.DataFrame({"profile_id": ["z"] * 10, "hour": [8] * 10, "weekday": [1] * 10,
+                                             "opens": [1] * 10, "visits": [0] * 10})])
+    by_group = SendTimeModel(prior_strength=3).fit(grouped, pd.Series({"x": "a", "z": "a", "y": "b"})).table()
+    assert by_group.set_index("profile_id").loc["x", "best_send_hour"] == 8
 
 
 def test_next_purchase_value_against_the_naive_baseline(store):
@@ -169,6 +174,12 @@ def test_registry_train_score_drift_and_segments(store, tmp_path):
         clv = engine.models.train("clv", horizon_days=15)
         assert clv["params"]["r"] > 0 and clv["metrics"]["repeat_buyers"] > 50
         engine.models.score("clv")
+        # Thin send-time histories lean on their cluster's habits once clusters exist.
+        pids = engine.sql("SELECT profile_id FROM profiles ORDER BY profile_id").column("profile_id").to_pylist()
+        import pyarrow as pa
+
+        engine.store.write_computed(["cluster"], pa.table({"profile_id": pids, "cluster": [i % 3 for i in range(len(pids))]}), now)
+        assert engine.models._groups().nunique() == 3
         engine.models.train("send_time")
         engine.models.score("send_time")
         someone = engine.sql("SELECT profile_id FROM computed_traits WHERE key = 'clv_12m' LIMIT 1").to_pylist()[0]["profile_id"]
@@ -178,7 +189,7 @@ def test_registry_train_score_drift_and_segments(store, tmp_path):
         made = engine.segments.create("likely_to_churn", {"rule": {"computed": "churn_risk", "gt": 0.5}})
         assert made["size"] >= 0
         drift = engine.models.drift("churn")
-        assert {c["column"] for c in drift["columns"]} == set(FEATURES)
+        assert {c["column"] for c in drift["columns"]} == set(FEATURES) | {"score:churn_risk"}
         assert engine.models.show("churn")["monitoring"][0]["kind"] == "drift"
         again = engine.models.train("churn", horizon_days=15, model="logistic")
         assert again["version"] == 2 and again["params"]["model"] == "logistic"
@@ -223,3 +234,87 @@ def test_models_over_http(server):
         empty = http.post("/v1/admin/models/clv/train", headers=server.admin, json={"horizon_days": 7})
         assert empty.status_code == 400 and empty.json()["error"]["code"] == "validation_failed"
         assert "/v1/models/{name}/drift" in http.get("/openapi.json").json()["paths"]
+
+
+def _maintain_config(project, models: dict, **extra) -> None:
+    import yaml
+
+    raw = yaml.safe_load((project / "personable.yaml").read_text())
+    raw.setdefault("models", {})["maintain"] = models
+    raw["models"].update(extra)
+    (project / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def test_maintenance_trains_when_due_checks_drift_and_scores(store, tmp_path):
+    base, _ = store
+    project = tmp_path / "maintain"
+    shutil.copytree(base / "proj", project)
+    _maintain_config(project, {"churn": {"retrain_days": 7, "retrain_on_drift": False}, "send_time": {"retrain_days": 1}},
+                     horizon_days=15)
+    now = START + timedelta(days=60)
+    with Engine(project, clock=SimulatedClock(now)) as engine:
+        first = {d["model"]: d for d in engine.models.maintain()}
+        assert [s["step"] for s in first["churn"]["steps"]] == ["train", "score"]
+        assert first["churn"]["steps"][0]["reason"] == "first" and first["send_time"]["steps"][-1]["scored"] > 500
+        assert engine.models.show("churn")["horizon_days"] == 15       # from models.horizon_days
+    with Engine(project, clock=SimulatedClock(now + timedelta(days=2))) as engine:
+        second = {d["model"]: d for d in engine.models.maintain()}
+        # churn is 2 days old: judged on the labels that arrived, drift checked (scores too), scored again
+        assert [s["step"] for s in second["churn"]["steps"]] == ["evaluate", "drift", "score"]
+        assert second["send_time"]["steps"][0] == {"step": "train", "version": 2, "reason": "schedule"}
+        kinds = [m["kind"] for m in engine.models.show("churn")["monitoring"]]
+        assert sorted(kinds) == ["drift", "performance"]
+        drift = next(m["report"] for m in engine.store.monitoring("churn", 5) if m["kind"] == "drift")
+        assert "score:churn_risk" in {c["column"] for c in drift["columns"]}
+    _maintain_config(project, {"churn": {"retrain_days": 30}}, drift={"psi": 0.0001, "ks_pvalue": 0.999})
+    with Engine(project, clock=SimulatedClock(now + timedelta(days=3))) as engine:
+        (third,) = engine.models.maintain()
+        assert {"step": "train", "version": 2, "reason": "drift"} in third["steps"]      # drift past the strict lines
+        assert [(v["version"], v["reason"]) for v in engine.models.list() if v["name"] == "churn"] == \
+            [(1, "first"), (2, "drift")]
+    _maintain_config(project, {"clv": {}})
+    with Engine(project, clock=SimulatedClock(START + timedelta(days=1))) as engine:   # nothing to learn from yet
+        (early,) = engine.models.maintain()
+        assert early["skipped"].startswith("cannot train clv") and early["steps"] == []
+
+
+def test_models_config_is_checked(tmp_path):
+    from personable.config import load_config
+    from personable.config import write_starter
+    from personable.errors import ConfigError
+
+    write_starter(tmp_path / "p", "p")
+    _maintain_config(tmp_path / "p", {"churn": {"retrain_days": -1, "score": "yes"}, "magic": {}},
+                     drift={"psi": "high"}, horizon_days=0)
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "p")
+    paths = {d.path for d in err.value.details}
+    assert {"models.maintain.churn.retrain_days", "models.maintain.churn.score", "models.maintain.magic",
+            "models.drift.psi", "models.horizon_days"} <= paths
+
+
+def test_serve_maintains_the_listed_models_on_schedule(store, tmp_path):
+    from conftest import start_server, stop_server
+
+    base, _ = store
+    project = tmp_path / "served"
+    shutil.copytree(base / "proj", project)
+    _maintain_config(project, {"send_time": {"retrain_days": 1}})
+    server = start_server(project)
+    try:
+        with server.client() as http:
+            import time as _time
+
+            deadline = _time.time() + 120
+            while _time.time() < deadline:
+                jobs = {j["job"]: j for j in http.get("/healthz").json()["jobs"]}
+                if jobs["models"]["runs"]:
+                    break
+                _time.sleep(0.5)
+            assert jobs["models"]["runs"] == 1 and jobs["models"]["failures"] == 0, jobs
+            (version,) = http.get("/v1/models", headers=server.admin).json()["items"]
+            assert (version["name"], version["reason"]) == ("send_time", "first")
+            again = http.post("/v1/admin/models/maintain", headers=server.admin).json()["items"]
+            assert [s["step"] for s in again[0]["steps"]] == ["score"]       # a day has not passed: score only
+    finally:
+        stop_server(server)

@@ -19,6 +19,7 @@ import yaml
 
 from .errors import ConfigError, ErrorList, ProjectNotFound
 from .identity.resolution.config import ResolutionConfig, parse_resolution
+from .predict.config import ModelsConfig, parse_models
 from .quality.config import QualityConfig, parse_quality
 from .segments.config import SegmentDef, parse_segments
 from .segments.lifecycle import LifecycleConfig, parse_lifecycle
@@ -89,6 +90,8 @@ class Config:
     realtime_segments_interval_ms: float = 1000.0
     rfm: RfmConfig = field(default_factory=RfmConfig)
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    models_maintain_hours: float = 24.0
 
     @property
     def state_dir(self) -> Path:
@@ -260,6 +263,14 @@ scheduler:
   segments_refresh_minutes: 15  # RFM, lifecycle, clusters' assignment, then every segment
   realtime_segments_interval_ms: 1000  # under `personable serve`, profiles touched by events are
                                        # re-judged this often (a fresh=true read waits for it)
+  models_maintain_hours: 24     # retrain / drift check / score the models under models.maintain
+
+# Predictive models (docs/models.md): `personable models train churn`, then
+# `personable models score churn` writes churn_risk on every profile.
+models:
+  horizon_days: 30              # how far ahead churn, CLV and next purchase look
+  drift: {{psi: 0.2, ks_pvalue: 0.01}}  # a feature or score drifted past either line
+  maintain: {{}}                  # opt-in, e.g. churn: {{retrain_days: 7, retrain_on_drift: true}}
 
 # RFM (recency, frequency, monetary; quintile scores 1-5 and named segments) and
 # lifecycle stages become computed traits on every profile.
@@ -425,6 +436,8 @@ def parse_config(raw: dict[str, Any], project_dir: Path) -> Config:
         realtime_segments_interval_ms=_get(raw, "scheduler.realtime_segments_interval_ms", float, 1000.0, errors),
         rfm=(rfm := parse_rfm(raw.get("rfm"), errors)),
         lifecycle=parse_lifecycle(raw.get("lifecycle"), errors, rfm.order_event),
+        models=parse_models(raw.get("models"), errors),
+        models_maintain_hours=_get(raw, "scheduler.models_maintain_hours", float, 24.0, errors),
     )
     if errors:
         raise ConfigError("personable.yaml is invalid", details=errors.items)

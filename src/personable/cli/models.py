@@ -9,11 +9,9 @@ import typer
 from .context import JSON, open_engine as _engine
 from .output import console, emit_json, handle_errors
 
-models_app = typer.Typer(help="Predictive models: train, list, show, evaluate, score, drift.", no_args_is_help=True)
+models_app = typer.Typer(help="Predictive models: train, list, show, evaluate, score, drift, maintain.",
+                         no_args_is_help=True)
 NAME = typer.Argument(..., help="churn, clv, next_purchase or send_time.")
-
-
-
 AS_OF = typer.Option(None, "--as-of", help="Work as of this time (ISO 8601), e.g. to backtest; default: now.")
 
 
@@ -42,7 +40,8 @@ def _metrics(m: dict) -> str:
 
 @models_app.command()
 @handle_errors
-def train(ctx: typer.Context, name: str = NAME, horizon: int = typer.Option(30, help="Days ahead the model looks."),
+def train(ctx: typer.Context, name: str = NAME,
+          horizon: Optional[int] = typer.Option(None, help="Days ahead the model looks (default: models.horizon_days)."),
           model: Optional[str] = typer.Option(None, help="lightgbm or logistic (churn); lightgbm or ridge (next_purchase)."),
           as_of: Optional[str] = AS_OF, as_json: bool = JSON) -> None:
     """Train, evaluate on the latest unseen window, and register a new version."""
@@ -123,15 +122,18 @@ def score(ctx: typer.Context, name: str = NAME, version: Optional[int] = typer.O
 @models_app.command()
 @handle_errors
 def drift(ctx: typer.Context, name: str = NAME, version: Optional[int] = typer.Option(None),
-          psi: float = typer.Option(0.2, help="PSI above this is drift."),
-          ks_pvalue: float = typer.Option(0.01, help="A KS p-value below this is drift."),
+          psi: Optional[float] = typer.Option(None, help="PSI above this is drift (default: models.drift.psi)."),
+          ks_pvalue: Optional[float] = typer.Option(None, help="A KS p-value below this is drift (default: models.drift.ks_pvalue)."),
           retrain: bool = typer.Option(False, help="Train a new version when something drifted."),
           as_of: Optional[str] = AS_OF, as_json: bool = JSON) -> None:
     """Compare the features a version was trained on with today's (KS and PSI)."""
     from ..predict.drift import DriftThresholds
 
     with _engine(ctx) as engine:
-        report = _models(engine, as_of).drift(name, version, DriftThresholds(psi, ks_pvalue), retrain)
+        default = engine.config.models.drift
+        thresholds = DriftThresholds(default.psi if psi is None else psi,
+                                     default.ks_pvalue if ks_pvalue is None else ks_pvalue)
+        report = _models(engine, as_of).drift(name, version, thresholds, retrain)
     if as_json:
         emit_json(report)
         return
@@ -141,3 +143,34 @@ def drift(ctx: typer.Context, name: str = NAME, version: Optional[int] = typer.O
             console.print(f"{c['column']:>22}  PSI {c['psi']:.3f}  KS {c['ks']:.3f} (p {c['ks_pvalue']:.2g})  {mark}")
     if report.get("retrained"):
         console.print(f"[yellow]retrained:[/] {name} v{report['retrained']}")
+
+
+@models_app.command()
+@handle_errors
+def maintain(ctx: typer.Context, as_of: Optional[str] = AS_OF, as_json: bool = JSON) -> None:
+    """What `serve` does on schedule for the models under models.maintain (for cron):
+    train when due, else evaluate and check drift (retrain on drift), then score."""
+    with _engine(ctx) as engine:
+        if not engine.config.models.maintain:
+            from ..errors import ValidationFailed
+
+            raise ValidationFailed("no models to maintain: list them under models.maintain in personable.yaml")
+        done = _models(engine, as_of).maintain()
+    if as_json:
+        emit_json(done)
+        return
+    for item in done:
+        if item.get("skipped"):
+            console.print(f"[yellow]{item['model']}: skipped[/] ({item['skipped']})")
+            continue
+        parts = []
+        for step in item["steps"]:
+            if step["step"] == "train":
+                parts.append(f"trained v{step['version']} ({step['reason']})")
+            elif step["step"] == "drift":
+                parts.append("drift in " + ", ".join(step["drifted"]) if step["drifted"] else "no drift")
+            elif step["step"] == "evaluate":
+                parts.append(f"evaluated v{step['version']}")
+            else:
+                parts.append(f"scored {step['scored']:,} profiles")
+        console.print(f"{item['model']}: " + "; ".join(parts))

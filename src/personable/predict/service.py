@@ -19,15 +19,19 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import NotFound, ValidationFailed
+from .config import KINDS
 from .drift import DriftThresholds, drift_report
 from .features import FEATURES, activity_after, customer_features
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..engine import Engine
 
-KINDS = ("churn", "clv", "next_purchase", "send_time")
 SCORES = {"churn": ("churn_risk",), "clv": ("clv_12m", "p_alive", "expected_purchases_90d"),
           "next_purchase": ("next_order_value",), "send_time": ("best_send_hour", "best_send_weekday")}
+
+REFERENCE_ROWS = 50_000
 
 
 def _hash(*arrays: np.ndarray) -> str:
@@ -77,11 +81,22 @@ class ModelsService:
         return (rows["profile_id"], np.array(rows["frequency"], float), np.array(rows["recency"], float),
                 np.array(rows["age"], float), np.array(rows["monetary"], float))
 
+    def _groups(self, key: str = "cluster") -> "pd.Series | None":
+        """Each profile's behavioural cluster (``segments cluster``), the group
+        whose habits a thin send-time history leans on; None before clustering."""
+        from ..tables import COMPUTED_VALUES as C
+
+        rows = self.engine.store.run(C.filter(C.key == key).select("profile_id", "value")).to_pandas()
+        return rows.set_index("profile_id")["value"] if len(rows) else None
+
     # -- training ----------------------------------------------------------------------------
-    def train(self, name: str, horizon_days: int = 30, model: str | None = None, reason: str = "manual") -> dict[str, Any]:
+    def train(self, name: str, horizon_days: int | None = None, model: str | None = None,
+              reason: str = "manual") -> dict[str, Any]:
         """Train ``name`` (churn, clv, next_purchase, send_time), evaluate it on
         the most recent window it did not see, and register a new version."""
         import joblib
+
+        horizon_days = horizon_days or self.engine.config.models.horizon_days
 
         if name not in KINDS:
             raise ValidationFailed(f"unknown model {name!r}; use one of {', '.join(KINDS)}")
@@ -89,7 +104,6 @@ class ModelsService:
         started = time.perf_counter()
         train_cutoff = now - timedelta(days=2 * horizon_days)
         test_cutoff = now - timedelta(days=horizon_days)
-        reference = None
         try:
             artifact, metrics, params, data_hash, reference = getattr(self, f"_train_{name}")(
                 now, train_cutoff, test_cutoff, horizon_days, model)
@@ -100,6 +114,8 @@ class ModelsService:
         folder.mkdir(parents=True, exist_ok=True)
         version = self.engine.store.register_model(name, name, now, train_cutoff, horizon_days, list(FEATURES), params,
                                                    metrics, data_hash, "", reason)
+        if reference is not None and len(reference) > REFERENCE_ROWS:   # enough for KS and PSI, small on disk
+            reference = reference[np.random.default_rng(0).choice(len(reference), REFERENCE_ROWS, replace=False)]
         path = folder / f"v{version}.joblib"
         joblib.dump({"model": artifact, "reference": reference}, path)
         self.engine.store.set_model_artifact(name, version, str(path))
@@ -121,7 +137,8 @@ class ModelsService:
         X, y = self._next_order_data(train_cutoff, horizon)
         Xt, yt = self._next_order_data(test_cutoff, horizon)
         est = NextPurchaseModel(model=model or "lightgbm").fit(X, y, list(FEATURES))
-        return est, est.evaluate(Xt, yt), {"model": est.model}, _hash(X, y), X
+        _, everyone = self._features(train_cutoff)   # it scores every customer, so that is its reference
+        return est, est.evaluate(Xt, yt), {"model": est.model}, _hash(X, y), everyone
 
     def _train_clv(self, now, train_cutoff, test_cutoff, horizon, model):
         from .clv import BetaGeoModel, GammaGammaModel
@@ -148,7 +165,7 @@ class ModelsService:
         engagement = self.engine.store.run(engagement_expr(now)).to_pandas()
         if engagement.empty:
             raise ValueError("no email opens or visits yet")
-        est = SendTimeModel().fit(engagement)
+        est = SendTimeModel().fit(engagement, self._groups())
         table = est.table()
         metrics = {"profiles": len(table), "median_evidence": float(np.median(table.send_time_evidence)),
                    "population_best_open_hour": est.population_best_open_hour_}
@@ -197,7 +214,7 @@ class ModelsService:
             from .send_time import SendTimeModel, engagement_expr
 
             fresh = SendTimeModel(est.prior_strength, est.visit_weight, est.bandwidth).fit(
-                self.engine.store.run(engagement_expr(now)).to_pandas()).table()
+                self.engine.store.run(engagement_expr(now)).to_pandas(), self._groups()).table()
             table = pa.table({"profile_id": pa.array(fresh.profile_id.tolist(), pa.string()),
                               "best_send_hour": pa.array(fresh.best_send_hour.astype(int).tolist(), pa.int64()),
                               "best_send_weekday": pa.array(fresh.best_send_weekday.astype(int).tolist(), pa.int64())})
@@ -235,25 +252,77 @@ class ModelsService:
         self.engine.store.record_monitoring(name, meta["version"], now, "performance", report)
         return report
 
-    def drift(self, name: str, version: int | None = None, thresholds: DriftThresholds = DriftThresholds(),
+    def drift(self, name: str, version: int | None = None, thresholds: DriftThresholds | None = None,
               retrain: bool = False) -> dict[str, Any]:
-        """Compare the features a model was trained on with today's; record the
-        check, and retrain (a new version, reason "drift") when asked and drifted."""
+        """Compare the features a model was trained on, and the scores it gave
+        them, with today's; record the check, and retrain (a new version,
+        reason "drift") when asked and something drifted."""
         meta, saved = self._load(name, version)
         reference = saved.get("reference")
         if reference is None:
             raise ValidationFailed(f"{name} keeps no reference sample to compare with")
-        now = self.engine.clock.now()
+        now, est = self.engine.clock.now(), saved["model"]
         if name == "clv":
             _, x, r, t, m = self._order_summary(now)
             current, columns = np.column_stack([x, r, t, m]), ["frequency", "recency", "age", "monetary"]
         else:
             _, current = self._features(now)
             columns = list(FEATURES)
-        report = drift_report({c: reference[:, i] for i, c in enumerate(columns)},
-                              {c: current[:, i] for i, c in enumerate(columns)}, thresholds)
+        before = {c: reference[:, i] for i, c in enumerate(columns)}
+        after = {c: current[:, i] for i, c in enumerate(columns)}
+        score = f"score:{SCORES[name][0] if name != 'clv' else 'p_alive'}"
+        before[score], after[score] = self._scores(name, est, reference), self._scores(name, est, current)
+        report = drift_report(before, after, thresholds or self.engine.config.models.drift)
         report["model"], report["version"] = name, meta["version"]
         self.engine.store.record_monitoring(name, meta["version"], now, "drift", report)
         if retrain and report["drifted"]:
-            report["retrained"] = self.train(name, meta["horizon_days"] or 30, reason="drift")["version"]
+            report["retrained"] = self.train(name, meta["horizon_days"], reason="drift")["version"]
         return report
+
+    @staticmethod
+    def _scores(name: str, est: Any, X: np.ndarray) -> np.ndarray:
+        """What the model says about rows of its own reference layout."""
+        if len(X) == 0:
+            return np.zeros(0)
+        if name == "churn":
+            return est.predict_proba(X)
+        if name == "next_purchase":
+            return est.predict(X)
+        return est["bg"].p_alive(X[:, 0], X[:, 1], X[:, 2])
+
+    # -- maintenance -------------------------------------------------------------------------------
+    def maintain(self) -> list[dict[str, Any]]:
+        """What ``serve`` runs on schedule for every model under
+        ``models.maintain``: train when there is no version or the latest is
+        older than ``retrain_days``; otherwise judge it on the labels that have
+        arrived and check drift (retraining on drift when asked); then score.
+        Each step lands in the registry (versions with their reason, monitoring)."""
+        return [self._maintain(name, spec) for name, spec in self.engine.config.models.maintain.items()]
+
+    def _maintain(self, name: str, spec: Any) -> dict[str, Any]:
+        from ..errors import PersonableError
+
+        done: dict[str, Any] = {"model": name, "steps": []}
+        steps = done["steps"]
+        try:
+            versions = self.engine.store.model_versions(name)
+            latest = versions[-1] if versions else None
+            now = self.engine.clock.now()
+            age = (now - datetime.fromisoformat(latest["trained_at"])).total_seconds() / 86400 if latest else None
+            if latest is None or age >= spec.retrain_days:
+                trained = self.train(name, latest["horizon_days"] if latest else None,
+                                     reason="schedule" if latest else "first")
+                steps.append({"step": "train", "version": trained["version"], "reason": trained["reason"]})
+            elif name != "send_time":   # it has neither labels nor a reference sample
+                judged = self.evaluate(name)
+                steps.append({"step": "evaluate", "version": judged["version"], "metrics": judged["metrics"]})
+                drift = self.drift(name, retrain=spec.retrain_on_drift)
+                steps.append({"step": "drift", "version": drift["version"], "drifted": drift["drifted"]})
+                if drift.get("retrained"):
+                    steps.append({"step": "train", "version": drift["retrained"], "reason": "drift"})
+            if spec.score:
+                scored = self.score(name)
+                steps.append({"step": "score", "version": scored["version"], "scored": scored["scored"]})
+        except PersonableError as exc:
+            done["skipped"] = exc.message
+        return done

@@ -62,7 +62,10 @@ def create_app(engine: Engine) -> FastAPI:
         engine.segments.compute()
         engine.segments.refresh(cause="scheduled")
 
-    scheduler = Scheduler([Job("segments", cfg.segments_refresh_minutes * 60, scheduled_segments)])
+    jobs = [Job("segments", cfg.segments_refresh_minutes * 60, scheduled_segments)]
+    if cfg.models.maintain:
+        jobs.append(Job("models", cfg.models_maintain_hours * 3600, engine.models.maintain))
+    scheduler = Scheduler(jobs)
     engine.defer_realtime()
     if "threads" in engine.store.capabilities and cfg.server.store_threads:
         # Measured on 2 cores: with DuckDB on every core, each store job

@@ -7,6 +7,7 @@ from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engine
+from ..errors import ValidationFailed
 from ..predict.drift import DriftThresholds
 from .body import check_admin, parse_json, read_body
 from .schemas import ERRORS, body
@@ -34,8 +35,10 @@ def add_model_routes(app: FastAPI, engine: Engine, admin_token: str | None) -> N
         raw = await read_body(request, 10_000)
         payload = parse_json(raw) if raw.strip() else {}
         payload = payload if isinstance(payload, dict) else {}
-        return ORJSONResponse(await run_in_threadpool(engine.models.train, name, int(payload.get("horizon_days", 30)),
-                                                      payload.get("model")))
+        horizon = payload.get("horizon_days")
+        if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1):
+            raise ValidationFailed("horizon_days must be a whole number of days >= 1")
+        return ORJSONResponse(await run_in_threadpool(engine.models.train, name, horizon, payload.get("model")))
 
     @app.post("/v1/admin/models/{name}/score", tags=["models"], responses=ERRORS,
               summary="Score every profile; the scores become computed traits")
@@ -51,8 +54,16 @@ def add_model_routes(app: FastAPI, engine: Engine, admin_token: str | None) -> N
 
     @app.get("/v1/models/{name}/drift", tags=["models"], responses=ERRORS,
              summary="Drift of today's features from the training sample: KS and PSI per feature (recorded)")
-    async def model_drift(name: str, request: Request, version: int | None = None, psi: float = 0.2,
-                          ks_pvalue: float = 0.01, retrain: bool = False) -> ORJSONResponse:
+    async def model_drift(name: str, request: Request, version: int | None = None, psi: float | None = None,
+                          ks_pvalue: float | None = None, retrain: bool = False) -> ORJSONResponse:
         check_admin(request, admin_token)
-        return ORJSONResponse(await run_in_threadpool(engine.models.drift, name, version,
-                                                      DriftThresholds(psi, ks_pvalue), retrain))
+        default = engine.config.models.drift
+        thresholds = DriftThresholds(default.psi if psi is None else psi,
+                                     default.ks_pvalue if ks_pvalue is None else ks_pvalue)
+        return ORJSONResponse(await run_in_threadpool(engine.models.drift, name, version, thresholds, retrain))
+
+    @app.post("/v1/admin/models/maintain", tags=["models"], responses=ERRORS,
+              summary="Run the scheduled maintenance now: train when due, else evaluate and check drift, then score")
+    async def maintain_models(request: Request) -> ORJSONResponse:
+        check_admin(request, admin_token)
+        return ORJSONResponse({"items": await run_in_threadpool(engine.models.maintain)})
