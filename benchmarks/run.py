@@ -7,6 +7,7 @@ written with the exact command to docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -124,8 +125,10 @@ it, and every number in a section comes from that one run.
 """
 
 
+@functools.lru_cache(maxsize=1)
 def code_commit() -> str:
-    """The commit the measured code came from (with a mark if it had local edits)."""
+    """The commit the measured code came from (with a mark if it had local
+    edits); read once, when the run starts."""
     import subprocess
 
     def git(*a: str) -> str:
@@ -153,13 +156,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, default=11_500, help="simulated customers (11.5k x 60 days ~ 1M events)")
     ap.add_argument("--days", type=int, default=60)
-    ap.add_argument("--only", choices=["foundation", "resolution", "segments"], help="run one section only")
+    ap.add_argument("--only", choices=["foundation", "resolution", "segments", "predict"], help="run one section only")
     ap.add_argument("--records", type=int, nargs="+", default=[100_000, 1_000_000],
                     help="person records for the resolution speed runs")
     ap.add_argument("--profiles", type=int, default=1_000_000, help="profiles for the segment refresh benchmark")
     ap.add_argument("--events", type=int, default=10_000_000, help="events for the segment refresh benchmark")
+    ap.add_argument("--model-customers", type=int, nargs="+", default=[100_000, 1_000_000],
+                    help="customers for the model training and scoring times")
+    ap.add_argument("--sim-customers", type=int, default=8_000, help="simulated customers for the model quality")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args()
+    code_commit()
     work = ROOT / "bench-data"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
@@ -175,6 +182,12 @@ def main() -> None:
         from segments_bench import run_segment_benchmarks
 
         write_section(Path(args.out), "segments", run_segment_benchmarks(work, cmd, args.profiles, args.events))
+        print(f"wrote {args.out}")
+    if args.only in (None, "predict"):
+        from predict_bench import run_predict_benchmarks
+
+        write_section(Path(args.out), "predict",
+                      run_predict_benchmarks(work, cmd, args.model_customers, args.sim_customers))
         print(f"wrote {args.out}")
 
 
