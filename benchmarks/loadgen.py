@@ -31,19 +31,34 @@ async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reque
 
 async def open_loop(url: str, path: str, bodies: list[bytes], rate: float, write_key: str,
                     connections: int = 64) -> tuple[list[float], list[int], float]:
-    """Send ``bodies`` at ``rate`` per second; returns latencies (ms), statuses and the achieved rate."""
-    u = urlparse(url)
+    """POST ``bodies`` to ``path`` at ``rate`` per second with the write key;
+    returns latencies (ms), statuses and the achieved rate."""
+    host = urlparse(url).hostname
     auth = base64.b64encode(f"{write_key}:".encode()).decode()
+    requests = [(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\n"
+                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+                for body in bodies]
+    return await open_loop_raw(url, requests, rate, connections)
+
+
+def get_requests(url: str, paths: list[str], token: str) -> list[bytes]:
+    """GET requests with a bearer token, ready for ``open_loop_raw``."""
+    host = urlparse(url).hostname
+    return [f"GET {p} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n".encode() for p in paths]
+
+
+async def open_loop_raw(url: str, requests: list[bytes], rate: float,
+                        connections: int = 64) -> tuple[list[float], list[int], float]:
+    """Send prepared HTTP/1.1 ``requests`` at ``rate`` per second over keep-alive connections."""
+    u = urlparse(url)
     pool: asyncio.Queue = asyncio.Queue()
     for _ in range(connections):
         pool.put_nowait(await asyncio.open_connection(u.hostname, u.port))
     latencies: list[float] = []
     statuses: list[int] = []
 
-    async def fire(due: float, body: bytes) -> None:
+    async def fire(due: float, request: bytes) -> None:
         reader, writer = await pool.get()
-        request = (f"POST {path} HTTP/1.1\r\nHost: {u.hostname}\r\nAuthorization: Basic {auth}\r\n"
-                   f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
         try:
             statuses.append(await _one(reader, writer, request))
         finally:
@@ -52,14 +67,14 @@ async def open_loop(url: str, path: str, bodies: list[bytes], rate: float, write
 
     start = time.perf_counter() + 0.05
     tasks = []
-    for i, body in enumerate(bodies):
+    for i, request in enumerate(requests):
         due = start + i / rate
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(fire(due, body)))
+        tasks.append(asyncio.create_task(fire(due, request)))
     await asyncio.gather(*tasks)
-    achieved = len(bodies) / (time.perf_counter() - start)
+    achieved = len(requests) / (time.perf_counter() - start)
     while not pool.empty():
         _, writer = pool.get_nowait()
         writer.close()
@@ -68,3 +83,7 @@ async def open_loop(url: str, path: str, bodies: list[bytes], rate: float, write
 
 def run(url: str, path: str, bodies: list[bytes], rate: float, write_key: str) -> tuple[list[float], list[int], float]:
     return asyncio.run(open_loop(url, path, bodies, rate, write_key))
+
+
+def run_raw(url: str, requests: list[bytes], rate: float) -> tuple[list[float], list[int], float]:
+    return asyncio.run(open_loop_raw(url, requests, rate))

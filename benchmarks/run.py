@@ -156,7 +156,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, default=11_500, help="simulated customers (11.5k x 60 days ~ 1M events)")
     ap.add_argument("--days", type=int, default=60)
-    ap.add_argument("--only", choices=["foundation", "resolution", "segments", "predict"], help="run one section only")
+    ap.add_argument("--only", choices=["foundation", "resolution", "segments", "predict", "recommend"], help="run one section only")
     ap.add_argument("--records", type=int, nargs="+", default=[100_000, 1_000_000],
                     help="person records for the resolution speed runs")
     ap.add_argument("--profiles", type=int, default=1_000_000, help="profiles for the segment refresh benchmark")
@@ -164,6 +164,7 @@ def main() -> None:
     ap.add_argument("--model-customers", type=int, nargs="+", default=[100_000, 1_000_000],
                     help="customers for the model training and scoring times")
     ap.add_argument("--sim-customers", type=int, default=8_000, help="simulated customers for the model quality")
+    ap.add_argument("--rec-customers", type=int, default=5_000, help="simulated customers for recommendations")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args()
     code_commit()
@@ -182,6 +183,11 @@ def main() -> None:
         from segments_bench import run_segment_benchmarks
 
         write_section(Path(args.out), "segments", run_segment_benchmarks(work, cmd, args.profiles, args.events))
+        print(f"wrote {args.out}")
+    if args.only in (None, "recommend"):
+        from recommend_bench import run_recommend_benchmarks
+
+        write_section(Path(args.out), "recommend", run_recommend_benchmarks(work, cmd, args.rec_customers))
         print(f"wrote {args.out}")
     if args.only in (None, "predict"):
         from predict_bench import run_predict_benchmarks

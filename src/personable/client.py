@@ -70,6 +70,10 @@ class RemoteEngine:
     def segments(self) -> "RemoteSegments":
         return RemoteSegments(self)
 
+    @property
+    def recommend(self) -> "RemoteRecommend":
+        return RemoteRecommend(self)
+
     def close(self) -> None:
         self._http.close()
 
@@ -171,3 +175,28 @@ class RemoteSegments:
         items = self._r._call("GET", f"/v1/profiles/{quote(profile, safe='')}/history")["computed"]
         return [i for i in items if key is None or i["key"] == key]
 
+
+
+class RemoteRecommend:
+    """``engine.recommend`` over HTTP."""
+
+    def __init__(self, remote: RemoteEngine):
+        self._r = remote
+
+    def recommend(self, identifier: str, placement: str | None = None, n: int | None = None,
+                  context: dict[str, Any] | None = None) -> dict[str, Any]:
+        from urllib.parse import quote
+
+        params: dict[str, Any] = {k: v for k, v in {"placement": placement, "n": n}.items() if v is not None}
+        for key, value in (context or {}).items():
+            params[key] = ",".join(value) if isinstance(value, list) else value
+        return self._r._call("GET", f"/v1/recommendations/{quote(identifier, safe='')}", params=params)
+
+    def train(self, progress: Any = None) -> dict[str, Any]:
+        return self._r._call("POST", "/v1/admin/recommend/train")
+
+    def import_catalog(self, path: str | Path) -> dict[str, Any]:
+        return self._r._call("POST", "/v1/admin/items/import", json={"path": str(Path(path).resolve())})
+
+    def evaluate(self, split: str = "temporal", k: int = 10, ratio: float = 0.8, progress: Any = None) -> dict[str, Any]:
+        return self._r._call("POST", "/v1/admin/recommend/evaluate", json={"split": split, "k": k, "ratio": ratio})

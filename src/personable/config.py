@@ -21,6 +21,7 @@ from .errors import ConfigError, ErrorList, ProjectNotFound
 from .identity.resolution.config import ResolutionConfig, parse_resolution
 from .predict.config import ModelsConfig, parse_models
 from .quality.config import QualityConfig, parse_quality
+from .recommend.config import RecommendConfig, parse_recommend
 from .segments.config import SegmentDef, parse_segments
 from .segments.lifecycle import LifecycleConfig, parse_lifecycle
 from .segments.rfm import RfmConfig, parse_rfm
@@ -92,6 +93,7 @@ class Config:
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
     models_maintain_hours: float = 24.0
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
 
     @property
     def state_dir(self) -> Path:
@@ -283,6 +285,17 @@ lifecycle:
   loyal_orders: 3               # active with at least this many orders
   reactivated_days: 30          # ordered this recently after a gap longer than lapsed_days
 
+# Recommendations (docs/recommendations.md): `personable recommend catalog
+# catalog.csv`, `personable recommend train`, then GET /v1/recommendations/{{id}}.
+recommend:
+  weights: {{Product Viewed: 1, Product Added: 3, Order Completed: 5}}
+  generators: [als, ease, cooccurrence, complementary, content, same_category, trending, popularity]
+  top_n: 50                     # precomputed per profile
+  fallback_group: rfm_segment   # cold start: popular among profiles in the same RFM segment
+  placements:
+    home: {{n: 10, max_per_category: 3, diversity: 0.3}}
+    cart: {{n: 6, exclude_purchased: false}}
+
 # Column mappings for `personable ingest --kind crm|orders` (file column: field).
 imports:
   crm:
@@ -438,6 +451,7 @@ def parse_config(raw: dict[str, Any], project_dir: Path) -> Config:
         lifecycle=parse_lifecycle(raw.get("lifecycle"), errors, rfm.order_event),
         models=parse_models(raw.get("models"), errors),
         models_maintain_hours=_get(raw, "scheduler.models_maintain_hours", float, 24.0, errors),
+        recommend=parse_recommend(raw.get("recommend"), errors),
     )
     if errors:
         raise ConfigError("personable.yaml is invalid", details=errors.items)

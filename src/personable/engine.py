@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .identity.resolution.service import ResolutionService
     from .predict.service import ModelsService
     from .quality.service import QualityService
+    from .recommend.service import RecommendService
     from .segments.service import SegmentService
 
 FILE_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
@@ -50,6 +51,7 @@ class Engine:
         # "duckdb://" with no path means: the online reads come from the offline file.
         self.online = self.store if online in ("duckdb://", "") else open_adapter(online, self.config.project_dir)
         self._materialized = "materialized" in self.online.capabilities
+        self._recommend: "RecommendService | None" = None
         self.bus = InProcessBus()
         self.settings = settings_from(self.config)
         self.log = open_event_log(self.config.bus_url, self.config.project_dir)
@@ -140,6 +142,11 @@ class Engine:
             _realtime_sql(seg)
         # An empty batch through the whole write path: first-time planning and imports.
         self._write_table(pa.table({"line": pa.array([], pa.string())}), "warm-up", "warm-up", None, True)
+        # The served recommender, if one was trained: loading it took the first request ~1 s.
+        try:
+            self.recommend.served()
+        except NotFound:
+            pass
 
     def defer_realtime(self) -> None:
         """Judge realtime segments in ``flush_realtime`` calls instead of after every batch."""
@@ -330,6 +337,15 @@ class Engine:
         from .predict.service import ModelsService
 
         return ModelsService(self)
+
+    @property
+    def recommend(self) -> "RecommendService":
+        # One per engine: it keeps the served recommender in memory between requests.
+        if self._recommend is None:
+            from .recommend.service import RecommendService
+
+            self._recommend = RecommendService(self)
+        return self._recommend
 
     @property
     def resolution(self) -> "ResolutionService":

@@ -30,3 +30,6 @@ TRAIT_VALUES = ibis.table({
 COMPUTED_VALUES = ibis.table({"profile_id": "string", "key": "string", "value": "string"}, name="computed_values")
 SEGMENT_MEMBERS = ibis.table({"segment_id": "string", "profile_id": "string"}, name="segment_members")
 IDENTITIES = ibis.table({"kind": "string", "value": "string", "profile_id": "string"}, name="identities")
+ITEMS = ibis.table({"item_id": "string", "name": "string", "category": "string", "brand": "string",
+                    "price": "float64", "description": "string", "in_stock": "boolean", "attributes": "json",
+                    "source": "string", "updated_at": "timestamp('UTC')"}, name="items")

@@ -25,6 +25,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS lookup (key TEXT PRIMARY KEY, profile_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS docs (profile_id TEXT PRIMARY KEY, doc BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS recommendations (profile_id TEXT PRIMARY KEY, payload BLOB NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -84,6 +85,24 @@ class SQLiteOnlineStore:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+
+    def put_recommendations(self, rows: list[tuple[str, bytes]], replace_all: bool = False) -> None:
+        """Precomputed recommendations per profile (one JSON payload each)."""
+        with self._write_lock:
+            con = self._con()
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                if replace_all:
+                    con.execute("DELETE FROM recommendations")
+                con.executemany("INSERT OR REPLACE INTO recommendations VALUES (?, ?)", rows)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def recommendations(self, profile_id: str) -> bytes | None:
+        row = self._con().execute("SELECT payload FROM recommendations WHERE profile_id = ?", (profile_id,)).fetchone()
+        return row[0] if row else None
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)

@@ -9,7 +9,8 @@ import typer
 
 from .context import JSON, open_engine as _engine, project_dir as _project
 from .models import models_app
-from .output import console, emit_json, handle_errors
+from .recommend import recommend_app
+from .output import console, emit_json, handle_errors, progress_bar
 from .quality import quality_app
 from .resolve import resolve_app
 from .segments import segments_app
@@ -22,6 +23,7 @@ app.add_typer(quality_app, name="quality")
 app.add_typer(resolve_app, name="resolve")
 app.add_typer(segments_app, name="segments")
 app.add_typer(models_app, name="models")
+app.add_typer(recommend_app, name="recommend")
 
 
 
@@ -102,20 +104,11 @@ def ingest(ctx: typer.Context, path: Path = typer.Argument(..., help="JSONL, CSV
            source: str = typer.Option("import", help="Source name recorded on the events."),
            as_json: bool = JSON) -> None:
     """Import a file through the validated write path (bad records go to quarantine)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     with _engine(ctx) as engine:
-        if as_json or getattr(engine, "remote", False):
-            report = engine.ingest(path, kind, file_format, _parse_map(mapping), source)
-        else:
-            with Progress(TextColumn("[bold]ingest[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          console=console) as bar:
-                task = bar.add_task("ingest", total=None)
-
-                def progress(done: int, total: int) -> None:
-                    bar.update(task, completed=done, total=total)
-
-                report = engine.ingest(path, kind, file_format, _parse_map(mapping), source, progress=progress)
+        remote = getattr(engine, "remote", False)
+        with progress_bar("ingest", as_json or remote) as progress:
+            kw = {"progress": progress} if progress else {}
+            report = engine.ingest(path, kind, file_format, _parse_map(mapping), source, **kw)
     if as_json:
         emit_json(report.as_dict())
     else:

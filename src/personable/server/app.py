@@ -31,6 +31,7 @@ from ..scheduler import Job, Scheduler, Ticker
 from .collector import Collector
 from .quality_routes import add_quality_routes
 from .model_routes import add_model_routes
+from .recommend_routes import add_recommend_routes
 from .segment_routes import add_segment_routes
 from .schemas import BATCH_SCHEMA, ERRORS, body, event_schema
 
@@ -253,4 +254,5 @@ def create_app(engine: Engine) -> FastAPI:
     add_quality_routes(app, engine, admin_token, _freshen)
     add_segment_routes(app, engine, admin_token, _freshen)
     add_model_routes(app, engine, admin_token)
+    add_recommend_routes(app, engine, admin_token)
     return app

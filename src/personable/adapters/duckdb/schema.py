@@ -253,6 +253,25 @@ CREATE TABLE model_monitoring (
     report JSON NOT NULL
 );
 """),
+    (8, "the item catalog: products with attributes and text, for content-based recommendations and rules", """
+CREATE TABLE items (
+    item_id VARCHAR PRIMARY KEY,
+    name VARCHAR,
+    category VARCHAR,
+    brand VARCHAR,
+    price DOUBLE,
+    description VARCHAR,
+    in_stock BOOLEAN NOT NULL DEFAULT true,
+    attributes JSON,
+    source VARCHAR NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+-- Precomputed recommendations, when the offline store also serves online reads.
+CREATE TABLE recommendations (
+    profile_id VARCHAR PRIMARY KEY,
+    payload JSON NOT NULL
+);
+"""),
 ]
 
 

@@ -21,6 +21,7 @@ from ...errors import ImportFailed, StoreError
 from ...ports import PipelineSettings, StagedInput
 from .batch import DuckDBBatch
 from .files import lines_select
+from .catalog_store import CatalogStore
 from .models_store import ModelsStore
 from .quality_jobs import QualityJobs
 from .reads import ProfileReads
@@ -29,7 +30,7 @@ from .segments_store import SegmentsStore
 from .schema import current_version, migrate
 
 
-class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore, ModelsStore):
+class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore, ModelsStore, CatalogStore):
     capabilities = frozenset({"offline", "online", "transactions", "bulk_file_read", "threads"})
 
     def __init__(self, path: str | Path | None):
