@@ -119,8 +119,8 @@ def test_rules_filter_cap_and_diversify():
     assert apply_rules(items, scores, 4, exclude={0}, in_stock=np.array([1, 0, 1, 1, 1, 1], bool)) == [2, 3, 4, 5]
     capped = apply_rules(items, scores, 4, categories=categories, max_per_category=2)
     assert capped == [0, 1, 4, 5]
-    same = lambda item, others: (categories[others] == categories[item]).astype(float)  # noqa: E731
-    diverse = apply_rules(items, scores, 3, diversity=0.7, similarity=same)
+    same = lambda chosen: (categories[chosen][:, None] == categories[chosen][None, :]).astype(float)  # noqa: E731
+    diverse = apply_rules(items, scores, 3, diversity=0.7, pairwise=same)
     assert diverse[0] == 0 and {4, 5} & set(diverse)     # MMR brings other categories up
     assert apply_rules([], [], 3) == [] and apply_rules([-1], [1.0], 3) == []
 

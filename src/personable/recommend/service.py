@@ -102,11 +102,16 @@ class Recommender:
         matrix = self.viewed_with if table == "viewed" else self.bought_with
         return np.asarray(matrix[item, others].todense()).ravel()
 
-    def similarity(self, item: int, others: list[int]) -> np.ndarray:
-        """For diversity: how alike two items are (their text, else their category)."""
-        if self.vectors is None:
-            return (self.categories[others] == self.categories[item]).astype(float)
-        return self.related("content", item, others)
+    def pairwise(self, items: list[int]) -> np.ndarray:
+        """For diversity: how alike each pair of items is (their text, else their category)."""
+        dense = self._dense.get("content")
+        if dense is not None:
+            return dense[np.ix_(items, items)]
+        if self.vectors is not None:
+            block = self.vectors[items]
+            return (block @ block.T).toarray()
+        cats = self.categories[items]
+        return (cats[:, None] == cats[None, :]).astype(float)
 
 
 class RecommendService:
@@ -363,12 +368,12 @@ class RecommendService:
             for table, anchors, text in ((served.viewed_with, viewed, "because you viewed {}"),
                                          (served.bought_with, cart, "goes with {} in your cart")):
                 for rank, anchor in enumerate(anchors[:5]):
-                    row = table.getrow(anchor)
-                    for i, sim in zip(row.indices, row.data):
-                        boost = top + spread * 0.5 * float(sim) / (1 + rank) - spread * 0.25
-                        if boost > scores.get(int(i), -np.inf):
-                            scores[int(i)] = boost
-                            reasons[int(i)] = text.format(served.names[anchor] or served.item_ids[anchor])
+                    label = text.format(served.names[anchor] or served.item_ids[anchor])
+                    lo, hi = table.indptr[anchor], table.indptr[anchor + 1]
+                    boosts = top + spread * 0.5 * table.data[lo:hi] / (1 + rank) - spread * 0.25
+                    for i, boost in zip(table.indices[lo:hi].tolist(), boosts.tolist()):
+                        if boost > scores.get(i, -np.inf):
+                            scores[i], reasons[i] = boost, label
             device = context.get("device") or (doc.get("computed") or {}).get("last_device") or ""
             lift = served.device_lift.get(str(device))
             if lift is not None:
@@ -384,7 +389,7 @@ class RecommendService:
         chosen = apply_rules(items, [scores[i] for i in items], n, exclude=exclude,
                              in_stock=served.in_stock if rules.in_stock_only else None, categories=served.categories,
                              max_per_category=rules.max_per_category, diversity=rules.diversity,
-                             similarity=served.similarity)
+                             pairwise=served.pairwise)
         return {"profile_id": pid, "placement": placement or "default", "source": source, "version": served.version,
                 "items": [{"item_id": str(served.item_ids[items[c]]), "name": served.names[items[c]] or None,
                            "category": served.categories[items[c]] or None, "score": round(scores[items[c]], 4),
