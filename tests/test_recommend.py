@@ -283,9 +283,25 @@ def test_recommendations_over_http_and_the_cli(shop, tmp_path):
     assert {"coverage", "novelty", "hit_rate@10", "map"} <= set(models["ranker"])
     with Engine(project) as engine:
         someone = engine.sql("SELECT profile_id FROM profiles WHERE order_count > 0 LIMIT 1").to_pylist()[0]["profile_id"]
+    import time
+
+    import yaml
+
+    raw = yaml.safe_load((project / "personable.yaml").read_text())
+    raw["recommend"]["retrain_hours"] = 24          # serve retrains at start, then daily
+    (project / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     server = start_server(project)
     try:
         with server.client() as http:
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                jobs = {j["job"]: j for j in http.get("/healthz").json()["jobs"]}
+                if jobs["recommend"]["runs"] or jobs["recommend"]["failures"]:
+                    break
+                time.sleep(0.5)
+            assert jobs["recommend"]["runs"] == 1 and jobs["recommend"]["failures"] == 0, jobs
+            versions = [v for v in http.get("/v1/models", headers=server.admin).json()["items"] if v["name"] == "recommend"]
+            assert [v["version"] for v in versions] == [1, 2]
             got = http.get(f"/v1/recommendations/{someone}", params={"placement": "home", "n": 5, "device": "mobile"},
                            headers=server.admin)
             assert got.status_code == 200, got.text

@@ -291,6 +291,7 @@ recommend:
   weights: {{Product Viewed: 1, Product Added: 3, Order Completed: 5}}
   generators: [als, ease, cooccurrence, complementary, content, same_category, trending, popularity]
   top_n: 50                     # precomputed per profile
+  retrain_hours: 0              # under `personable serve`, retrain this often (0: by hand, `recommend train`)
   fallback_group: rfm_segment   # cold start: popular among profiles in the same RFM segment
   placements:
     home: {{n: 10, max_per_category: 3, diversity: 0.3}}

@@ -5,6 +5,7 @@
       lookback_days: 365
       generators: [als, ease, cooccurrence, complementary, content, same_category, trending, popularity]
       top_n: 50                  # precomputed per profile by `personable recommend train`
+      retrain_hours: 24          # under `personable serve`, retrain and precompute this often (0: never)
       fallback_group: rfm_segment   # cold start: popular among profiles with the same value of this computed trait
       placements:
         home: {n: 10, max_per_category: 3, diversity: 0.3}
@@ -47,6 +48,7 @@ class RecommendConfig:
     top_n: int = 50
     fallback_group: str = "rfm_segment"
     placements: dict[str, Placement] = field(default_factory=lambda: {"default": Placement()})
+    retrain_hours: float = 0.0       # under `personable serve`: retrain and precompute this often (0: never)
 
     def placement(self, name: str | None) -> Placement:
         return self.placements.get(name or "default") or self.placements.get("default") or Placement()
@@ -94,7 +96,7 @@ def parse_recommend(raw: Any, errors: ErrorList) -> RecommendConfig:
     if not isinstance(raw, dict):
         errors.add("recommend", "must be a mapping (weights, lookback_days, generators, top_n, fallback_group, placements)")
         return RecommendConfig()
-    known = {"weights", "lookback_days", "generators", "top_n", "fallback_group", "placements"}
+    known = {"weights", "lookback_days", "generators", "top_n", "fallback_group", "placements", "retrain_hours"}
     for key in sorted(set(raw) - known):
         errors.add(f"recommend.{key}", f"unknown setting; use one of {', '.join(sorted(known))}")
     d = RecommendConfig()
@@ -127,4 +129,5 @@ def parse_recommend(raw: Any, errors: ErrorList) -> RecommendConfig:
                               whole=True),
         generators=tuple(g for g in generators if g in GENERATOR_NAMES),
         top_n=_number(raw.get("top_n", d.top_n), "recommend.top_n", errors, 50, 1, 500, whole=True),
-        fallback_group=group, placements=placements)
+        fallback_group=group, placements=placements,
+        retrain_hours=_number(raw.get("retrain_hours", 0), "recommend.retrain_hours", errors, 0.0, 0.0))

@@ -66,6 +66,8 @@ def create_app(engine: Engine) -> FastAPI:
     jobs = [Job("segments", cfg.segments_refresh_minutes * 60, scheduled_segments)]
     if cfg.models.maintain:
         jobs.append(Job("models", cfg.models_maintain_hours * 3600, engine.models.maintain))
+    if cfg.recommend.retrain_hours:
+        jobs.append(Job("recommend", cfg.recommend.retrain_hours * 3600, engine.recommend.train))
     scheduler = Scheduler(jobs)
     engine.defer_realtime()
     if "threads" in engine.store.capabilities and cfg.server.store_threads:
