@@ -29,7 +29,7 @@ def run_demo(project: Path, customers: int = 2_000, days: int = 60, seed: int = 
     cfg = load_config(project)
     if running_server(cfg):
         raise ServerUnavailable("a server owns this project; stop it or run the demo with another --project")
-    console.print(f"[bold]1/7 simulating[/] an online store: {customers:,} customers over {days} days (seed {seed})")
+    console.print(f"[bold]1/9 simulating[/] an online store: {customers:,} customers over {days} days (seed {seed})")
     t0 = time.perf_counter()
     # The simulated store's history ends today, so that windows ("in the last 30
     # days") and lifecycle stages mean what they say when you look at it.
@@ -52,15 +52,20 @@ def run_demo(project: Path, customers: int = 2_000, days: int = 60, seed: int = 
             reports[kind] = report.as_dict()
             console.print(f"    accepted {report.accepted:,}, duplicates {report.duplicates:,}, quarantined "
                           f"{report.quarantined:,} in {secs:.1f}s ({report.received / max(secs, 1e-9):,.0f} records/s)")
-        console.print("[bold]4/7 data quality[/] of the CRM traits")
+        console.print("[bold]4/9 data quality[/] of the CRM traits")
         quality = _quality(engine, console)
-        console.print("[bold]5/7 resolving identities[/] no shared id links (typos, duplicates without an email)")
+        console.print("[bold]5/9 resolving identities[/] no shared id links (typos, duplicates without an email)")
         resolution = _resolve(engine, sim, console)
-        console.print("[bold]6/7 segments[/]: RFM, lifecycle, behavioural clusters, and the segments in personable.yaml")
+        console.print("[bold]6/9 segments[/]: RFM, lifecycle, behavioural clusters, and the segments in personable.yaml")
         segments = _segments(engine, sim, console)
-        console.print("[bold]7/7 profiles[/]")
+        console.print("[bold]7/9 predictive models[/]: churn, CLV, best send time, scored onto every profile")
+        models = _models(engine, console)
+        console.print("[bold]8/9 recommendations[/]: generators and a learned ranker, precomputed per profile")
+        recommendations = _recommend(engine, sim, console)
+        console.print("[bold]9/9 profiles[/]")
         summary = _summarize(engine, sim, console)
-    summary.update(ingest=reports, quality=quality, resolution=resolution, segments=segments)
+    summary.update(ingest=reports, quality=quality, resolution=resolution, segments=segments, models=models,
+                   recommendations=recommendations)
     return summary
 
 
@@ -86,6 +91,56 @@ def _segments(engine: Any, sim: Any, console: Console) -> dict[str, Any]:
                   + " (`personable segments list`)")
     return {"clusters": clusters["n_clusters"], "cluster_ari": ari,
             "segments": {r["segment_id"]: r["size"] for r in refreshed["segments"]}}
+
+
+def _models(engine: Any, console: Console) -> dict[str, Any]:
+    from .errors import PersonableError
+
+    out: dict[str, Any] = {}
+    for name in ("churn", "clv", "send_time"):
+        try:
+            trained = engine.models.train(name, horizon_days=15)
+            scored = engine.models.score(name)
+        except PersonableError as exc:     # a short simulated history cannot train every model
+            console.print(f"    {name}: skipped ({exc.message})")
+            continue
+        m = trained["metrics"]
+        detail = (f"AUC {m['auc']:.2f} on the latest 15 days it did not see" if name == "churn" else
+                  f"{m['holdout_expected_purchases']:,.0f} purchases expected in the held-out 15 days, "
+                  f"{m['holdout_actual_purchases']:,.0f} made" if name == "clv" else
+                  f"population's best open hour {m['population_best_open_hour']}:00")
+        console.print(f"    {name} v{trained['version']}: {detail}; {', '.join(scored['traits'])} on "
+                      f"{scored['scored']:,} profiles")
+        out[name] = trained["version"]
+    console.print("    (`personable models list`; use the scores in segments: {computed: churn_risk, gt: 0.7})")
+    return out
+
+
+def _recommend(engine: Any, sim: Any, console: Console) -> dict[str, Any]:
+    import pandas as pd
+
+    from .errors import PersonableError
+
+    engine.recommend.import_catalog(sim.catalog_path)
+    try:
+        trained = engine.recommend.train()
+    except PersonableError as exc:
+        console.print(f"    skipped ({exc.message})")
+        return {}
+    console.print(f"    {trained['profiles']:,} profiles, {trained['items']:,} items, {len(trained['generators'])} "
+                  f"generators and the ranker in {trained['seconds']:.1f}s")
+    truth = pd.read_csv(sim.truth_path)
+    ids = engine.sql("SELECT value AS customer_id FROM identities WHERE kind = 'user_id'").to_pandas()
+    known = truth.merge(ids, on="customer_id")
+    if known.empty:
+        return {"version": trained["version"]}
+    someone = known.iloc[0]
+    got = engine.recommend.recommend(someone.customer_id, "home", 5)
+    console.print(f"    for {someone.customer_id} (secretly fond of {someone.favourite_category}):")
+    for item in got["items"]:
+        console.print(f"      {item['name']} ({item['category']}): {item['reason']}")
+    console.print(f"    (`personable recommend show {someone.customer_id}`, GET /v1/recommendations/{someone.customer_id})")
+    return {"version": trained["version"], "profiles": trained["profiles"]}
 
 
 def _quality(engine: Any, console: Console) -> dict[str, Any]:
