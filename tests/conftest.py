@@ -81,6 +81,16 @@ def stop_server(server: RunningServer) -> None:
         server.proc.wait()
 
 
+def wait_for_job(server: RunningServer, name: str, timeout: float = 120) -> dict:
+    """The scheduler's record of job ``name`` once it has run (or failed) once."""
+    deadline = time.time() + timeout
+    while True:
+        job = next(j for j in httpx.get(f"{server.url}/healthz", timeout=5).json()["jobs"] if j["job"] == name)
+        if job["runs"] or job["failures"] or time.time() > deadline:
+            return job
+        time.sleep(0.5)
+
+
 @pytest.fixture
 def server(project: Path):
     s = start_server(project)

@@ -294,7 +294,7 @@ def test_models_config_is_checked(tmp_path):
 
 
 def test_serve_maintains_the_listed_models_on_schedule(store, tmp_path):
-    from conftest import start_server, stop_server
+    from conftest import start_server, stop_server, wait_for_job
 
     base, _ = store
     project = tmp_path / "served"
@@ -303,15 +303,8 @@ def test_serve_maintains_the_listed_models_on_schedule(store, tmp_path):
     server = start_server(project)
     try:
         with server.client() as http:
-            import time as _time
-
-            deadline = _time.time() + 120
-            while _time.time() < deadline:
-                jobs = {j["job"]: j for j in http.get("/healthz").json()["jobs"]}
-                if jobs["models"]["runs"]:
-                    break
-                _time.sleep(0.5)
-            assert jobs["models"]["runs"] == 1 and jobs["models"]["failures"] == 0, jobs
+            job = wait_for_job(server, "models")
+            assert job["runs"] == 1 and job["failures"] == 0, job
             (version,) = http.get("/v1/models", headers=server.admin).json()["items"]
             assert (version["name"], version["reason"]) == ("send_time", "first")
             again = http.post("/v1/admin/models/maintain", headers=server.admin).json()["items"]

@@ -163,6 +163,8 @@ def shop(tmp_path_factory):
 
     raw = yaml.safe_load((base / "proj" / "personable.yaml").read_text())
     raw["recommend"]["placements"]["relevance_only"] = {"max_per_category": None, "diversity": 0.0}
+    raw["recommend"]["placements"]["everything"] = {"n": 200, "exclude_purchased": False, "max_per_category": None,
+                                                    "diversity": 0.0}
     (base / "proj" / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     with Engine(base / "proj", clock=SimulatedClock(START + timedelta(days=45))) as engine:
         engine.ingest(sim.events_path)
@@ -227,6 +229,23 @@ def test_request_context_rules_and_cold_start(shop, tmp_path):
         fresh = rec.recommend(someone, "home", context={"viewed": [viewed], "cart": ["sku-00011"]})
         assert any(i["reason"].startswith("because you viewed") for i in fresh["items"][:3])
         assert "sku-00011" not in {i["item_id"] for i in fresh["items"]}
+        # The device in hand lifts the categories that do well on it.
+        served = rec.served()
+        neutral = rec.recommend(someone, "relevance_only", n=50, context={"device": "no-such-device"})["items"]
+        top = {i["category"] for i in neutral[:10]}
+        category = next(i["category"] for i in neutral[10:] if i["category"] not in top)   # just below the fold
+        served.device_lift["kiosk"] = np.where(served.categories == category, 1.4, 0.7)
+        kiosk = rec.recommend(someone, "relevance_only", n=50, context={"device": "kiosk"})["items"]
+        share = lambda got: sum(i["category"] == category for i in got[:10])  # noqa: E731
+        assert share(kiosk) > share(neutral), (category, share(kiosk), share(neutral))
+        # Purchases: never again where exclude_purchased (the default); offered again where not.
+        buyer = engine.sql("""SELECT profile_id FROM profile_events WHERE event = 'Order Completed'
+                              GROUP BY profile_id ORDER BY max(timestamp) DESC LIMIT 1""").to_pylist()[0]["profile_id"]
+        bought = {p["product_id"] for e in engine.profile(buyer, 50)["recent_events"] if e["event"] == "Order Completed"
+                  for p in e["properties"]["products"]}
+        assert not bought & {i["item_id"] for i in rec.recommend(buyer, n=200)["items"]}
+        again = [i for i in rec.recommend(buyer, "everything")["items"] if i["reason"] == "buy again"]
+        assert again and {i["item_id"] for i in again} <= bought
         # Out of stock: never shown once the catalog says so.
         first = plain["items"][0]["item_id"]
         out = tmp_path / "stock.csv"
@@ -271,7 +290,7 @@ def test_catalog_files_are_checked(tmp_path, engine):
 
 
 def test_recommendations_over_http_and_the_cli(shop, tmp_path):
-    from conftest import run_cli, start_server, stop_server
+    from conftest import run_cli, start_server, stop_server, wait_for_job
 
     base, _, _ = shop
     project = tmp_path / "served"
@@ -283,8 +302,6 @@ def test_recommendations_over_http_and_the_cli(shop, tmp_path):
     assert {"coverage", "novelty", "hit_rate@10", "map"} <= set(models["ranker"])
     with Engine(project) as engine:
         someone = engine.sql("SELECT profile_id FROM profiles WHERE order_count > 0 LIMIT 1").to_pylist()[0]["profile_id"]
-    import time
-
     import yaml
 
     raw = yaml.safe_load((project / "personable.yaml").read_text())
@@ -293,13 +310,8 @@ def test_recommendations_over_http_and_the_cli(shop, tmp_path):
     server = start_server(project)
     try:
         with server.client() as http:
-            deadline = time.time() + 120
-            while time.time() < deadline:
-                jobs = {j["job"]: j for j in http.get("/healthz").json()["jobs"]}
-                if jobs["recommend"]["runs"] or jobs["recommend"]["failures"]:
-                    break
-                time.sleep(0.5)
-            assert jobs["recommend"]["runs"] == 1 and jobs["recommend"]["failures"] == 0, jobs
+            job = wait_for_job(server, "recommend")
+            assert job["runs"] == 1 and job["failures"] == 0, job
             versions = [v for v in http.get("/v1/models", headers=server.admin).json()["items"] if v["name"] == "recommend"]
             assert [v["version"] for v in versions] == [1, 2]
             got = http.get(f"/v1/recommendations/{someone}", params={"placement": "home", "n": 5, "device": "mobile"},

@@ -50,9 +50,6 @@ class RecommendConfig:
     placements: dict[str, Placement] = field(default_factory=lambda: {"default": Placement()})
     retrain_hours: float = 0.0       # under `personable serve`: retrain and precompute this often (0: never)
 
-    def placement(self, name: str | None) -> Placement:
-        return self.placements.get(name or "default") or self.placements.get("default") or Placement()
-
 
 def _number(raw: Any, path: str, errors: ErrorList, default: float, low: float, high: float | None = None,
             whole: bool = False) -> Any:

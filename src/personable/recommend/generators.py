@@ -70,9 +70,6 @@ class Generator:
         fresh.__dict__ = {k: v for k, v in self.__dict__.items() if not k.endswith("_")}
         return fresh
 
-    def params(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if not k.endswith("_") and not k.startswith("_")}
-
 
 class Popularity(Generator):
     """Popular items; ``half_life_days`` decays old interactions (trending);

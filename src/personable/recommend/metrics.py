@@ -71,13 +71,6 @@ def temporal_split(frame: pd.DataFrame, ratio: float = 0.75) -> tuple[pd.DataFra
     return ordered[in_train], ordered[~in_train]
 
 
-def global_temporal_split(frame: pd.DataFrame, ratio: float = 0.8) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Everything before the ``ratio`` quantile of time trains; what follows tests."""
-    cut = pd.to_datetime(frame.ts, utc=True).quantile(ratio)
-    early = pd.to_datetime(frame.ts, utc=True) < cut
-    return frame[early], frame[~early]
-
-
 def leaderboard(results: dict[str, dict[str, Any]], baseline: str = "popularity", k: int = 10) -> list[dict[str, Any]]:
     """Rows sorted by nDCG@k, each with its lift over the baseline."""
     base = results.get(baseline, {}).get(f"ndcg@{k}")

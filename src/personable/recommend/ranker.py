@@ -63,6 +63,7 @@ def holdout_split(data: Interactions, share: float, how: str, seed: int) -> tupl
 
 
 MAX_CATEGORIES = 64
+TEXT_COLUMNS = ("name", "description")    # free text: for the content generator, not for trees
 
 
 def _frame_features(frame: pd.DataFrame | None, index: np.ndarray, key: str, prefix: str) -> pd.DataFrame:
@@ -138,7 +139,7 @@ class CandidateRanker:
                  pd.DataFrame({"item_popularity": np.log1p(pop[cand.item.to_numpy()]),
                                "user_activity": np.log1p(activity[cand.row.to_numpy()])})]
         if items is not None and not items.empty:
-            parts.append(_frame_features(items.drop(columns=[c for c in self.text_columns_ if c in items]),
+            parts.append(_frame_features(items.drop(columns=[c for c in TEXT_COLUMNS if c in items]),
                                          data.items[cand.item.to_numpy()], "item_id", "item_"))
         if users is not None and not users.empty:
             parts.append(_frame_features(users, data.users[cand.row.to_numpy()], "user", "user_"))
@@ -163,7 +164,6 @@ class CandidateRanker:
 
         if not self.generators:
             raise ValueError("the ranker needs at least one candidate generator")
-        self.text_columns_ = ("name", "description")
         fit_part, labels = holdout_split(data, self.holdout, self.split, self.random_state)
         # A generator that cannot work on this data (no catalog text; too many items for EASE) is left out, said so.
         stage_one, kept, self.skipped_ = [], [], {}

@@ -36,6 +36,7 @@ from .rules import apply_rules
 if TYPE_CHECKING:
     from ..engine import Engine
 
+BOOSTED_NEIGHBOURS = 30     # per item viewed or in the cart, at request time
 USER_TRAITS = ("rfm_segment", "lifecycle_stage", "cluster", "churn_risk", "clv_12m")
 LOCATION_TRAITS = ("country",)
 REASONS = {
@@ -56,6 +57,15 @@ def make_generator(name: str) -> G.Generator:
         gen.name = "trending"
         return gen
     return G.GENERATORS[name]()
+
+
+def _available(in_stock: pd.Series) -> np.ndarray:
+    """Unknown availability counts as in stock."""
+    return in_stock.map(lambda v: True if v is None or pd.isna(v) else bool(v)).to_numpy(bool)
+
+
+def _serving_path(artifact: Path) -> Path:
+    return artifact.with_name(artifact.stem + "-serving.joblib")
 
 
 @dataclass
@@ -88,6 +98,14 @@ class Recommender:
                            "bought": self.bought_with.toarray().astype(np.float32)}
             if self.vectors is not None:
                 self._dense["content"] = (self.vectors @ self.vectors.T).toarray().astype(np.float32)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The lookup index and dense tables are derived: rebuilt on load, not stored.
+        return {k: v for k, v in self.__dict__.items() if k not in ("index", "_dense")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
 
     def related(self, table: str, item: int, others: list[int]) -> np.ndarray:
         """Similarity of ``item`` to each of ``others`` in one of the item-item
@@ -128,7 +146,8 @@ class RecommendService:
     def import_catalog(self, path: str | Path) -> dict[str, Any]:
         table = read_catalog_file(path)
         written = self.engine.store.upsert_items(table, "catalog", self.engine.clock.now())
-        self._served = None
+        if self._served is not None:
+            self._refresh_stock(self._served)
         return {"items": written, "file": str(path)}
 
     def catalog(self) -> pd.DataFrame:
@@ -175,6 +194,11 @@ class RecommendService:
                              "weekday": ts.dt.weekday.to_numpy()})
 
     # -- training ------------------------------------------------------------------------------------
+    def _ranker(self, split: str) -> CandidateRanker:
+        # 30 candidates per generator: eight generators make ~150 per profile after overlaps,
+        # enough to rank and small enough to train in seconds on thousands of profiles.
+        return CandidateRanker([make_generator(g) for g in self.config.generators], candidates=30, split=split)
+
     def train(self, progress: Any = None) -> dict[str, Any]:
         """Fit the generators and the ranker on the store, register the version,
         and precompute every profile's top-N into the online store."""
@@ -188,12 +212,11 @@ class RecommendService:
             raise ValidationFailed("nothing to learn from yet: recommendations need product views, cart adds or "
                                    "orders (events with properties.product_id) from at least two profiles")
         item_ids = np.union1d(items.item_id.astype(str).to_numpy(), log.item.astype(str).unique())
-        data = Interactions.from_frame(log.rename(columns={}), self.config.weights, items=item_ids)
+        data = Interactions.from_frame(log, self.config.weights, items=item_ids)
         users, context = self._user_features(), self._context(log)
-        ranker = CandidateRanker([make_generator(g) for g in self.config.generators], candidates=30,
-                                 split="temporal").fit(data, items, users, context)
+        ranker = self._ranker("temporal").fit(data, items, users, context)
         usable, skipped = ranker.generators_, ranker.skipped_
-        served = self._serving_tables(data, items, log, users)
+        served = self._serving_tables(data, items, log, users, {g.name: g for g in usable})
         version = self.engine.store.register_model(
             "recommend", "recommender", now, None, None, [g.name for g in usable],
             {"generators": [g.name for g in usable], "weights": self.config.weights,
@@ -203,7 +226,9 @@ class RecommendService:
         served.version = version
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / f"v{version}.joblib"
-        joblib.dump({"ranker": ranker, "served": served}, path)
+        # Two files: serving loads only the small one, not the ranker and its training data.
+        joblib.dump(ranker, path)
+        joblib.dump(served, _serving_path(path))
         self.engine.store.set_model_artifact("recommend", version, str(path))
         written = self._precompute(ranker, served, data, context, progress)
         self._served = served
@@ -211,23 +236,26 @@ class RecommendService:
                 "interactions": int(data.matrix.nnz), "generators": [g.name for g in usable], "skipped": skipped,
                 "candidate_recall": ranker.recall_, "seconds": round(time.perf_counter() - started, 2)}
 
-    def _serving_tables(self, data: Interactions, items: pd.DataFrame, log: pd.DataFrame,
-                        users: pd.DataFrame) -> Recommender:
+    def _serving_tables(self, data: Interactions, items: pd.DataFrame, log: pd.DataFrame, users: pd.DataFrame,
+                        fitted: dict[str, G.Generator]) -> Recommender:
+        """The item-item tables, popularity and device lifts a request uses; from
+        the ranker's own fitted generators where it has them."""
         table = items.set_index("item_id").reindex(data.items)
-        viewed = G.CoOccurrence(neighbours=30).fit(data, items)
-        bought = G.CoOccurrence(neighbours=30, kinds=(ORDER_EVENT,)).fit(data, items)
-        try:
-            vectors = G.ContentBased().fit(data, items).item_vectors_
-        except ValueError:
-            vectors = None
+        viewed = fitted.get("cooccurrence") or G.CoOccurrence().fit(data, items)
+        bought = fitted.get("complementary") or make_generator("complementary").fit(data, items)
+        content = fitted.get("content")
+        if content is None:
+            try:
+                content = G.ContentBased().fit(data, items)
+            except ValueError:    # no catalog text: diversity falls back to categories
+                pass
+        vectors = content.item_vectors_ if content is not None else None
         counts = np.asarray(data.seen().sum(axis=0)).ravel()
         by_group = {}
-        group = self.config.fallback_group
-        if group in users:
-            groups = users.set_index("user")[group].reindex(data.users).to_numpy()
-            seen = data.seen()
-            for g in pd.unique(groups[pd.notna(groups)]):
-                by_group[str(g)] = np.argsort(-np.asarray(seen[groups == g].sum(axis=0)).ravel(), kind="stable")[:200]
+        if self.config.fallback_group in users:
+            groups = users.set_index("user")[self.config.fallback_group].reindex(data.users).to_numpy()
+            popular = G.Popularity().fit(data, items, groups=groups)
+            by_group = {str(g): np.argsort(-v, kind="stable")[:200] for g, v in popular.by_group_.items()}
         categories = table.category.fillna("").astype(str).to_numpy()
         lift = {}
         overall = pd.Series(categories[pd.Index(data.items).get_indexer(log.item.astype(str))]).value_counts(normalize=True)
@@ -238,7 +266,7 @@ class RecommendService:
             # Shrunk towards 1 and bounded: a device's taste nudges, it does not decide.
             weight = len(part) / (len(part) + 200.0)
             lift[str(device)] = np.clip(1 + weight * (ratio.reindex(categories).fillna(1.0).to_numpy() - 1), 0.7, 1.4)
-        stock = table.in_stock.map(lambda v: True if v is None or pd.isna(v) else bool(v)).to_numpy(bool)
+        stock = _available(table.in_stock)
         return Recommender(0, data.items, table.name.fillna("").astype(str).to_numpy(), categories, stock,
                            viewed.similarity_, bought.similarity_, vectors,
                            np.argsort(-counts, kind="stable")[:500], by_group, lift)
@@ -305,8 +333,7 @@ class RecommendService:
         models = {name: (lambda name=name: make_generator(name)) for name in self.config.generators}
         if "popularity" not in models:
             models["popularity"] = lambda: make_generator("popularity")
-        models["ranker"] = lambda: CandidateRanker([make_generator(g) for g in self.config.generators], candidates=30,
-                                                   split=split)
+        models["ranker"] = lambda: self._ranker(split)
         result = evaluate_split(train, test, models, items, users, k, progress=progress)
         result["split"] = split
         return result
@@ -319,21 +346,23 @@ class RecommendService:
             versions = self.engine.store.model_versions("recommend")
             if not versions or not versions[-1]["artifact"]:
                 raise NotFound("no recommender trained yet; run `personable recommend train`")
-            served = joblib.load(versions[-1]["artifact"])["served"]
-            # Availability changes between trainings: read it from the catalog now.
-            stock = self.engine.sql("SELECT item_id, in_stock FROM items").to_pandas()
-            flags = stock.set_index("item_id").in_stock.reindex(served.item_ids)
-            served.in_stock = flags.map(lambda v: True if pd.isna(v) else bool(v)).to_numpy(bool)
+            served = joblib.load(_serving_path(Path(versions[-1]["artifact"])))
+            self._refresh_stock(served)
             self._served = served
         return self._served
+
+    def _refresh_stock(self, served: Recommender) -> None:
+        """Availability changes between trainings: read it from the catalog."""
+        stock = self.engine.sql("SELECT item_id, in_stock FROM items").to_pandas()
+        served.in_stock = _available(stock.set_index("item_id").in_stock.reindex(served.item_ids))
 
     def recommend(self, identifier: str, placement: str | None = None, n: int | None = None,
                   context: dict[str, Any] | None = None) -> dict[str, Any]:
         """Top ``n`` for a profile (any identifier), adjusted with the request's
         context: ``viewed`` and ``cart`` (item ids), ``device``."""
         served = self.served()
-        rules = self.config.placement(placement)
-        if placement and placement not in self.config.placements:
+        rules = self.config.placements.get(placement or "default")
+        if rules is None:
             raise NotFound(f"unknown placement {placement!r}; defined: {', '.join(sorted(self.config.placements))}")
         n = rules.n if n is None else n
         if not 1 <= n <= 200:
@@ -370,8 +399,12 @@ class RecommendService:
                 for rank, anchor in enumerate(anchors[:5]):
                     label = text.format(served.names[anchor] or served.item_ids[anchor])
                     lo, hi = table.indptr[anchor], table.indptr[anchor + 1]
-                    boosts = top + spread * 0.5 * table.data[lo:hi] / (1 + rank) - spread * 0.25
-                    for i, boost in zip(table.indices[lo:hi].tolist(), boosts.tolist()):
+                    sims, near = table.data[lo:hi], table.indices[lo:hi]
+                    if len(sims) > BOOSTED_NEIGHBOURS:   # the closest few: more would drown the profile's own list
+                        keep = np.argpartition(-sims, BOOSTED_NEIGHBOURS - 1)[:BOOSTED_NEIGHBOURS]
+                        sims, near = sims[keep], near[keep]
+                    boosts = top + spread * 0.5 * sims / (1 + rank) - spread * 0.25
+                    for i, boost in zip(near.tolist(), boosts.tolist()):
                         if boost > scores.get(i, -np.inf):
                             scores[i], reasons[i] = boost, label
             device = context.get("device") or (doc.get("computed") or {}).get("last_device") or ""
@@ -381,9 +414,8 @@ class RecommendService:
                 scores = {i: lo + (s - lo) * float(lift[i]) for i, s in scores.items()}
         if not rules.exclude_purchased and scores:   # repeat purchases welcome here: offer them again
             middle = float(np.median(list(scores.values())))
-            for i in purchased:
-                if middle > scores.get(i, -np.inf):
-                    scores[i], reasons[i] = middle, "buy again"
+            for i in purchased:       # whatever else brought it up, it is a repeat purchase
+                scores[i], reasons[i] = max(middle, scores.get(i, -np.inf)), "buy again"
         items = list(scores)
         exclude = set(cart) | (set(purchased) if rules.exclude_purchased else set())
         chosen = apply_rules(items, [scores[i] for i in items], n, exclude=exclude,

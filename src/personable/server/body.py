@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from ..errors import MalformedBody, PayloadTooLarge, Problem, Unauthorized
+from ..errors import MalformedBody, PayloadTooLarge, Problem, Unauthorized, ValidationFailed
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -81,3 +81,14 @@ def check_admin(request: Request, token: str | None) -> None:
         raise Unauthorized("this endpoint needs an admin token, and none is configured (.personable/keys.json)")
     if not given or not hmac.compare_digest(given.encode(), token.encode()):
         raise Unauthorized("missing or wrong admin token: send `Authorization: Bearer <token>`")
+
+
+async def read_object(request: Request, limit: int, empty_ok: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object (``{}`` for an empty body when ``empty_ok``)."""
+    raw = await read_body(request, limit)
+    if empty_ok and not raw.strip():
+        return {}
+    payload = parse_json(raw)
+    if not isinstance(payload, dict):
+        raise ValidationFailed("the body must be a JSON object", [Problem("$", "must be a JSON object")])
+    return payload

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from ..engine import Engine
 from ..errors import ValidationFailed
 from ..predict.drift import DriftThresholds
-from .body import check_admin, parse_json, read_body
+from .body import check_admin, read_object
 from .schemas import ERRORS, body
 
 TRAIN_SCHEMA = {"type": "object", "properties": {
@@ -32,9 +32,7 @@ def add_model_routes(app: FastAPI, engine: Engine, admin_token: str | None) -> N
               summary="Train, evaluate on the latest unseen window, register a new version")
     async def train_model(name: str, request: Request) -> ORJSONResponse:
         check_admin(request, admin_token)
-        raw = await read_body(request, 10_000)
-        payload = parse_json(raw) if raw.strip() else {}
-        payload = payload if isinstance(payload, dict) else {}
+        payload = await read_object(request, 10_000, empty_ok=True)
         horizon = payload.get("horizon_days")
         if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1):
             raise ValidationFailed("horizon_days must be a whole number of days >= 1")

@@ -8,15 +8,13 @@ because it is microseconds of work.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI, Request
 from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engine
 from ..errors import Problem, ValidationFailed
-from .body import check_admin, parse_json, read_body
+from .body import check_admin, read_object
 from .schemas import ERRORS, body
 
 IMPORT_SCHEMA = {"type": "object", "required": ["path"], "properties": {
@@ -28,14 +26,6 @@ EVALUATE_SCHEMA = {"type": "object", "properties": {
 
 def _ids(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
-
-
-async def _object(request: Request) -> dict[str, Any]:
-    raw = await read_body(request, 20_000)
-    payload = parse_json(raw) if raw.strip() else {}
-    if not isinstance(payload, dict):
-        raise ValidationFailed("the body must be a JSON object", [Problem("$", "must be a JSON object")])
-    return payload
 
 
 def add_recommend_routes(app: FastAPI, engine: Engine, admin_token: str | None) -> None:
@@ -60,7 +50,7 @@ def add_recommend_routes(app: FastAPI, engine: Engine, admin_token: str | None) 
               openapi_extra=body(EVALUATE_SCHEMA), summary="The leaderboard: every generator and the ranker, offline")
     async def evaluate(request: Request) -> ORJSONResponse:
         check_admin(request, admin_token)
-        p = await _object(request)
+        p = await read_object(request, 20_000, empty_ok=True)
         k = p.get("k", 10)
         ratio = p.get("ratio", 0.8)
         if isinstance(k, bool) or not isinstance(k, int):
@@ -74,7 +64,7 @@ def add_recommend_routes(app: FastAPI, engine: Engine, admin_token: str | None) 
               summary="Insert or update catalog items from a file on the server's disk")
     async def import_items(request: Request) -> ORJSONResponse:
         check_admin(request, admin_token)
-        p = await _object(request)
+        p = await read_object(request, 20_000, empty_ok=True)
         if not isinstance(p.get("path"), str):
             raise ValidationFailed("path is required", [Problem("path", "must be a file path")])
         return ORJSONResponse(await run_in_threadpool(engine.recommend.import_catalog, p["path"]))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import ORJSONResponse
@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engine
 from ..errors import NotFound, Problem, ValidationFailed
-from .body import check_admin, parse_json, read_body
+from .body import check_admin, read_object
 from .schemas import ERRORS, body
 
 SEGMENT_SCHEMA = {"type": "object", "required": ["rule"], "properties": {
@@ -24,13 +24,6 @@ CLUSTER_SCHEMA = {"type": "object", "properties": {
     "population": {"enum": ["customers", "all"]}, "stability_boots": {"type": "integer", "minimum": 0}}}
 EXPORT_SCHEMA = {"type": "object", "required": ["path"], "properties": {
     "path": {"type": "string", "description": "A file on the server's disk"}, "format": {"enum": ["csv", "parquet"]}}}
-
-
-async def _object(request: Request) -> dict[str, Any]:
-    payload = parse_json(await read_body(request, 200_000))
-    if not isinstance(payload, dict):
-        raise ValidationFailed("the body must be a JSON object", [Problem("$", "must be a JSON object")])
-    return payload
 
 
 def add_segment_routes(app: FastAPI, engine: Engine, admin_token: str | None,
@@ -52,7 +45,7 @@ def add_segment_routes(app: FastAPI, engine: Engine, admin_token: str | None,
              summary="Define or redefine a segment (refreshed at once)")
     async def put_segment(segment_id: str, request: Request) -> ORJSONResponse:
         check_admin(request, admin_token)
-        payload = await _object(request)
+        payload = await read_object(request, 200_000)
         return ORJSONResponse(await run_in_threadpool(engine.segments.create, segment_id, payload))
 
     @app.delete("/v1/segments/{segment_id}", tags=["segments"], responses=ERRORS,
@@ -91,7 +84,7 @@ def add_segment_routes(app: FastAPI, engine: Engine, admin_token: str | None,
               openapi_extra=body(EXPORT_SCHEMA), summary="Write the members to a CSV or Parquet file on the server")
     async def export_segment(segment_id: str, request: Request) -> ORJSONResponse:
         check_admin(request, admin_token)
-        payload = await _object(request)
+        payload = await read_object(request, 200_000)
         if not isinstance(payload.get("path"), str):
             raise ValidationFailed("body needs a `path`", [Problem("path", "is required")])
         return ORJSONResponse(await run_in_threadpool(engine.segments.export, segment_id, payload["path"],
@@ -121,7 +114,7 @@ def add_segment_routes(app: FastAPI, engine: Engine, admin_token: str | None,
               summary="Fit behavioural clusters; every profile gets computed.cluster")
     async def fit_clusters(request: Request) -> ORJSONResponse:
         check_admin(request, admin_token)
-        payload = await _object(request)
+        payload = await read_object(request, 200_000)
         return ORJSONResponse(await run_in_threadpool(
             engine.segments.cluster, payload.get("method", "kmeans"), payload.get("n_clusters", "auto"),
             payload.get("pca"), tuple(payload["features"]) if payload.get("features") else None,
