@@ -81,3 +81,14 @@ def _repeat(df: pd.DataFrame):
 def test_bad_histories_are_refused(args):
     with pytest.raises(ValueError, match="frequency must be"):
         BetaGeoModel().fit(*args)
+
+
+def test_long_silence_after_many_purchases_is_finite(bg):
+    # 2F1(r + x, b + x; ...) overflows to inf for a very frequent buyer, and the dropout odds for one silent
+    # for long: expected purchases came out NaN (the demo then crashed on a None metric).
+    model, _ = bg
+    frequency, recency, T = np.array([2000.0, 400.0, 0.0]), np.array([1.0, 1.0, 0.0]), np.array([10.0, 2000.0, 2000.0])
+    expected = model.expected_purchases(30, frequency, recency, T)
+    alive = model.p_alive(frequency, recency, T)
+    assert np.isfinite(expected).all() and np.isfinite(alive).all()
+    assert (expected[:2] < 1e-6).all() and (alive[:2] < 1e-6).all()   # certainly gone

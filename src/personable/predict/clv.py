@@ -61,18 +61,30 @@ class BetaGeoModel:
         """Probability the customer has not dropped out by T."""
         x, t_x, T = _arrays(frequency, recency, T)
         r, alpha, a, b = self.r_, self.alpha_, self.a_, self.b_
-        ratio = np.where(x > 0, a / np.maximum(b + x - 1, 1e-300) * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
-        return 1.0 / (1.0 + ratio)
+        return 1.0 / (1.0 + _dropout_odds(x, t_x, T, r, alpha, a, b))
 
     def expected_purchases(self, t, frequency, recency, T) -> np.ndarray:
         """Expected purchases in the next ``t`` time units, given the history."""
         x, t_x, T = _arrays(frequency, recency, T)
         t = np.asarray(t, dtype=float)
         r, alpha, a, b = self.r_, self.alpha_, self.a_, self.b_
-        hyp = special.hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T + t))
-        numerator = (a + b + x - 1) / (a - 1) * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp)
-        denominator = 1 + np.where(x > 0, a / np.maximum(b + x - 1, 1e-300) * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
-        return numerator / denominator
+        # ((alpha + T) / (alpha + T + t)) ** (r + x) * 2F1(r + x, b + x; a + b + x - 1; z) after Euler's
+        # transformation: the direct form overflows (inf * 0) for frequent buyers, this one stays bounded.
+        z = t / (alpha + T + t)
+        hyp = special.hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
+        numerator = (a + b + x - 1) / (a - 1) * (1 - (1 - z) ** (a - 1) * hyp)
+        return numerator / (1.0 + _dropout_odds(x, t_x, T, r, alpha, a, b))
+
+
+def _dropout_odds(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, r: float, alpha: float, a: float,
+                  b: float) -> np.ndarray:
+    """Odds that a repeat buyer has dropped out, a / (b + x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x),
+    computed in logs: a long silence after many purchases overflows the power to inf (and inf / inf made
+    the expected purchases NaN); capped where exp would overflow, which only says "certainly gone"."""
+    safe_x = np.where(x > 0, x, 1.0)
+    log_odds = (np.log(a) - np.log(np.maximum(b + safe_x - 1, 1e-300))
+                + (r + safe_x) * (np.log(alpha + T) - np.log(alpha + t_x)))
+    return np.where(x > 0, np.exp(np.minimum(log_odds, 700.0)), 0.0)
 
 
 class GammaGammaModel:
