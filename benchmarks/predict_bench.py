@@ -51,7 +51,7 @@ def simulator_quality(work: Path, customers: int, days: int, horizon: int) -> di
         test_cut, train_cut = now - timedelta(days=horizon), now - timedelta(days=2 * horizon)
 
         def churn(cutoff: datetime):
-            f = engine.store.run(customer_features(cutoff)).to_pandas().merge(ids, on="profile_id").merge(
+            f = engine.store.execute(customer_features(cutoff)).to_pandas().merge(ids, on="profile_id").merge(
                 truth, on="customer_id")
             day = (cutoff - SIM_START).days
             churned, when = f.churned.astype(str) == "True", pd.to_numeric(f.churn_day, errors="coerce")
@@ -74,8 +74,8 @@ def simulator_quality(work: Path, customers: int, days: int, horizon: int) -> di
                 out["churn"]["top_features"] = list(model.importance(Xt, yt, repeats=2)["permutation"])[:5]
 
         def orders(cutoff: datetime):
-            f = engine.store.run(customer_features(cutoff)).to_pandas()
-            j = f.merge(engine.store.run(next_order_value(cutoff, horizon)).to_pandas(), on="profile_id")
+            f = engine.store.execute(customer_features(cutoff)).to_pandas()
+            j = f.merge(engine.store.execute(next_order_value(cutoff, horizon)).to_pandas(), on="profile_id")
             return j[list(FEATURES)].to_numpy(float), j.next_order_value.to_numpy(float)
 
         X, y = orders(train_cut)
@@ -84,7 +84,7 @@ def simulator_quality(work: Path, customers: int, days: int, horizon: int) -> di
         ridge = NextPurchaseModel(model="ridge").fit(X, y, list(FEATURES)).evaluate(Xt, yt)
         out["next_purchase"] = {"n": lgbm["n"], "lightgbm": lgbm["model"], "ridge": ridge["model"], "naive": lgbm["naive"]}
 
-        engagement = engine.store.run(engagement_expr()).to_pandas()
+        engagement = engine.store.execute(engagement_expr()).to_pandas()
         st = SendTimeModel().fit(engagement)
         chosen = st.table().merge(ids, on="profile_id").merge(truth[["customer_id", "preferred_hour"]], on="customer_id")
         out["send_time"] = {

@@ -73,7 +73,9 @@ def scale_run(work: Path, records: int) -> dict:
 
 
 def run_resolution_benchmarks(work: Path, sizes: list[int], cmd: str) -> str:
-    f4, f1 = febrl4_scores(), febrl1_scores()
+    from splink import DuckDBAPI
+
+    f4, f1 = febrl4_scores(DuckDBAPI()), febrl1_scores(DuckDBAPI())
     print(json.dumps({"febrl4": f4, "febrl1": f1}, indent=2))
     sim = simulator_accuracy(work)
     print(json.dumps({k: v for k, v in sim.items() if k != "summary"}, indent=2))

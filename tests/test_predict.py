@@ -38,11 +38,11 @@ def test_features_as_of_a_cutoff_ignore_everything_after_it(store, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(base / "proj", copy)
     with Engine(base / "proj") as engine:
-        full = engine.store.run(customer_features(cutoff)).to_pandas().sort_values("profile_id").reset_index(drop=True)
-        after = engine.store.run(activity_after(cutoff, 15)).to_pandas()
+        full = engine.store.execute(customer_features(cutoff)).to_pandas().sort_values("profile_id").reset_index(drop=True)
+        after = engine.store.execute(activity_after(cutoff, 15)).to_pandas()
     with Engine(copy) as engine:  # the same store with every event from the cutoff on deleted
         engine.store._writer.execute("DELETE FROM events WHERE timestamp >= ?", [cutoff])
-        cut = engine.store.run(customer_features(cutoff)).to_pandas().sort_values("profile_id").reset_index(drop=True)
+        cut = engine.store.execute(customer_features(cutoff)).to_pandas().sort_values("profile_id").reset_index(drop=True)
     assert len(full) > 500 and len(after) > 100
     pd.testing.assert_frame_equal(full, cut)        # identical: nothing after the cutoff was used
     assert set(FEATURES) <= set(full.columns)
@@ -57,7 +57,7 @@ def test_time_splits_are_ordered_and_a_horizon_apart():
 
 def _churn_data(engine: Engine, truth: pd.DataFrame, cutoff: datetime, horizon: int):
     ids = engine.sql("SELECT value AS customer_id, profile_id FROM identities WHERE kind = 'user_id'").to_pandas()
-    f = engine.store.run(customer_features(cutoff)).to_pandas().merge(ids, on="profile_id").merge(truth, on="customer_id")
+    f = engine.store.execute(customer_features(cutoff)).to_pandas().merge(ids, on="profile_id").merge(truth, on="customer_id")
     day = (cutoff - START).days
     y = (f.churned.astype(str) == "True") & (pd.to_numeric(f.churn_day, errors="coerce") < day + horizon)
     return f[list(FEATURES)].to_numpy(float), y.astype(int).to_numpy()
@@ -99,7 +99,7 @@ def test_best_send_hour_beats_the_population_hour(store):
     base, sim = store
     truth = pd.read_csv(sim.truth_path)[["customer_id", "preferred_hour"]]
     with Engine(base / "proj") as engine:
-        engagement = engine.store.run(engagement_expr()).to_pandas()
+        engagement = engine.store.execute(engagement_expr()).to_pandas()
         ids = engine.sql("SELECT value AS customer_id, profile_id FROM identities WHERE kind = 'user_id'").to_pandas()
     model = SendTimeModel().fit(engagement)
     chosen = model.table().merge(ids, on="profile_id").merge(truth, on="customer_id")
@@ -126,8 +126,8 @@ def test_next_purchase_value_against_the_naive_baseline(store):
     base, _ = store
 
     def data(engine, cutoff):
-        f = engine.store.run(customer_features(cutoff)).to_pandas()
-        y = engine.store.run(next_order_value(cutoff, 15)).to_pandas()
+        f = engine.store.execute(customer_features(cutoff)).to_pandas()
+        y = engine.store.execute(next_order_value(cutoff, 15)).to_pandas()
         j = f.merge(y, on="profile_id")
         return j[list(FEATURES)].to_numpy(float), j.next_order_value.to_numpy(float)
 

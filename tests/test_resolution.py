@@ -165,7 +165,9 @@ def test_febrl4_linkage_with_the_same_model(tmp_path):
     """The model code that resolves profiles, on FEBRL4 (5,000 + 5,000 records, known links)."""
     from personable.identity.resolution.evaluation import febrl4_scores
 
-    scores = febrl4_scores()
+    from splink import DuckDBAPI
+
+    scores = febrl4_scores(DuckDBAPI())
     assert scores["f1"] >= 0.995, scores
 
 

@@ -19,21 +19,18 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import orjson
 import pyarrow as pa
 
-from .adapters.registry import open_adapter, open_event_log
-from .bus import InProcessBus
-from .clock import Clock, SystemClock
+from .clock import Clock
+from .compose import compose
 from .config import Config, load_config
 from .errors import ErrorList, ImportFailed, NotFound, ValidationFailed
 from .events.validate import check_event
-from .ingest.pipeline import settings_from, write_batch
-from .ports import IngestReport, StagedInput
+from .ports import PROFILES_CHANGED, IngestReport, ProfilesChanged, StagedInput
 
 if TYPE_CHECKING:
     from .identity.resolution.service import ResolutionService
     from .predict.service import ModelsService
     from .quality.service import QualityService
     from .recommend.service import RecommendService
-    from .segments.service import SegmentService
 
 FILE_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 RECORD_KINDS = ("events", "crm", "orders")
@@ -43,41 +40,26 @@ Accepted = tuple[bytes, str, datetime]  # (event JSON, source, received at)
 
 
 class Engine:
+    """A thin facade over the components ``compose`` builds: the Python API,
+    and what the CLI and the HTTP layer call."""
+
     def __init__(self, project: str | Path | Config = ".", *, clock: Clock | None = None):
-        self.config = project if isinstance(project, Config) else load_config(project)
-        self.clock = clock or SystemClock()
-        self.store = open_adapter(self.config.offline_url, self.config.project_dir)
-        online = self.config.online_url
-        # "duckdb://" with no path means: the online reads come from the offline file.
-        self.online = self.store if online in ("duckdb://", "") else open_adapter(online, self.config.project_dir)
-        self._materialized = "materialized" in self.online.capabilities
-        self._recommend: "RecommendService | None" = None
-        self.bus = InProcessBus()
-        self.settings = settings_from(self.config)
-        self.log = open_event_log(self.config.bus_url, self.config.project_dir)
+        config = project if isinstance(project, Config) else load_config(project)
+        self.components = c = compose(config, clock)
+        self.config, self.clock, self.bus = config, c.clock, c.bus
+        self.store, self.online, self.log = c.offline, c.online, c.log
+        self.settings = c.write_path.settings
+        self.segments = c.segments
         self._progress = threading.Condition()
-        # Realtime segments run inline after each batch (the Python API, imports),
-        # or -- under `personable serve` -- deferred to a worker that judges the
-        # profiles touched since its last turn, a few times a second (see
-        # ``defer_realtime``): judging every small batch of a busy request path
-        # took CPU the requests needed.
-        self._realtime_deferred = False
-        self._pending_touched: set[str] = set()
-        self._pending_lock = threading.Lock()
-        self._realtime_lock = threading.Lock()
         # After a crash: profiles stored but not yet in the online store, and events
         # acknowledged but not yet stored, are brought up to date now.
-        self._recover_online()
+        self.refresh_online()
         self._applied = self.store.committed_offset(LOG_STREAM) if self.log is not None else 0
         self.catch_up()
 
     # -- lifecycle -------------------------------------------------------------
     def close(self) -> None:
-        if self.log is not None:
-            self.log.close()
-        if self.online is not self.store:
-            self.online.close()
-        self.store.close()
+        self.components.close()
 
     def __enter__(self) -> "Engine":
         return self
@@ -114,32 +96,24 @@ class Engine:
         return report
 
     def _commit(self, batch_context: Any, log_offset: int | None = None) -> IngestReport:
-        """One batch through the write path, then its profiles into the online store."""
+        """One batch through the write path; then ``profiles.changed`` (realtime
+        segments and the online projection react to it)."""
         with batch_context as batch:
-            report = write_batch(batch, self.config)
+            report = self.components.write_path.write(batch)
             if log_offset is not None:
                 batch.commit_log_offset(LOG_STREAM, log_offset)
             touched, removed = batch.changed_profiles()
             watermark = batch.now
-        if touched and self._realtime_deferred:
-            with self._pending_lock:
-                self._pending_touched.update(touched)
-        elif touched:
-            self.segments.on_batch(touched)  # realtime segments: re-judge the profiles this batch touched
-        if self._materialized:
-            self._sync_online(touched, removed, watermark)
+        if touched or removed:
+            self.bus.publish(PROFILES_CHANGED, ProfilesChanged(tuple(touched), tuple(removed), watermark))
         return report
 
     def warm_up(self) -> None:
         """Do the one-time work of the first batch now (imports, compiling the
         quality rules and realtime segment queries), before a server takes
         traffic: done on the first request it held the interpreter for ~0.1 s."""
-        from .ingest.pipeline import _violations_sql
-        from .segments.service import _realtime_sql
-
-        _violations_sql(self.config)
         for seg in self.segments.definitions():
-            _realtime_sql(seg)
+            self.segments.realtime_expr(seg)
         # An empty batch through the whole write path: first-time planning and imports.
         self._write_table(pa.table({"line": pa.array([], pa.string())}), "warm-up", "warm-up", None, True)
         # The served recommender, if one was trained: loading it took the first request ~1 s.
@@ -150,37 +124,12 @@ class Engine:
 
     def defer_realtime(self) -> None:
         """Judge realtime segments in ``flush_realtime`` calls instead of after every batch."""
-        self._realtime_deferred = True
+        self.components.realtime.defer()
 
     def flush_realtime(self) -> int:
         """Re-judge segments for every profile touched since the last flush;
         returns how many profiles were judged."""
-        with self._realtime_lock:
-            with self._pending_lock:
-                touched, self._pending_touched = sorted(self._pending_touched), set()
-            if not touched:
-                return 0
-            moved = self.segments.on_batch(touched)
-            if moved and self._materialized:
-                self._sync_online(sorted(moved), [], None)  # documents show the new memberships
-            return len(touched)
-
-    def _sync_online(self, touched: list[str], removed: list[str], watermark: datetime | None) -> None:
-        for i in range(0, max(len(touched), 1), 50_000):
-            part = touched[i:i + 50_000]
-            last = i + 50_000 >= len(touched)
-            self.online.apply(self.store.profile_docs(part), self.store.lookup_keys(part),
-                              removed if last else [], watermark.isoformat() if last and watermark else None)
-
-    def _recover_online(self) -> None:
-        if not self._materialized:
-            return
-        since = self.online.watermark()
-        rows = self.store.sql(
-            "SELECT profile_id, updated_at FROM profiles WHERE $since IS NULL OR updated_at > $since::TIMESTAMPTZ",
-            {"since": since}).to_pylist()
-        if rows:
-            self._sync_online([r["profile_id"] for r in rows], [], max(r["updated_at"] for r in rows))
+        return self.components.realtime.flush()
 
     # -- the request path: accept durably, store in the background -------------
     def accept(self, items: list[Accepted]) -> int:
@@ -238,7 +187,7 @@ class Engine:
         target = self.log.end_offset() if offset is None else offset
         with self._progress:
             done = self._progress.wait_for(lambda: self._applied >= target, timeout)
-        if done and self._realtime_deferred:
+        if done and self.components.realtime.deferred:
             self.flush_realtime()  # a fresh read sees segment memberships too
         return done
 
@@ -315,47 +264,31 @@ class Engine:
         return total
 
     def refresh_online(self) -> None:
-        """Bring the online store up to date with profiles changed outside the
-        write path (batch jobs: cleaning, imputation, resolution)."""
-        self._recover_online()
+        """Bring the online store up to date with every profile changed since it
+        last was (after a crash, or batch jobs that changed profiles in bulk)."""
+        if self.components.projection is not None:
+            self.components.projection.catch_up()
 
     # -- services -------------------------------------------------------------------
     @property
     def quality(self) -> "QualityService":
-        from .quality.service import QualityService
-
-        return QualityService(self)
-
-    @property
-    def segments(self) -> "SegmentService":
-        from .segments.service import SegmentService
-
-        return SegmentService(self)
+        return self.components.quality
 
     @property
     def models(self) -> "ModelsService":
-        from .predict.service import ModelsService
-
-        return ModelsService(self)
+        return self.components.models
 
     @property
     def recommend(self) -> "RecommendService":
-        # One per engine: it keeps the served recommender in memory between requests.
-        if self._recommend is None:
-            from .recommend.service import RecommendService
-
-            self._recommend = RecommendService(self)
-        return self._recommend
+        return self.components.recommend
 
     @property
     def resolution(self) -> "ResolutionService":
-        from .identity.resolution.service import ResolutionService
-
-        return ResolutionService(self)
+        return self.components.resolution
 
     # -- reads --------------------------------------------------------------------
     def resolve(self, identifier: str) -> str | None:
-        return self.online.resolve(identifier, self.config.identity.default_region)
+        return self.components.resolve(identifier)
 
     def profile(self, identifier: str, recent_events: int = 20) -> dict[str, Any]:
         pid = self.resolve(identifier)

@@ -13,7 +13,7 @@ from ..identity.identifiers import normalize_identifier, sha256_hex
 from ..identity.stitcher import plan_stitch
 from ..ports import BatchWriter, IngestReport, PipelineSettings
 from ..quality.apply import standardize_values
-from ..quality.rules import batch_violations_sql
+from ..quality.rules import batch_violations
 
 
 def settings_from(cfg: Config) -> PipelineSettings:
@@ -29,25 +29,35 @@ def settings_from(cfg: Config) -> PipelineSettings:
     )
 
 
-# Compiling the rules (Ibis -> SQL) once per configuration; the object is kept
-# with its SQL so that its id cannot be reused by another configuration.
-_RULES_SQL: dict[int, tuple[object, str | None]] = {}
+class WritePath:
+    """The domain's half of every batch: quality, identifiers, stitching.
 
+    Built once per configuration; the quality rules' expression is built once
+    here too (the store compiles it for its dialect and caches that)."""
 
-def _violations_sql(cfg: Config) -> str | None:
-    key = id(cfg.quality)
-    if key not in _RULES_SQL:
-        _RULES_SQL[key] = (cfg.quality, batch_violations_sql(list(cfg.quality.fields)))
-    return _RULES_SQL[key][1]
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.settings = settings_from(cfg)
+        self.violations = batch_violations(list(cfg.quality.fields))
+        self.quarantine_fields = {f.name for f in cfg.quality.fields if f.on_invalid == "quarantine"}
 
-
-def apply_quality(batch: BatchWriter, cfg: Config) -> None:
-    """Standardize configured trait fields and quarantine records that break rules."""
-    fields = [(f.name, f.region_from) for f in cfg.quality.fields]
-    values = batch.trait_values(fields)
-    batch.set_standardized(standardize_values(values, cfg.quality, cfg.identity.default_region))
-    if fields:
-        batch.check_rules(_violations_sql(cfg), {f.name for f in cfg.quality.fields if f.on_invalid == "quarantine"})
+    def write(self, batch: BatchWriter) -> IngestReport:
+        cfg = self.cfg
+        fields = [(f.name, f.region_from) for f in cfg.quality.fields]
+        values = batch.trait_values(fields)
+        batch.set_standardized(standardize_values(values, cfg.quality, cfg.identity.default_region))
+        if fields:
+            batch.check_rules(self.violations, self.quarantine_fields)
+        batch.screen()
+        ids = batch.identifier_values()
+        batch.set_identifier_values([(kind, raw, identifier_node(kind, raw, cfg)) for kind, raw in ids])
+        rows = batch.link_rows()
+        nodes = {n for row in rows for n in row.nodes}
+        existing_nodes, existing_profiles = batch.existing(nodes)
+        plan = plan_stitch(rows, existing_nodes, existing_profiles, cfg.identity.max_user_ids_per_profile,
+                           shared=batch.shared_nodes(), max_ids_per_identifier=cfg.identity.max_ids_per_identifier)
+        batch.apply(plan)
+        return batch.report()
 
 
 def identifier_node(kind: str, raw: str, cfg: Config) -> str | None:
@@ -56,17 +66,3 @@ def identifier_node(kind: str, raw: str, cfg: Config) -> str | None:
     if norm is None:
         return None
     return sha256_hex(norm) if rule_hash else norm
-
-
-def write_batch(batch: BatchWriter, cfg: Config) -> IngestReport:
-    apply_quality(batch, cfg)
-    batch.screen()
-    values = batch.identifier_values()
-    batch.set_identifier_values([(kind, raw, identifier_node(kind, raw, cfg)) for kind, raw in values])
-    rows = batch.link_rows()
-    nodes = {n for row in rows for n in row.nodes}
-    existing_nodes, existing_profiles = batch.existing(nodes)
-    plan = plan_stitch(rows, existing_nodes, existing_profiles, cfg.identity.max_user_ids_per_profile,
-                       shared=batch.shared_nodes(), max_ids_per_identifier=cfg.identity.max_ids_per_identifier)
-    batch.apply(plan)
-    return batch.report()

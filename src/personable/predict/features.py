@@ -107,3 +107,14 @@ def activity_after(cutoff: datetime, horizon_days: int) -> ir.Table:
     active = e.filter((e.timestamp >= ibis.literal(cutoff)) & (e.timestamp < ibis.literal(end))
                       & (e.type != "identify") & (e.event.fill_null("") != "Email Sent"))
     return active.group_by("profile_id").aggregate(events_after=active.count())
+
+
+def order_summary(now: datetime) -> ir.Table:
+    """Per customer with an order before ``now``: the number of orders, the first
+    and last order times, the revenue of all orders and of the first one -- the
+    inputs of BG/NBD (frequency, recency, age) and Gamma-Gamma (repeat spend)."""
+    o = EVENTS.filter((EVENTS.type == "track") & (EVENTS.event == ORDER) & (EVENTS.timestamp < ibis.literal(now)))
+    return o.group_by("profile_id").aggregate(
+        orders=o.count(), first_order=o.timestamp.min(), last_order=o.timestamp.max(),
+        revenue=o.revenue_reporting.sum(), first_order_value=o.revenue_reporting.argmin(o.timestamp),
+    ).order_by("profile_id")

@@ -21,12 +21,15 @@ import pyarrow as pa
 from ..errors import NotFound, ValidationFailed
 from .config import KINDS
 from .drift import DriftThresholds, drift_report
-from .features import FEATURES, activity_after, customer_features
+from ..ports import PROFILES_CHANGED, ProfilesChanged
+from .features import FEATURES, activity_after, customer_features, order_summary
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..engine import Engine
+    from ..clock import Clock
+    from ..config import Config
+    from ..ports import Analytics, ComputedTraits, EventBus, ModelRegistry
 
 SCORES = {"churn": ("churn_risk",), "clv": ("clv_12m", "p_alive", "expected_purchases_90d"),
           "next_purchase": ("next_order_value",), "send_time": ("best_send_hour", "best_send_weekday")}
@@ -42,13 +45,15 @@ def _hash(*arrays: np.ndarray) -> str:
 
 
 class ModelsService:
-    def __init__(self, engine: "Engine"):
-        self.engine = engine
-        self.dir = engine.config.state_dir / "models"
+    def __init__(self, config: "Config", clock: "Clock", analytics: "Analytics", registry: "ModelRegistry",
+                 computed: "ComputedTraits", bus: "EventBus"):
+        self.config, self.clock, self.analytics = config, clock, analytics
+        self.registry, self.computed, self.bus = registry, computed, bus
+        self.dir = config.state_dir / "models"
 
     # -- data ------------------------------------------------------------------------------
     def _features(self, cutoff: datetime) -> tuple[list[str], np.ndarray]:
-        table = self.engine.store.run(customer_features(cutoff))
+        table = self.analytics.execute(customer_features(cutoff))
         ids = table.column("profile_id").to_pylist()
         X = np.column_stack([table.column(f).to_numpy(zero_copy_only=False).astype(float) for f in FEATURES]) \
             if table.num_rows else np.zeros((0, len(FEATURES)))
@@ -56,7 +61,7 @@ class ModelsService:
 
     def _churn_data(self, cutoff: datetime, horizon: int) -> tuple[list[str], np.ndarray, np.ndarray]:
         ids, X = self._features(cutoff)
-        active = set(self.engine.store.run(activity_after(cutoff, horizon)).column("profile_id").to_pylist())
+        active = set(self.analytics.execute(activity_after(cutoff, horizon)).column("profile_id").to_pylist())
         return ids, X, np.array([0 if pid in active else 1 for pid in ids])
 
     def _next_order_data(self, cutoff: datetime, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,20 +69,25 @@ class ModelsService:
 
         ids, X = self._features(cutoff)
         y = {r["profile_id"]: r["next_order_value"] for r in
-             self.engine.store.run(next_order_value(cutoff, horizon)).to_pylist()}
+             self.analytics.execute(next_order_value(cutoff, horizon)).to_pylist()}
         keep = [i for i, pid in enumerate(ids) if y.get(pid) is not None]
         return X[keep], np.array([y[ids[i]] for i in keep], dtype=float)
 
     def _order_summary(self, now: datetime) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per customer with an order: repeat purchases, recency and age in weeks,
         and the average value of repeat purchases (BG/NBD and Gamma-Gamma inputs)."""
-        rows = self.engine.store.sql("""
-            SELECT profile_id, count(*) - 1 AS frequency,
-                   epoch(max(timestamp) - min(timestamp)) / 604800.0 AS recency,
-                   epoch($now::TIMESTAMPTZ - min(timestamp)) / 604800.0 AS age,
-                   coalesce((sum(revenue_reporting) - arg_min(revenue_reporting, timestamp)) / nullif(count(*) - 1, 0), 0) AS monetary
-            FROM profile_events WHERE type = 'track' AND event = 'Order Completed' AND timestamp < $now
-            GROUP BY profile_id""", {"now": now}).to_pydict()
+        rows = self.analytics.execute(order_summary(now)).to_pydict()
+        week = 604800.0
+        n = np.array(rows["orders"], float)
+        first = [t.timestamp() for t in rows["first_order"]]
+        recency = (np.array([t.timestamp() for t in rows["last_order"]]) - first) / week if rows["orders"] else np.zeros(0)
+        age = (now.timestamp() - np.array(first)) / week if rows["orders"] else np.zeros(0)
+        # Average value of the repeat purchases: everything after the first order.
+        monetary = np.array([(total - first_value) / (k - 1) if k > 1 and total is not None and first_value is not None
+                             else 0.0 for k, total, first_value in
+                             zip(rows["orders"], rows["revenue"], rows["first_order_value"])], float)
+        rows = {"profile_id": rows["profile_id"], "frequency": n - 1, "recency": recency, "age": age,
+                "monetary": monetary}
         return (rows["profile_id"], np.array(rows["frequency"], float), np.array(rows["recency"], float),
                 np.array(rows["age"], float), np.array(rows["monetary"], float))
 
@@ -86,7 +96,7 @@ class ModelsService:
         whose habits a thin send-time history leans on; None before clustering."""
         from ..tables import COMPUTED_VALUES as C
 
-        rows = self.engine.store.run(C.filter(C.key == key).select("profile_id", "value")).to_pandas()
+        rows = self.analytics.execute(C.filter(C.key == key).select("profile_id", "value")).to_pandas()
         return rows.set_index("profile_id")["value"] if len(rows) else None
 
     # -- training ----------------------------------------------------------------------------
@@ -96,11 +106,11 @@ class ModelsService:
         the most recent window it did not see, and register a new version."""
         import joblib
 
-        horizon_days = horizon_days or self.engine.config.models.horizon_days
+        horizon_days = horizon_days or self.config.models.horizon_days
 
         if name not in KINDS:
             raise ValidationFailed(f"unknown model {name!r}; use one of {', '.join(KINDS)}")
-        now = self.engine.clock.now()
+        now = self.clock.now()
         started = time.perf_counter()
         train_cutoff = now - timedelta(days=2 * horizon_days)
         test_cutoff = now - timedelta(days=horizon_days)
@@ -112,13 +122,13 @@ class ModelsService:
         metrics["seconds"] = round(time.perf_counter() - started, 2)
         folder = self.dir / name
         folder.mkdir(parents=True, exist_ok=True)
-        version = self.engine.store.register_model(name, name, now, train_cutoff, horizon_days, list(FEATURES), params,
+        version = self.registry.register_model(name, name, now, train_cutoff, horizon_days, list(FEATURES), params,
                                                    metrics, data_hash, "", reason)
         if reference is not None and len(reference) > REFERENCE_ROWS:   # enough for KS and PSI, small on disk
             reference = reference[np.random.default_rng(0).choice(len(reference), REFERENCE_ROWS, replace=False)]
         path = folder / f"v{version}.joblib"
         joblib.dump({"model": artifact, "reference": reference}, path)
-        self.engine.store.set_model_artifact(name, version, str(path))
+        self.registry.set_model_artifact(name, version, str(path))
         return self.show(name, version)
 
     def _train_churn(self, now, train_cutoff, test_cutoff, horizon, model):
@@ -162,7 +172,7 @@ class ModelsService:
     def _train_send_time(self, now, train_cutoff, test_cutoff, horizon, model):
         from .send_time import SendTimeModel, engagement_expr
 
-        engagement = self.engine.store.run(engagement_expr(now)).to_pandas()
+        engagement = self.analytics.execute(engagement_expr(now)).to_pandas()
         if engagement.empty:
             raise ValueError("no email opens or visits yet")
         est = SendTimeModel().fit(engagement, self._groups())
@@ -174,16 +184,16 @@ class ModelsService:
 
     # -- registry ---------------------------------------------------------------------------
     def list(self) -> list[dict[str, Any]]:
-        return self.engine.store.model_versions()
+        return self.registry.model_versions()
 
     def show(self, name: str, version: int | None = None) -> dict[str, Any]:
-        versions = self.engine.store.model_versions(name)
+        versions = self.registry.model_versions(name)
         if not versions:
             raise NotFound(f"no model {name!r} trained yet; run `personable models train {name}`")
         chosen = versions[-1] if version is None else next((v for v in versions if v["version"] == version), None)
         if chosen is None:
             raise NotFound(f"no version {version} of {name!r}")
-        return {**chosen, "versions": len(versions), "monitoring": self.engine.store.monitoring(name, 5)}
+        return {**chosen, "versions": len(versions), "monitoring": self.registry.monitoring(name, 5)}
 
     def _load(self, name: str, version: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
         import joblib
@@ -195,7 +205,7 @@ class ModelsService:
     def score(self, name: str, version: int | None = None) -> dict[str, Any]:
         """Score every profile now; the scores become computed traits."""
         meta, saved = self._load(name, version)
-        now, est = self.engine.clock.now(), saved["model"]
+        now, est = self.clock.now(), saved["model"]
         if name in ("churn", "next_purchase"):
             ids, X = self._features(now)
             values = est.predict_proba(X) if name == "churn" else est.predict(X)
@@ -214,13 +224,13 @@ class ModelsService:
             from .send_time import SendTimeModel, engagement_expr
 
             fresh = SendTimeModel(est.prior_strength, est.visit_weight, est.bandwidth).fit(
-                self.engine.store.run(engagement_expr(now)).to_pandas(), self._groups()).table()
+                self.analytics.execute(engagement_expr(now)).to_pandas(), self._groups()).table()
             table = pa.table({"profile_id": pa.array(fresh.profile_id.tolist(), pa.string()),
                               "best_send_hour": pa.array(fresh.best_send_hour.astype(int).tolist(), pa.int64()),
                               "best_send_weekday": pa.array(fresh.best_send_weekday.astype(int).tolist(), pa.int64())})
-        changed = self.engine.store.write_computed(list(SCORES[name]), table, now)
+        changed = self.computed.write_computed(list(SCORES[name]), table, now)
         if changed:
-            self.engine._sync_online(sorted(changed), [], None)
+            self.bus.publish(PROFILES_CHANGED, ProfilesChanged(tuple(sorted(changed)), origin="models"))
         return {"model": name, "version": meta["version"], "scored": table.num_rows, "traits": list(SCORES[name]),
                 "changed_profiles": len(changed)}
 
@@ -230,7 +240,7 @@ class ModelsService:
         (labels arrive as time passes); kept, so a decay shows over time."""
         meta, saved = self._load(name, version)
         horizon = meta["horizon_days"] or 30
-        now, est = self.engine.clock.now(), saved["model"]
+        now, est = self.clock.now(), saved["model"]
         cutoff = now - timedelta(days=horizon)
         if name == "churn":
             _, X, y = self._churn_data(cutoff, horizon)
@@ -249,7 +259,7 @@ class ModelsService:
             raise ValidationFailed("send_time has no outcome to evaluate against; see its hit rate in docs/benchmarks.md")
         report = {"model": name, "version": meta["version"], "window_start": cutoff.isoformat(),
                   "window_days": horizon, "metrics": result, "trained_metrics": meta["metrics"]}
-        self.engine.store.record_monitoring(name, meta["version"], now, "performance", report)
+        self.registry.record_monitoring(name, meta["version"], now, "performance", report)
         return report
 
     def drift(self, name: str, version: int | None = None, thresholds: DriftThresholds | None = None,
@@ -261,7 +271,7 @@ class ModelsService:
         reference = saved.get("reference")
         if reference is None:
             raise ValidationFailed(f"{name} keeps no reference sample to compare with")
-        now, est = self.engine.clock.now(), saved["model"]
+        now, est = self.clock.now(), saved["model"]
         if name == "clv":
             _, x, r, t, m = self._order_summary(now)
             current, columns = np.column_stack([x, r, t, m]), ["frequency", "recency", "age", "monetary"]
@@ -272,9 +282,9 @@ class ModelsService:
         after = {c: current[:, i] for i, c in enumerate(columns)}
         score = f"score:{SCORES[name][0] if name != 'clv' else 'p_alive'}"
         before[score], after[score] = self._scores(name, est, reference), self._scores(name, est, current)
-        report = drift_report(before, after, thresholds or self.engine.config.models.drift)
+        report = drift_report(before, after, thresholds or self.config.models.drift)
         report["model"], report["version"] = name, meta["version"]
-        self.engine.store.record_monitoring(name, meta["version"], now, "drift", report)
+        self.registry.record_monitoring(name, meta["version"], now, "drift", report)
         if retrain and report["drifted"]:
             report["retrained"] = self.train(name, meta["horizon_days"], reason="drift")["version"]
         return report
@@ -297,7 +307,7 @@ class ModelsService:
         older than ``retrain_days``; otherwise judge it on the labels that have
         arrived and check drift (retraining on drift when asked); then score.
         Each step lands in the registry (versions with their reason, monitoring)."""
-        return [self._maintain(name, spec) for name, spec in self.engine.config.models.maintain.items()]
+        return [self._maintain(name, spec) for name, spec in self.config.models.maintain.items()]
 
     def _maintain(self, name: str, spec: Any) -> dict[str, Any]:
         from ..errors import PersonableError
@@ -305,9 +315,9 @@ class ModelsService:
         done: dict[str, Any] = {"model": name, "steps": []}
         steps = done["steps"]
         try:
-            versions = self.engine.store.model_versions(name)
+            versions = self.registry.model_versions(name)
             latest = versions[-1] if versions else None
-            now = self.engine.clock.now()
+            now = self.clock.now()
             age = (now - datetime.fromisoformat(latest["trained_at"])).total_seconds() / 86400 if latest else None
             if latest is None or age >= spec.retrain_days:
                 trained = self.train(name, latest["horizon_days"] if latest else None,

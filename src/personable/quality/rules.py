@@ -71,9 +71,9 @@ def record_rules(spec: FieldSpec) -> list[Rule]:
     return [r for r in spec.rules if r.kind in RECORD_RULES]
 
 
-def batch_violations_sql(specs: list[FieldSpec], table: str = "_tv") -> str | None:
-    """SQL listing ``(seq, field, rule, problem)`` for every broken record rule
-    over a table ``(seq, field, value)`` of a batch's standardized values."""
+def batch_violations(specs: list[FieldSpec], table: str = "_tv") -> ir.Table | None:
+    """An expression listing ``(seq, field, rule, problem)`` for every broken record
+    rule over a table ``(seq, field, value)`` of a batch's standardized values."""
     t = ibis.table({"seq": "int64", "field": "string", "value": "string"}, name=table)
     parts = []
     for spec in specs:
@@ -85,4 +85,4 @@ def batch_violations_sql(specs: list[FieldSpec], table: str = "_tv") -> str | No
             ))
     if not parts:
         return None
-    return str(ibis.to_sql(ibis.union(*parts) if len(parts) > 1 else parts[0], dialect="duckdb"))
+    return ibis.union(*parts) if len(parts) > 1 else parts[0]

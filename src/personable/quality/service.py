@@ -10,21 +10,22 @@ from typing import TYPE_CHECKING, Any
 import phonenumbers
 
 from ..errors import ValidationFailed
+from ..ports import PROFILES_CHANGED, ProfilesChanged
 from .apply import standardize_values
 from .report import build_report, regressions
 from .standardize import standardize
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from ..clock import Clock
+    from ..config import Config
+    from ..ports import Analytics, EventBus, QualityStore
 
 
 class QualityService:
-    def __init__(self, engine: "Engine"):
-        self.engine = engine
-
-    @property
-    def _config(self):
-        return self.engine.config.quality
+    def __init__(self, config: "Config", clock: "Clock", analytics: "Analytics", store: "QualityStore",
+                 bus: "EventBus"):
+        self.config, self.clock, self.analytics, self.store, self.bus = config, clock, analytics, store, bus
+        self._config = config.quality
 
     def report(self, fields: list[str] | None = None, save: bool = True) -> dict[str, Any]:
         """Completeness, validity, uniqueness and freshness per field and source.
@@ -34,8 +35,8 @@ class QualityService:
         unknown = [f for f in fields or [] if self._config.field(f) is None]
         if unknown:
             raise ValidationFailed(f"not configured under quality.fields: {', '.join(unknown)}")
-        store = self.engine.store
-        report = build_report(store.run, self._config, self.engine.clock.now(), fields,
+        store = self.store
+        report = build_report(self.analytics.execute, self._config, self.clock.now(), fields,
                               quarantine=store.quarantine_summary())
         previous = store.quality_reports(limit=1)
         report["previous_run_at"] = previous[0]["run_at"] if previous else None
@@ -45,31 +46,31 @@ class QualityService:
         return report
 
     def history(self, limit: int = 10) -> list[dict[str, Any]]:
-        return self.engine.store.quality_reports(limit)
+        return self.store.quality_reports(limit)
 
     def clean(self) -> dict[str, Any]:
         """Apply today's standardization settings to every stored trait, and the
         currency rates to every stored amount."""
-        store, now = self.engine.store, self.engine.clock.now()
+        store, now = self.store, self.clock.now()
         results = []
         for spec in self._config.fields:
             if spec.standardize is None:
                 continue
             values = store.stored_trait_values(spec.name, spec.region_from)
             decided = standardize_values([(spec.name, raw, hint) for raw, hint in values], self._config,
-                                         self.engine.config.identity.default_region)
+                                         self.config.identity.default_region)
             rows = [(raw, hint, value, status) for _f, raw, hint, value, _p, status, _q in decided]
             result = store.restandardize(spec.name, spec.region_from, rows, now)
             results.append({"field": spec.name, "values": result["values"], "records": result["records"],
                             "changed_profiles": len(result["changed_profiles"])})
         money = store.recompute_revenue(self._config.reporting_currency, self._config.rates(), now)
-        self.engine.refresh_online()
+        self.bus.publish(PROFILES_CHANGED, ProfilesChanged(None, origin="quality"))
         return {"fields": results, "revenue_changed_profiles": len(money["changed_profiles"])}
 
     def impute(self) -> dict[str, Any]:
         """Fill missing values by each field's policy; imputed values are marked
         ``origin: imputed`` and give way to the first real observation."""
-        store, now = self.engine.store, self.engine.clock.now()
+        store, now = self.store, self.clock.now()
         out = []
         for spec in self._config.fields:
             policy = spec.missing
@@ -90,11 +91,11 @@ class QualityService:
             filled = store.impute(spec.name, policy.kind, constant, derived, now)
             out.append({"field": spec.name, "policy": policy.kind, "filled": filled,
                         **({"value": constant} if derived is None else {"from": policy.source})})
-        self.engine.refresh_online()
+        self.bus.publish(PROFILES_CHANGED, ProfilesChanged(None, origin="quality"))
         return {"fields": out}
 
     def _central(self, field: str, kind: str) -> Any:
-        values = self.engine.store.observed_values(field).to_pylist()
+        values = self.store.observed_values(field).to_pylist()
         if kind == "mode":
             counts = Counter(v["value"] for v in values)
             return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0] if counts else None
@@ -110,12 +111,12 @@ class QualityService:
         return int(m) if m.is_integer() else m
 
     def _derive(self, field: str, how: str | None, source: str | None) -> list[tuple[str, Any]]:
-        pairs = self.engine.store.missing_with(field, source or "")
+        pairs = self.store.missing_with(field, source or "")
         if how == "copy":
             return pairs
         out = []
         for profile_id, phone in pairs:  # country_from_phone
-            result = standardize("phone", phone, {"region": self.engine.config.identity.default_region})
+            result = standardize("phone", phone, {"region": self.config.identity.default_region})
             if result.value:
                 region = phonenumbers.region_code_for_number(phonenumbers.parse(result.value))
                 if region and region != "ZZ":

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import orjson
@@ -34,7 +34,11 @@ from .ranker import CandidateRanker
 from .rules import apply_rules
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from ..clock import Clock
+    from ..config import Config
+    from ..ports import Analytics, Catalog, ModelRegistry, ProfileReads
+
+Resolve = Callable[[str], "str | None"]
 
 BOOSTED_NEIGHBOURS = 30     # per item viewed or in the cart, at request time
 USER_TRAITS = ("rfm_segment", "lifecycle_stage", "cluster", "churn_risk", "clv_12m")
@@ -133,41 +137,42 @@ class Recommender:
 
 
 class RecommendService:
-    def __init__(self, engine: "Engine"):
-        self.engine = engine
-        self.dir = engine.config.state_dir / "recommend"
+    def __init__(self, config: "Config", clock: "Clock", analytics: "Analytics", catalog: "Catalog",
+                 registry: "ModelRegistry", online: "ProfileReads", resolve: Resolve):
+        self.config: RecommendConfig = config.recommend
+        self.clock, self.analytics, self.catalog_store = clock, analytics, catalog
+        self.registry, self.online, self.resolve = registry, online, resolve
+        self.dir = config.state_dir / "recommend"
         self._served: Recommender | None = None
-
-    @property
-    def config(self) -> RecommendConfig:
-        return self.engine.config.recommend
 
     # -- catalog --------------------------------------------------------------------------------------
     def import_catalog(self, path: str | Path) -> dict[str, Any]:
         table = read_catalog_file(path)
-        written = self.engine.store.upsert_items(table, "catalog", self.engine.clock.now())
+        written = self.catalog_store.upsert_items(table, "catalog", self.clock.now())
         if self._served is not None:
             self._refresh_stock(self._served)
         return {"items": written, "file": str(path)}
 
     def catalog(self) -> pd.DataFrame:
         """The catalog, with items seen only in events added first."""
-        seen = self.engine.store.run(items_from_events())
+        seen = self.analytics.execute(items_from_events())
         if seen.num_rows:
             import pyarrow as pa
 
             seen = seen.append_column("description", pa.nulls(seen.num_rows, pa.string())) \
                 .append_column("in_stock", pa.nulls(seen.num_rows, pa.bool_())) \
                 .append_column("attributes", pa.nulls(seen.num_rows, pa.string()))
-            self.engine.store.upsert_items(seen, "events", self.engine.clock.now(), only_new=True)
-        return self.engine.sql("SELECT item_id, name, category, brand, price, description, in_stock FROM items "
-                               "ORDER BY item_id").to_pandas()
+            self.catalog_store.upsert_items(seen, "events", self.clock.now(), only_new=True)
+        from ..tables import ITEMS as I
+
+        return self.analytics.execute(I.select("item_id", "name", "category", "brand", "price", "description",
+                                               "in_stock").order_by("item_id")).to_pandas()
 
     # -- data -----------------------------------------------------------------------------------------
     def _interactions(self) -> pd.DataFrame:
-        since = self.engine.clock.now() - timedelta(days=self.config.lookback_days)
-        frame = self.engine.store.run(interactions_expr(tuple(self.config.weights), since)).to_pandas()
-        return frame[frame.ts < self.engine.clock.now()]
+        since = self.clock.now() - timedelta(days=self.config.lookback_days)
+        frame = self.analytics.execute(interactions_expr(tuple(self.config.weights), since)).to_pandas()
+        return frame[frame.ts < self.clock.now()]
 
     def _user_features(self) -> pd.DataFrame:
         """Per profile: its scores and segments-like computed traits, and where it is (country)."""
@@ -175,7 +180,7 @@ class RecommendService:
 
         computed = C.filter(C.key.isin(USER_TRAITS)).select("profile_id", "key", "value")
         location = T.filter(T.field.isin(LOCATION_TRAITS)).select("profile_id", key=T.field, value=T.value)
-        rows = self.engine.store.run(computed.union(location)).to_pandas()
+        rows = self.analytics.execute(computed.union(location)).to_pandas()
         if rows.empty:
             return pd.DataFrame(columns=["user"])
         wide = rows.pivot_table(index="profile_id", columns="key", values="value", aggfunc="first").reset_index()
@@ -205,7 +210,7 @@ class RecommendService:
         import joblib
 
         started = time.perf_counter()
-        now = self.engine.clock.now()
+        now = self.clock.now()
         items = self.catalog()
         log = self._interactions()
         if log.empty or log.user.nunique() < 2:
@@ -217,7 +222,7 @@ class RecommendService:
         ranker = self._ranker("temporal").fit(data, items, users, context)
         usable, skipped = ranker.generators_, ranker.skipped_
         served = self._serving_tables(data, items, log, users, {g.name: g for g in usable})
-        version = self.engine.store.register_model(
+        version = self.registry.register_model(
             "recommend", "recommender", now, None, None, [g.name for g in usable],
             {"generators": [g.name for g in usable], "weights": self.config.weights,
              "lookback_days": self.config.lookback_days, "skipped": skipped},
@@ -229,7 +234,7 @@ class RecommendService:
         # Two files: serving loads only the small one, not the ranker and its training data.
         joblib.dump(ranker, path)
         joblib.dump(served, _serving_path(path))
-        self.engine.store.set_model_artifact("recommend", version, str(path))
+        self.registry.set_model_artifact("recommend", version, str(path))
         written = self._precompute(ranker, served, data, context, progress)
         self._served = served
         return {"version": version, "profiles": written, "items": int(data.shape[1]),
@@ -277,26 +282,29 @@ class RecommendService:
         rows = np.arange(data.shape[0])
         seen = data.seen()
         names = [g.name for g in ranker.generators_]
-        written = 0
-        for start in range(0, len(rows), 2000):
-            part = rows[start:start + 2000]
-            ranked = ranker.rank(part, None, context).groupby("row", sort=False).head(self.config.top_n)
-            # The reason for an item is the generator that ranked it highest.
-            source = ranked[[f"rank_{n}" for n in names]].to_numpy().argmin(axis=1)
-            row_of, item_of, score_of = ranked.row.to_numpy(), ranked.item.to_numpy(), ranked.score.to_numpy()
-            payloads = []
-            bounds = np.flatnonzero(np.diff(row_of)) + 1
-            for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(row_of)]):
-                r = int(row_of[lo])
-                mine = seen[r].indices.tolist()
-                entries = [[str(served.item_ids[item_of[j]]), round(float(score_of[j]), 4),
-                            self._reason(served, names[source[j]], int(item_of[j]), mine)] for j in range(lo, hi)]
-                payloads.append((str(data.users[r]), orjson.dumps({"version": served.version, "items": entries})))
-            self.engine.online.put_recommendations(payloads, replace_all=start == 0)
-            written += len(payloads)
-            if progress:
-                progress(min(start + len(part), len(rows)), len(rows))
-        return written
+
+        def chunks() -> Iterator[list[tuple[str, bytes]]]:
+            for start in range(0, len(rows), 2000):
+                part = rows[start:start + 2000]
+                ranked = ranker.rank(part, None, context).groupby("row", sort=False).head(self.config.top_n)
+                # The reason for an item is the generator that ranked it highest.
+                source = ranked[[f"rank_{n}" for n in names]].to_numpy().argmin(axis=1)
+                row_of, item_of, score_of = ranked.row.to_numpy(), ranked.item.to_numpy(), ranked.score.to_numpy()
+                payloads = []
+                bounds = np.flatnonzero(np.diff(row_of)) + 1
+                for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(row_of)]):
+                    r = int(row_of[lo])
+                    mine = seen[r].indices.tolist()
+                    entries = [[str(served.item_ids[item_of[j]]), round(float(score_of[j]), 4),
+                                self._reason(served, names[source[j]], int(item_of[j]), mine)] for j in range(lo, hi)]
+                    payloads.append((str(data.users[r]), orjson.dumps({"version": served.version, "items": entries})))
+                yield payloads
+                if progress:
+                    progress(min(start + len(part), len(rows)), len(rows))
+
+        # The new lists replace the old ones in one swap: no profile reads as
+        # cold-start while they are written.
+        return self.online.replace_recommendations(chunks())
 
     @staticmethod
     def _reason(served: Recommender, source: str, item: int, mine: list[int]) -> str:
@@ -343,7 +351,7 @@ class RecommendService:
         if self._served is None:
             import joblib
 
-            versions = self.engine.store.model_versions("recommend")
+            versions = self.registry.model_versions("recommend")
             if not versions or not versions[-1]["artifact"]:
                 raise NotFound("no recommender trained yet; run `personable recommend train`")
             served = joblib.load(_serving_path(Path(versions[-1]["artifact"])))
@@ -353,7 +361,9 @@ class RecommendService:
 
     def _refresh_stock(self, served: Recommender) -> None:
         """Availability changes between trainings: read it from the catalog."""
-        stock = self.engine.sql("SELECT item_id, in_stock FROM items").to_pandas()
+        from ..tables import ITEMS as I
+
+        stock = self.analytics.execute(I.select("item_id", "in_stock")).to_pandas()
         served.in_stock = _available(stock.set_index("item_id").in_stock.reindex(served.item_ids))
 
     def recommend(self, identifier: str, placement: str | None = None, n: int | None = None,
@@ -368,11 +378,11 @@ class RecommendService:
         if not 1 <= n <= 200:
             raise ValidationFailed("n must be between 1 and 200")
         context = context or {}
-        pid = self.engine.resolve(identifier)
-        doc = self.engine.online.profile(pid, 50) if pid else None
+        pid = self.resolve(identifier)
+        doc = self.online.profile(pid, 50) if pid else None
         if doc is None:
             raise NotFound(f"no profile for {identifier!r}")
-        payload = self.engine.online.recommendations(pid)
+        payload = self.online.recommendations(pid)
         scores: dict[int, float] = {}
         reasons: dict[int, str] = {}
         source = "precomputed"

@@ -13,23 +13,26 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import NotFound, ValidationFailed
+from ..ports import PROFILES_CHANGED, ProfilesChanged
 from .clustering import ProfileClusterer
 from .features import DEFAULT_FEATURES, feature_expr
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from ..clock import Clock
+    from ..config import Config
+    from ..ports import Analytics, ComputedTraits, EventBus
 
 MIN_EVENTS = 5  # fewer events say too little about habits to place a profile
 
 
 class ClusterJobs:
-    def __init__(self, engine: "Engine"):
-        self.engine = engine
-        self.dir = engine.config.state_dir / "models"
+    def __init__(self, config: "Config", clock: "Clock", analytics: "Analytics", computed: "ComputedTraits",
+                 bus: "EventBus"):
+        self.clock, self.analytics, self.computed, self.bus = clock, analytics, computed, bus
+        self.dir = config.state_dir / "models"
 
     def _matrix(self, features: tuple[str, ...], customers_only: bool = False) -> tuple[list[str], np.ndarray, pa.Table]:
-        table = self.engine.store.run(feature_expr(self.engine.clock.now(), min_events=MIN_EVENTS,
-                                                   customers_only=customers_only))
+        table = self.analytics.execute(feature_expr(self.clock.now(), min_events=MIN_EVENTS, customers_only=customers_only))
         unknown = [f for f in features if f not in table.column_names]
         if unknown:
             raise ValidationFailed(f"unknown features: {', '.join(unknown)}; choose from {', '.join(table.column_names[1:])}")
@@ -64,7 +67,7 @@ class ClusterJobs:
         meta = {"method": method, "n_clusters": model.n_clusters_, "scores": {str(k): v for k, v in model.scores_.items()},
                 "features": list(features), "population": population, "profiles_fitted": len(ids),
                 "clusters": described, "stability": stability,
-                "fitted_at": self.engine.clock.now().isoformat(), "min_events": MIN_EVENTS,
+                "fitted_at": self.clock.now().isoformat(), "min_events": MIN_EVENTS,
                 "seconds": round(time.perf_counter() - started, 2)}
         self.dir.mkdir(parents=True, exist_ok=True)
         joblib.dump(model, self.dir / "clusters.joblib")
@@ -76,9 +79,9 @@ class ClusterJobs:
     def _write(self, ids: list[str], labels: np.ndarray) -> list[str]:
         table = pa.table({"profile_id": pa.array(ids, pa.string()),
                           "cluster": pa.array([int(x) if x >= 0 else None for x in labels], pa.int64())})
-        changed = self.engine.store.write_computed(["cluster"], table, self.engine.clock.now(), history_keys=("cluster",))
+        changed = self.computed.write_computed(["cluster"], table, self.clock.now(), history_keys=("cluster",))
         if changed:
-            self.engine._sync_online(sorted(changed), [], None)
+            self.bus.publish(PROFILES_CHANGED, ProfilesChanged(tuple(sorted(changed)), origin="clusters"))
         return changed
 
     def model(self) -> tuple[ProfileClusterer, dict[str, Any]]:

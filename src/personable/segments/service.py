@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
 import pyarrow as pa
@@ -24,35 +24,51 @@ import pyarrow as pa
 from ..errors import ErrorList, NotFound, ValidationFailed
 from .compile import REALTIME, clock_now, members_expr
 from .config import SegmentDef, check_references, parse_segment, refresh_order
+from ..ports import PROFILES_CHANGED, ProfilesChanged
 from .rules import event_kinds
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    import ibis.expr.types as ir
+
+    from ..clock import Clock
+    from ..config import Config
+    from ..ports import Analytics, ComputedTraits, EventBus, SegmentStore
+    from .clusters_service import ClusterJobs
 
 log = logging.getLogger("personable.segments")
 
 
+Resolve = Callable[[str], "str | None"]
+
+
 class SegmentService:
-    def __init__(self, engine: "Engine"):
-        self.engine = engine
+    def __init__(self, config: "Config", clock: "Clock", analytics: "Analytics", store: "SegmentStore",
+                 computed: "ComputedTraits", bus: "EventBus", resolve: Resolve):
+        self.config, self.clock, self.analytics = config, clock, analytics
+        self.store, self.computed, self.bus, self.resolve = store, computed, bus, resolve
+        self._parsed: dict[tuple[str, Any, str], SegmentDef | None] = {}
+        # Realtime expressions built once per rule: the time is read from a table
+        # (REALTIME), so the expression -- and the SQL the store compiles from it --
+        # does not change from one batch to the next.
+        self._realtime: dict[tuple[str, str], "ir.Table"] = {}
 
     # -- definitions -----------------------------------------------------------------------
     def definitions(self) -> list[SegmentDef]:
         """Segments from personable.yaml, then those created through the API
         (parsed once per version: this runs for every realtime evaluation)."""
-        configured = list(self.engine.config.segments)
+        configured = list(self.config.segments)
         ids = {s.segment_id for s in configured}
         stored = []
-        for segment_id, name, description, rule, updated_at in self.engine.store.api_segments():
+        for segment_id, name, description, rule, updated_at in self.store.api_segments():
             if segment_id in ids:
                 continue
             key = (segment_id, updated_at, rule)
-            if key not in _PARSED:
-                _PARSED[key] = parse_segment(segment_id, {"name": name, "description": description,
+            if key not in self._parsed:
+                self._parsed[key] = parse_segment(segment_id, {"name": name, "description": description,
                                                           "rule": orjson.loads(rule)},
                                              f"segments.{segment_id}", ErrorList(), "api")
-            if _PARSED[key]:
-                stored.append(_PARSED[key])
+            if self._parsed[key]:
+                stored.append(self._parsed[key])
         return configured + stored
 
     def _get(self, segment_id: str) -> SegmentDef:
@@ -73,8 +89,8 @@ class SegmentService:
             check_references(others, errors)
         if errors or seg is None:
             raise ValidationFailed(f"segment {segment_id!r} is not valid", details=errors.items)
-        now = self.engine.clock.now()
-        self.engine.store.save_segment(seg.segment_id, seg.name, seg.description, seg.raw_rule, "api", now)
+        now = self.clock.now()
+        self.store.save_segment(seg.segment_id, seg.name, seg.description, seg.raw_rule, "api", now)
         if refresh:
             self.refresh([segment_id], cause="created")
         return self.show(segment_id)
@@ -86,12 +102,12 @@ class SegmentService:
         users = [s.segment_id for s in self.definitions() if segment_id in s.depends_on]
         if users:
             raise ValidationFailed(f"{segment_id!r} is used by {', '.join(users)}")
-        self.engine.store.delete_segment(segment_id, self.engine.clock.now())
+        self.store.delete_segment(segment_id, self.clock.now())
 
     def _sync_definitions(self) -> None:
-        now = self.engine.clock.now()
-        for s in self.engine.config.segments:
-            self.engine.store.save_segment(s.segment_id, s.name, s.description, s.raw_rule, "config", now)
+        now = self.clock.now()
+        for s in self.config.segments:
+            self.store.save_segment(s.segment_id, s.name, s.description, s.raw_rule, "config", now)
 
     # -- refresh -------------------------------------------------------------------------------
     def refresh(self, segment_ids: list[str] | None = None, cause: str = "refresh") -> dict[str, Any]:
@@ -103,21 +119,20 @@ class SegmentService:
             unknown = set(segment_ids) - {s.segment_id for s in segments}
             if unknown:
                 raise NotFound(f"no segment {', '.join(sorted(unknown))}")
-        now = self.engine.clock.now()
+        now = self.clock.now()
         results, changed = [], set()
         for seg in segments:
             if segment_ids is not None and seg.segment_id not in segment_ids:
                 continue
             started = time.perf_counter()
-            members = self.engine.store.run(members_expr(seg.rule, now))
-            entered, exited = self.engine.store.apply_membership(seg.segment_id, members, now, cause)
+            members = self.analytics.execute(members_expr(seg.rule, now))
+            entered, exited = self.store.apply_membership(seg.segment_id, members, now, cause)
             self._publish(seg.segment_id, entered, exited, now, cause)
             changed.update(entered)
             changed.update(exited)
             results.append({"segment_id": seg.segment_id, "size": members.num_rows, "entered": len(entered),
                             "exited": len(exited), "seconds": round(time.perf_counter() - started, 3)})
-        if changed:
-            self.engine._sync_online(sorted(changed), [], None)
+        self._changed(changed, "segments")
         return {"at": now.isoformat(), "segments": results}
 
     def on_batch(self, profile_ids: list[str]) -> set[str]:
@@ -126,7 +141,7 @@ class SegmentService:
         segments = self.definitions()
         if not segments or not profile_ids:
             return set()
-        now = self.engine.clock.now()
+        now = self.clock.now()
         among = pa.table({"profile_id": pa.array(profile_ids, pa.string())})
         moved, changes = set(), []
         names: set[str] = set()
@@ -135,9 +150,9 @@ class SegmentService:
             n, t = event_kinds(seg.rule)
             names |= n
             types |= t
-        with self.engine.store.realtime_session(among, now, sorted(names), sorted(types)) as session:
+        with self.store.realtime_session(among, now, sorted(names), sorted(types)) as session:
             for seg in refresh_order(segments):
-                entered, exited = session.apply(seg.segment_id, session.run(_realtime_sql(seg)), "event")
+                entered, exited = session.apply(seg.segment_id, session.run(self.realtime_expr(seg)), "event")
                 changes.append((seg.segment_id, entered, exited))
                 moved.update(entered)
                 moved.update(exited)
@@ -145,12 +160,28 @@ class SegmentService:
             self._publish(segment_id, entered, exited, now, "event")
         return moved
 
+    def _clusters(self) -> "ClusterJobs":
+        from .clusters_service import ClusterJobs
+
+        return ClusterJobs(self.config, self.clock, self.analytics, self.computed, self.bus)
+
+    def _changed(self, profiles: set[str], origin: str) -> None:
+        if profiles:
+            self.bus.publish(PROFILES_CHANGED, ProfilesChanged(tuple(sorted(profiles)), origin=origin))
+
+    def realtime_expr(self, seg: SegmentDef) -> "ir.Table":
+        key = (seg.segment_id, orjson.dumps(seg.raw_rule, option=orjson.OPT_SORT_KEYS).decode())
+        expr = self._realtime.get(key)
+        if expr is None:
+            expr = self._realtime[key] = members_expr(seg.rule, clock_now(), REALTIME)
+        return expr
+
     def _publish(self, segment_id: str, entered: list[str], exited: list[str], now: Any, cause: str) -> None:
         at = now.isoformat()
         for pid in entered:
-            self.engine.bus.publish("segment.entered", {"segment_id": segment_id, "profile_id": pid, "at": at, "cause": cause})
+            self.bus.publish("segment.entered", {"segment_id": segment_id, "profile_id": pid, "at": at, "cause": cause})
         for pid in exited:
-            self.engine.bus.publish("segment.exited", {"segment_id": segment_id, "profile_id": pid, "at": at, "cause": cause})
+            self.bus.publish("segment.exited", {"segment_id": segment_id, "profile_id": pid, "at": at, "cause": cause})
 
     # -- computed traits: RFM and lifecycle ----------------------------------------------------------
     def compute(self) -> dict[str, Any]:
@@ -160,43 +191,38 @@ class SegmentService:
         from .lifecycle import lifecycle_table
         from .rfm import RFM_KEYS, rfm_table
 
-        store, now = self.engine.store, self.engine.clock.now()
+        computed, now = self.computed, self.clock.now()
         started = time.perf_counter()
-        rfm = store.run(rfm_table(self.engine.config.rfm, now))
-        changed = set(store.write_computed(list(RFM_KEYS), rfm, now, history_keys=("rfm_segment",)))
-        stages = store.run(lifecycle_table(self.engine.config.lifecycle, now))
-        changed |= set(store.write_computed(["lifecycle_stage"], stages, now, history_keys=("lifecycle_stage",)))
-        if changed:
-            self.engine._sync_online(sorted(changed), [], None)
+        rfm = self.analytics.execute(rfm_table(self.config.rfm, now))
+        changed = set(computed.write_computed(list(RFM_KEYS), rfm, now, history_keys=("rfm_segment",)))
+        stages = self.analytics.execute(lifecycle_table(self.config.lifecycle, now))
+        changed |= set(computed.write_computed(["lifecycle_stage"], stages, now, history_keys=("lifecycle_stage",)))
+        self._changed(changed, "computed")
         clusters = None
-        if (self.engine.config.state_dir / "models" / "clusters.joblib").exists():
+        if (self.config.state_dir / "models" / "clusters.joblib").exists():
             clusters = self.assign_clusters()  # new profiles join the existing clusters
         return {"at": now.isoformat(), "customers_scored": rfm.num_rows, "profiles_staged": stages.num_rows,
                 "clusters": clusters,
                 "changed_profiles": len(changed), "seconds": round(time.perf_counter() - started, 3),
-                "rfm_segments": store.computed_distribution("rfm_segment"),
-                "lifecycle_stages": store.computed_distribution("lifecycle_stage")}
+                "rfm_segments": computed.computed_distribution("rfm_segment"),
+                "lifecycle_stages": computed.computed_distribution("lifecycle_stage")}
 
     def cluster(self, method: str = "kmeans", n_clusters: int | str = "auto", pca: float | int | None = None,
                 features: tuple[str, ...] | None = None, stability_boots: int = 5,
                 population: str = "customers") -> dict[str, Any]:
         """Fit behavioural clusters; every profile with enough events gets ``computed.cluster``."""
-        from .clusters_service import ClusterJobs
-
-        return ClusterJobs(self.engine).fit(method, n_clusters, pca, features, stability_boots, population)
+        return self._clusters().fit(method, n_clusters, pca, features, stability_boots, population)
 
     def assign_clusters(self) -> dict[str, Any]:
-        from .clusters_service import ClusterJobs
-
-        return ClusterJobs(self.engine).assign()
+        return self._clusters().assign()
 
     def transitions(self, profile: str, key: str | None = None) -> list[dict[str, Any]]:
-        pid = self.engine.resolve(profile) or profile
-        return self.engine.store.computed_history(pid, key)
+        pid = self.resolve(profile) or profile
+        return self.computed.computed_history(pid, key)
 
     # -- reading -------------------------------------------------------------------------------
     def list(self) -> list[dict[str, Any]]:
-        stored = {r["segment_id"]: r for r in self.engine.store.stored_segments()}
+        stored = {r["segment_id"]: r for r in self.store.stored_segments()}
         out = []
         for s in self.definitions():
             row = stored.get(s.segment_id, {})
@@ -205,38 +231,20 @@ class SegmentService:
 
     def show(self, segment_id: str) -> dict[str, Any]:
         seg = self._get(segment_id)
-        row = next((r for r in self.engine.store.stored_segments() if r["segment_id"] == segment_id), {})
+        row = next((r for r in self.store.stored_segments() if r["segment_id"] == segment_id), {})
         return {**seg.as_dict(), "size": row.get("size", 0), "refreshed_at": row.get("refreshed_at"),
-                "sizes": self.engine.store.segment_sizes(segment_id)}
+                "sizes": self.store.segment_sizes(segment_id)}
 
     def members(self, segment_id: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         self._get(segment_id)
-        return self.engine.store.segment_members(segment_id, limit, offset)
+        return self.store.segment_members(segment_id, limit, offset)
 
     def history(self, profile: str | None = None, segment_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-        pid = (self.engine.resolve(profile) or profile) if profile else None
-        return self.engine.store.membership_history(pid, segment_id, limit)
+        pid = (self.resolve(profile) or profile) if profile else None
+        return self.store.membership_history(pid, segment_id, limit)
 
     def export(self, segment_id: str, path: str, fmt: str | None = None) -> dict[str, Any]:
         self._get(segment_id)
         fmt = fmt or ("parquet" if str(path).endswith(".parquet") else "csv")
-        n = self.engine.store.export_members(segment_id, path, fmt)
+        n = self.store.export_members(segment_id, path, fmt)
         return {"segment_id": segment_id, "path": str(path), "format": fmt, "members": n}
-
-
-_PARSED: dict[tuple, SegmentDef | None] = {}
-
-# Realtime SQL compiled once per rule: the time is read from a table, so the
-# query text does not change from one batch to the next.
-_REALTIME_SQL: dict[tuple[str, str], str] = {}
-
-
-def _realtime_sql(seg: SegmentDef) -> str:
-    import ibis
-    import orjson
-
-    key = (seg.segment_id, orjson.dumps(seg.raw_rule, option=orjson.OPT_SORT_KEYS).decode())
-    if key not in _REALTIME_SQL:
-        _REALTIME_SQL[key] = str(ibis.to_sql(members_expr(seg.rule, clock_now(), REALTIME), dialect="duckdb"))
-    return _REALTIME_SQL[key]
-

@@ -26,7 +26,7 @@ from ..events.spec import EVENT_TYPES
 from ..events.validate import check_event
 from .body import check_admin, parse_json, read_body, source_for, write_key_from
 from ..profiles.document import RECENT_EVENTS
-from ..ingest.log_worker import LogWorker
+from ..log_worker import LogWorker
 from ..scheduler import Job, Scheduler, Ticker
 from .collector import Collector
 from .quality_routes import add_quality_routes
@@ -68,7 +68,7 @@ def create_app(engine: Engine) -> FastAPI:
         jobs.append(Job("models", cfg.models_maintain_hours * 3600, engine.models.maintain))
     if cfg.recommend.retrain_hours:
         jobs.append(Job("recommend", cfg.recommend.retrain_hours * 3600, engine.recommend.train))
-    scheduler = Scheduler(jobs)
+    scheduler = Scheduler(jobs, engine.clock)
     engine.defer_realtime()
     if "threads" in engine.store.capabilities and cfg.server.store_threads:
         # Measured on 2 cores: with DuckDB on every core, each store job

@@ -17,24 +17,32 @@ import pyarrow as pa
 
 from ...identity.stitcher import ANON, USER, ExistingProfile, LinkRow, Node, StitchPlan
 from ...ports import IngestReport, PipelineSettings, StagedInput
+from ..sql.compiler import SqlCompiler
 from .batch_quality import QualityStaging
 from .parse_sql import parse_sql, q
-
-_PARSE_CACHE: dict[tuple, str] = {}
 
 REJECT_PROBLEM = "is not valid UTF-8 or not a readable line"
 
 
-def _parse_statement(settings: PipelineSettings, validate: bool) -> str:
-    key = (settings.identifier_traits, validate)
-    if key not in _PARSE_CACHE:
-        _PARSE_CACHE[key] = parse_sql(list(settings.identifier_traits), validate)
-    return _PARSE_CACHE[key]
+class ParseStatements:
+    """The parse statement per (identifier traits, validate), generated once per store."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[object, ...], str] = {}
+
+    def __call__(self, settings: PipelineSettings, validate: bool) -> str:
+        key = (settings.identifier_traits, validate)
+        if key not in self._cache:
+            self._cache[key] = parse_sql(list(settings.identifier_traits), validate)
+        return self._cache[key]
 
 
 class DuckDBBatch(QualityStaging):
-    def __init__(self, con: duckdb.DuckDBPyConnection, staged: StagedInput, settings: PipelineSettings):
+    def __init__(self, con: duckdb.DuckDBPyConnection, staged: StagedInput, settings: PipelineSettings,
+                 compile: SqlCompiler, parse_statement: ParseStatements):
         self.con = con
+        self.compile = compile
+        self._parse_statement = parse_statement
         self.staged = staged
         self.settings = settings
         self.now = staged.received_at or datetime.now(timezone.utc)
@@ -67,7 +75,7 @@ class DuckDBBatch(QualityStaging):
         parse_params: dict = {"junk": list(self.settings.junk_values)}
         if validate:
             parse_params["max_future_hours"] = self.settings.max_future_hours
-        con.execute(_parse_statement(self.settings, validate), parse_params)
+        con.execute(self._parse_statement(self.settings, validate), parse_params)
 
     def screen(self) -> None:
         """Quarantine what failed, drop what is already stored (after the quality

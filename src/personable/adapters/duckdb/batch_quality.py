@@ -26,6 +26,7 @@ _TV_EMPTY = """CREATE OR REPLACE TEMP TABLE _tv (seq BIGINT, field VARCHAR, raw 
 
 
 class QualityStaging:
+    compile: Any   # the store's SqlCompiler
     con: Any
     _quality_fields: list[tuple[str, str | None]]
 
@@ -71,12 +72,13 @@ class QualityStaging:
                 JOIN _std_arrow s ON s.field = r.field AND s.raw = r.raw AND s.hint IS NOT DISTINCT FROM r.hint""")
         self.con.unregister("_std_arrow")
 
-    def check_rules(self, violations_sql: str | None, quarantine_fields: set[str]) -> None:
+    def check_rules(self, violations: Any, quarantine_fields: set[str]) -> None:
         """Quarantine records with an unreadable value or a broken record rule
         (for fields whose ``on_invalid`` is quarantine)."""
         con = self.con
         rule_part = ""
-        if violations_sql and quarantine_fields:
+        if violations is not None and quarantine_fields:
+            violations_sql = self.compile(violations)
             names = ", ".join(q(f) for f in sorted(quarantine_fields))
             rule_part = f"""UNION ALL SELECT seq, field, problem FROM ({violations_sql}) v WHERE field IN ({names})"""
         con.execute(f"""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterable
 
 import pyarrow as pa
 
@@ -47,6 +47,23 @@ class CatalogStore:
                 con.execute("DELETE FROM recommendations")
             con.executemany("INSERT OR REPLACE INTO recommendations VALUES (?, ?)",
                             [(pid, payload.decode()) for pid, payload in rows])
+
+    def replace_recommendations(self, chunks: Iterable[list[tuple[str, bytes]]]) -> int:
+        """Chunks go to a staging table (the write lock held per chunk only, so
+        the write path goes on while lists are ranked), then one transaction swaps."""
+        written = 0
+        with self._write_lock:
+            self._writer.execute("CREATE OR REPLACE TABLE recommendations_next AS FROM recommendations LIMIT 0")
+        for rows in chunks:
+            with self._write_lock:
+                self._writer.executemany("INSERT OR REPLACE INTO recommendations_next VALUES (?, ?)",
+                                         [(pid, payload.decode()) for pid, payload in rows])
+            written += len(rows)
+        with self._transaction() as con:
+            con.execute("DELETE FROM recommendations")
+            con.execute("INSERT INTO recommendations SELECT * FROM recommendations_next")
+            con.execute("DROP TABLE recommendations_next")
+        return written
 
     def recommendations(self, profile_id: str) -> bytes | None:
         rows = self.cursor().execute("SELECT payload FROM recommendations WHERE profile_id = ?", [profile_id]).fetchall()

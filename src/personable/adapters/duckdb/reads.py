@@ -8,6 +8,7 @@ exactly the same shape.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -104,6 +105,13 @@ class ProfileReads:
                 UNION ALL SELECT '{PROFILE}:' || profile_id, profile_id FROM _key_ids""").fetchall()
         finally:
             con.unregister("_key_ids")
+
+    def changed_since(self, watermark: str | None) -> tuple[list[str], datetime | None]:
+        """Profiles updated after ``watermark`` (all of them for None), and the newest update time."""
+        rows = self.cursor().execute(
+            "SELECT profile_id, updated_at FROM profiles WHERE $since IS NULL OR updated_at > $since::TIMESTAMPTZ",
+            {"since": watermark}).fetchall()
+        return [r[0] for r in rows], max((r[1] for r in rows), default=None)
 
     def resolve(self, identifier: str, region: str = "US") -> str | None:
         """Any identifier -> the current profile id (old, merged ids redirect)."""

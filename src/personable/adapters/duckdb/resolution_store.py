@@ -34,6 +34,7 @@ class ResolutionStore:
 
     def cursor(self) -> Any: ...
     def _transaction(self) -> Any: ...
+    def _new_batch(self, con: Any, staged: StagedInput, settings: PipelineSettings) -> DuckDBBatch: ...
 
     # -- runs and pairs ---------------------------------------------------------------
     def start_resolution_run(self, now: datetime) -> int:
@@ -135,7 +136,7 @@ class ResolutionStore:
             return 0
         with self._transaction() as con:
             snapshots = self._snapshots(con, [m[0] for m in merges])
-            batch = DuckDBBatch(con, StagedInput(source="resolution", origin="resolution", received_at=now), settings)
+            batch = self._new_batch(con, StagedInput(source="resolution", origin="resolution", received_at=now), settings)
             batch._apply_merges([(f, i) for f, i, _ in merges], reason="probabilistic")
             con.executemany(
                 """INSERT INTO identity_audit (happened_at, action, actor, from_profile, into_profile, match_probability, snapshot)
@@ -234,7 +235,7 @@ class ResolutionStore:
                    CASE WHEN e.type = 'identify' AND json_type(e.traits, '$.consent') = 'OBJECT'
                         THEN json_extract(e.traits, '$.consent') END AS consent_traits
             FROM events e WHERE e.profile_id IN (SELECT profile_id FROM _rebuild_ids)""")
-        batch = DuckDBBatch(con, StagedInput(source="resolution", origin="resolution", received_at=now), settings)
+        batch = self._new_batch(con, StagedInput(source="resolution", origin="resolution", received_at=now), settings)
         values = batch.trait_values(quality_fields, table="_stored")
         batch.set_standardized(standardize(values))
         batch._update_profiles()

@@ -23,6 +23,8 @@ class SegmentsStore:
     _write_lock: Any
     _writer: Any
 
+    compile: Any
+
     def cursor(self) -> Any: ...
     def _transaction(self) -> Any: ...
 
@@ -101,7 +103,7 @@ class SegmentsStore:
             con.execute("CREATE OR REPLACE TEMP TABLE _rt_clock AS SELECT ?::TIMESTAMPTZ AS now", [now])
             con.execute("""CREATE OR REPLACE TEMP TABLE _rt_members AS SELECT segment_id, profile_id FROM segment_members
                            WHERE list_contains($ids, profile_id)""", {"ids": ids})
-            session = RealtimeSession(con, now)
+            session = RealtimeSession(con, now, self.compile)
             yield session
             session.write()
 
@@ -258,8 +260,8 @@ class RealtimeSession:
     memberships, kept up to date as each segment is judged, so ``in_segment``
     sees the new state); the changes are written in bulk at the end."""
 
-    def __init__(self, con: Any, now: datetime):
-        self.con, self.now = con, now
+    def __init__(self, con: Any, now: datetime, compile: Any):
+        self.con, self.now, self.compile = con, now, compile
         self.current: dict[str, set[str]] = {}
         for segment_id, profile_id in con.execute("SELECT segment_id, profile_id FROM _rt_members").fetchall():
             self.current.setdefault(segment_id, set()).add(profile_id)
@@ -267,8 +269,8 @@ class RealtimeSession:
         self.exited: list[tuple[str, str]] = []
         self.cause = "event"
 
-    def run(self, sql: str) -> pa.Table:
-        return self.con.sql(sql).to_arrow_table()
+    def run(self, expr: Any) -> pa.Table:
+        return self.con.sql(self.compile(expr)).to_arrow_table()
 
     def apply(self, segment_id: str, members: pa.Table, cause: str) -> tuple[list[str], list[str]]:
         self.cause = cause

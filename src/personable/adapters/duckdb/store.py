@@ -19,7 +19,8 @@ import pyarrow as pa
 
 from ...errors import ImportFailed, StoreError
 from ...ports import PipelineSettings, StagedInput
-from .batch import DuckDBBatch
+from ..sql.compiler import SqlCompiler
+from .batch import DuckDBBatch, ParseStatements
 from .files import lines_select
 from .catalog_store import CatalogStore
 from .models_store import ModelsStore
@@ -54,6 +55,8 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore, Mod
         # on the request path do not pay for opening and configuring a new one.
         self._writer = self._root.cursor()
         self._writer.execute("SET TimeZone = 'UTC'")
+        self.compile = SqlCompiler("duckdb")
+        self._parse_statements = ParseStatements()
 
     def set_threads(self, threads: int) -> None:
         """How many threads DuckDB may use (all connections of this process)."""
@@ -86,10 +89,13 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore, Mod
                 con.execute("ROLLBACK")
                 raise
 
+    def _new_batch(self, con: duckdb.DuckDBPyConnection, staged: StagedInput, settings: PipelineSettings) -> DuckDBBatch:
+        return DuckDBBatch(con, staged, settings, self.compile, self._parse_statements)
+
     @contextmanager
     def batch(self, staged: StagedInput, settings: PipelineSettings) -> Iterator[DuckDBBatch]:
         with self._transaction() as con:
-            b = DuckDBBatch(con, staged, settings)
+            b = self._new_batch(con, staged, settings)
             b.stage("lines")
             yield b
 
@@ -139,15 +145,21 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore, Mod
         return self.cursor().sql(query, params=params or None).to_arrow_table()
 
     # -- analytics: Ibis expressions compiled for DuckDB -------------------------
-    def run(self, expr: Any) -> pa.Table:
+    def execute(self, expr: Any) -> pa.Table:
         """Execute an Ibis expression built over unbound tables named like ours."""
-        import ibis
-
-        sql = str(ibis.to_sql(expr, dialect="duckdb"))
+        sql = self.compile(expr)
         try:
             return self.cursor().sql(sql).to_arrow_table()
         except duckdb.Error as exc:
             raise StoreError(f"analytics query failed: {exc}", sql=sql[:2000]) from exc
+
+    def splink_api(self) -> Any:
+        """Splink's DuckDB backend on a connection of its own to an in-memory
+        database: the resolver hands it the records as a table, so it never
+        touches (or locks) the store's file."""
+        from splink import DuckDBAPI
+
+        return DuckDBAPI(duckdb.connect(":memory:"))
 
     def quarantine_summary(self) -> list[dict[str, Any]]:
         """How many quarantined records name each field, with the most common problem."""
@@ -200,7 +212,7 @@ class DuckDBFileImport:
         with self.store._write_lock:
             self.con.execute("BEGIN TRANSACTION")
             try:
-                b = DuckDBBatch(self.con, self.staged, settings)
+                b = self.store._new_batch(self.con, self.staged, settings)
                 b.stage("file", first, last)
                 if first == 1:
                     b.quarantine_rejects(self.rejects)

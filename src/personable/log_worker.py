@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from ..engine import LOG_STREAM
+from .engine import LOG_STREAM
 
 log = logging.getLogger("personable.worker")
 

@@ -1,0 +1,111 @@
+"""The composition root: configuration -> adapters -> services, each once.
+
+Adapters are picked by URL scheme (``adapters.registry``); every service gets
+only the narrow ports it uses. Cross-cutting reactions are wired here as bus
+subscriptions: realtime segments, then the online projection, both on
+``profiles.changed``. Services heavy to import (models, recommendations,
+resolution) are built on first use, and once.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .adapters.registry import open_adapter, open_event_log
+from .bus import InProcessBus
+from .clock import Clock, SystemClock
+from .config import Config
+from .ingest.pipeline import WritePath
+from .ports import (PROFILES_CHANGED, Analytics, Catalog, ComputedTraits, EventLog, EventWrites, ModelRegistry,
+                    OnlineStore, ProfileMerges, ProfileProjection, ProfileReads, QualityStore, ResolutionLedger,
+                    SegmentStore)
+from .profiles.projection import OnlineProjection
+from .segments.realtime import RealtimeSegments
+from .segments.service import SegmentService
+
+if TYPE_CHECKING:
+    from .identity.resolution.service import ResolutionService
+    from .predict.service import ModelsService
+    from .quality.service import QualityService
+    from .recommend.service import RecommendService
+
+
+class OfflineBackend(EventWrites, Analytics, SegmentStore, ComputedTraits, ModelRegistry, ResolutionLedger,
+                     ProfileMerges, QualityStore, Catalog, ProfileProjection, Protocol):
+    """Every port an offline store serves. Only this module sees it whole; each
+    service is handed the one or two ports it needs."""
+
+    capabilities: frozenset[str]
+
+    @property
+    def schema_version(self) -> int: ...
+    def stats(self) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
+class Components:
+    def __init__(self, config: Config, clock: Clock | None = None):
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.bus = InProcessBus()
+        self.offline: OfflineBackend = open_adapter(config.offline_url, config.project_dir)
+        online_url = config.online_url
+        # "duckdb://" with no path: online reads come straight from the offline file,
+        # nothing is projected.
+        self.materialized: OnlineStore | None = None
+        if online_url in ("duckdb://", ""):
+            self.online: ProfileReads = self.offline
+        else:
+            self.materialized = open_adapter(online_url, config.project_dir)
+            self.online = self.materialized
+        self.log: EventLog | None = open_event_log(config.bus_url, config.project_dir)
+        self.write_path = WritePath(config)
+        self.segments = SegmentService(config, self.clock, self.offline, self.offline, self.offline, self.bus,
+                                       self.resolve)
+        self.realtime = RealtimeSegments(self.segments, self.bus)
+        self.bus.subscribe(PROFILES_CHANGED, self.realtime.on_changed)   # first: documents show its verdicts
+        self.projection: OnlineProjection | None = None
+        if self.materialized is not None:
+            self.projection = OnlineProjection(self.offline, self.materialized)
+            self.bus.subscribe(PROFILES_CHANGED, self.projection.on_changed)
+
+    def resolve(self, identifier: str) -> str | None:
+        return self.online.resolve(identifier, self.config.identity.default_region)
+
+    @cached_property
+    def quality(self) -> "QualityService":
+        from .quality.service import QualityService
+
+        return QualityService(self.config, self.clock, self.offline, self.offline, self.bus)
+
+    @cached_property
+    def models(self) -> "ModelsService":
+        from .predict.service import ModelsService
+
+        return ModelsService(self.config, self.clock, self.offline, self.offline, self.offline, self.bus)
+
+    @cached_property
+    def recommend(self) -> "RecommendService":
+        from .recommend.service import RecommendService
+
+        return RecommendService(self.config, self.clock, self.offline, self.offline, self.offline, self.online,
+                                self.resolve)
+
+    @cached_property
+    def resolution(self) -> "ResolutionService":
+        from .identity.resolution.service import ResolutionService
+
+        return ResolutionService(self.config, self.clock, self.offline, self.offline, self.write_path.settings,
+                                 self.bus, self.resolve)
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+        if self.materialized is not None:
+            self.materialized.close()
+        self.offline.close()
+
+
+def compose(config: Config, clock: Clock | None = None) -> Components:
+    return Components(config, clock)

@@ -1,0 +1,29 @@
+"""The online store: what the request path reads in well under a millisecond."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Protocol
+
+
+class ProfileReads(Protocol):
+    """Resolve any identifier to a profile, read its document and its recommendations."""
+
+    capabilities: frozenset[str]
+
+    def resolve(self, identifier: str, region: str = "US") -> str | None: ...
+    def profile(self, profile_id: str, recent_events: int = 20) -> dict[str, Any] | None: ...
+    def put_recommendations(self, rows: list[tuple[str, bytes]], replace_all: bool = False) -> None: ...
+    def replace_recommendations(self, chunks: Iterable[list[tuple[str, bytes]]]) -> int:
+        """Every list anew, written from ``chunks`` and swapped in at once: until
+        the swap readers see the old lists, never none. Returns lists written."""
+        ...
+    def recommendations(self, profile_id: str) -> bytes | None: ...
+
+
+class OnlineStore(ProfileReads, Protocol):
+    """A materialized online store (SQLite, Redis): documents projected into it."""
+
+    def watermark(self) -> str | None: ...
+    def apply(self, docs: Iterable[tuple[str, str]], keys: Iterable[tuple[str, str]],
+              removed: Iterable[str], watermark: str | None) -> None: ...
+    def close(self) -> None: ...

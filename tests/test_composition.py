@@ -1,0 +1,77 @@
+"""The composition root's wiring, observed from outside: the online projection
+reacts to profiles.changed, direct online reads work for every job, and
+realtime judging loses no profile when a flush fails."""
+
+from __future__ import annotations
+
+import pytest
+
+from personable import Engine
+from personable.ports import PROFILES_CHANGED
+
+
+def _direct_reads(project):
+    cfg = project / "personable.yaml"
+    cfg.write_text(cfg.read_text().replace("online: sqlite:///.personable/online.sqlite", "online: duckdb://"))
+
+
+def _orders(engine, n=6):
+    for i in range(n):
+        engine.identify(f"u{i}", {"email": f"p{i}@example.com"})
+        engine.track(f"u{i}", "Order Completed", {"order_id": f"o{i}", "revenue": 10.0 + i})
+
+
+def test_direct_online_reads_serve_every_job(project):
+    """`store.online: duckdb://` is documented; segment, model and resolution jobs
+    crashed on it ('DuckDBStore' object has no attribute 'apply')."""
+    _direct_reads(project)
+    with Engine(project) as e:
+        _orders(e)
+        assert e.components.projection is None and e.online is e.store
+        assert e.segments.compute()["customers_scored"] == 6
+        assert e.segments.refresh()["segments"]
+        assert e.profile("u1")["computed"]["rfm_segment"]
+        e.resolution.run()
+        e.quality.clean()
+
+
+def test_batch_jobs_reach_the_online_store_through_the_bus(project):
+    with Engine(project) as e:
+        _orders(e)
+        seen = []
+        e.bus.subscribe(PROFILES_CHANGED, seen.append)
+        e.segments.compute()
+        assert {m.origin for m in seen} >= {"computed"}
+        # The projection (a subscriber) wrote the new computed traits into SQLite.
+        assert "materialized" in e.online.capabilities
+        assert e.profile("u2")["computed"]["rfm_segment"] == e.store.profile(e.resolve("u2"))["computed"]["rfm_segment"]
+
+
+def test_a_failed_realtime_flush_keeps_its_profiles_pending(project, monkeypatch):
+    with Engine(project) as e:
+        e.segments.create("buyers", {"name": "Buyers", "rule": {"event": "Order Completed"}},
+                          refresh=False)
+        e.defer_realtime()
+        _orders(e, 3)
+        realtime = e.components.realtime
+        assert realtime.pending() == 3
+        real = e.segments.on_batch
+
+        def failing(profile_ids):
+            raise RuntimeError("store unavailable")
+
+        monkeypatch.setattr(e.segments, "on_batch", failing)
+        with pytest.raises(RuntimeError):
+            e.flush_realtime()
+        assert realtime.pending() == 3          # nothing lost
+        monkeypatch.setattr(e.segments, "on_batch", real)
+        assert e.flush_realtime() == 3
+        assert realtime.pending() == 0
+        assert len(e.segments.members("buyers")) == 3
+        assert [s["segment_id"] for s in e.profile("u0")["segments"]] == ["buyers"]   # projected
+
+
+def test_services_are_built_once(project):
+    with Engine(project) as e:
+        assert e.models is e.models and e.recommend is e.recommend and e.quality is e.quality
+        assert e.segments is e.components.segments
