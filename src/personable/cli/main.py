@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import typer
 
+from .config import config_app
 from .context import JSON, open_engine as _engine, project_dir as _project
 from .models import models_app
 from .recommend import recommend_app
@@ -24,6 +25,7 @@ app.add_typer(resolve_app, name="resolve")
 app.add_typer(segments_app, name="segments")
 app.add_typer(models_app, name="models")
 app.add_typer(recommend_app, name="recommend")
+app.add_typer(config_app, name="config")
 
 
 
