@@ -24,7 +24,7 @@ from .predict.config import ModelsConfig, ModelsSection
 from .quality.config import QualityConfig, QualitySection
 from .recommend.config import RecommendConfig
 from .segments.config import LifecycleConfig, LifecycleSection, RfmConfig, RfmSection, SegmentDef, Segments
-from .settings import Section, Text, problems_from
+from .settings import Section, Text, json_schema_of, problems_from
 
 CONFIG_FILE = "personable.yaml"
 STATE_DIR = ".personable"
@@ -506,8 +506,7 @@ class ProjectFile(Section):
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of personable.yaml, for editors and `personable config check`."""
-    schema = ProjectFile.model_json_schema(by_alias=True)
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": "personable.yaml"}
+    return json_schema_of(ProjectFile, "personable.yaml")
 
 
 def parse_config(raw: Any, project_dir: Path, origins: dict[str, str] | None = None) -> Config:

@@ -20,8 +20,11 @@ tests/test_import_hygiene.py).
 
 from __future__ import annotations
 
+import ast
 import difflib
+import inspect
 import re
+import textwrap
 import types
 from typing import Annotated, Any, Callable, Iterable, Union, get_args, get_origin
 
@@ -39,8 +42,10 @@ _TAGS: set[str] = set()
 class Section(BaseModel):
     """A mapping of personable.yaml."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True,
-                              use_attribute_docstrings=True)
+    # Field docstrings describe the fields in the JSON Schema; they are read when
+    # the schema is made (json_schema), not at import (pydantic's
+    # use_attribute_docstrings parses every class's source: a third of the import).
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -223,3 +228,36 @@ def _keys_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
         else:
             return []
     return list(_fields(_unwrap(kind)) or [])
+
+
+# -- the JSON Schema ----------------------------------------------------------------------
+def json_schema_of(model: type[BaseModel], title: str) -> dict[str, Any]:
+    """``model``'s JSON Schema (draft 2020-12), each field described by its docstring."""
+    schema = model.model_json_schema(by_alias=True)
+    classes = {cls.__name__: cls for cls in _subclasses(Section)}
+    for name, part in [(model.__name__, schema), *schema.get("$defs", {}).items()]:
+        if name in classes:
+            for key, doc in _field_docs(classes[name]).items():
+                if key in part.get("properties", {}):
+                    part["properties"][key].setdefault("description", doc)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": title}
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]
+
+
+def _field_docs(cls: type[BaseModel]) -> dict[str, str]:
+    """The string right below each field of the class body, by the field's key in the file."""
+    try:
+        body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body  # type: ignore[attr-defined]
+    except (OSError, TypeError, IndexError, AttributeError, SyntaxError):
+        return {}
+    docs: dict[str, str] = {}
+    for stmt, after in zip(body, body[1:]):
+        if (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+            info = cls.model_fields.get(stmt.target.id)
+            if info is not None:
+                docs[info.alias or stmt.target.id] = inspect.cleandoc(after.value.value)
+    return docs
