@@ -115,7 +115,8 @@ class Config:
         if not path.exists():
             return {}
         try:
-            return json.loads(path.read_text())
+            data: dict[str, Any] = json.loads(path.read_text())
+            return data
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
 
@@ -404,7 +405,7 @@ class EventsSection(Section):
 class IdentitySection(Section):
     """Identity stitching: userId, anonymousId and alias always link; the identifier traits link too."""
 
-    identifiers: list[IdentifierRule] = [IdentifierRule(**d) for d in DEFAULT_IDENTIFIERS]
+    identifiers: list[IdentifierRule] = [IdentifierRule(trait=d["trait"], kind=d["kind"]) for d in DEFAULT_IDENTIFIERS]
     """Traits that link profiles."""
     junk_values: list[Text] = []
     """Values never used as identifiers, in addition to the built-in list (null, undefined, 0, ...)."""

@@ -97,7 +97,7 @@ def one_of(choices: dict[str, Any], pick: Callable[[Any], str | None], message: 
         tag = pick(value)
         return f"<{tag}>" if tag else None
 
-    return Annotated[Union[tuple(members)], Discriminator(  # type: ignore[valid-type]
+    return Annotated[Union[tuple(members)], Discriminator(
         discriminate, custom_error_type="invalid_choice", custom_error_message=message)]
 
 
@@ -244,7 +244,8 @@ def json_schema_of(model: type[BaseModel], title: str) -> dict[str, Any]:
 
 
 def _subclasses(cls: type) -> list[type]:
-    return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]
+    direct: list[type] = cls.__subclasses__()
+    return [sub for d in direct for sub in (d, *_subclasses(d))]
 
 
 def _field_docs(cls: type[BaseModel]) -> dict[str, str]:

@@ -123,9 +123,9 @@ class RulesSection(Section):
 
     type: Literal[VALUE_TYPES] | None = None  # type: ignore[valid-type]
     """The value must read as this type."""
-    min: Bound | None = None
+    min: Bound | None = None  # type: ignore[valid-type]
     """At least this number or date ('today' for the day of the check)."""
-    max: Bound | None = None
+    max: Bound | None = None  # type: ignore[valid-type]
     """At most this number or date ('today' for the day of the check)."""
     pattern: Annotated[str, AfterValidator(_regex)] | None = None
     """A regular expression the whole value must match."""

@@ -43,7 +43,7 @@ class SegmentDef:
     name: str
     description: str
     rule: Rule
-    raw_rule: dict = field(hash=False, compare=False)
+    raw_rule: dict[str, Any] = field(hash=False, compare=False)
     origin: str = "config"   # config | api
 
     @property
