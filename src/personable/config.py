@@ -8,23 +8,25 @@ file: they come from the environment or from ``.personable/keys.json``, which
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import AfterValidator, Field, ValidationError
 
-from .errors import ConfigError, ErrorList, ProjectNotFound
-from .identity.resolution.config import ResolutionConfig, parse_resolution
-from .predict.config import ModelsConfig, parse_models
-from .quality.config import QualityConfig, parse_quality
-from .recommend.config import RecommendConfig, parse_recommend
-from .segments.config import SegmentDef, parse_segments
-from .segments.lifecycle import LifecycleConfig, parse_lifecycle
-from .segments.rfm import RfmConfig, parse_rfm
+from .errors import ConfigError, Problem, ProjectNotFound
+from .identity.resolution.config import ResolutionConfig, ResolutionSection
+from .predict.config import ModelsConfig, ModelsSection
+from .quality.config import QualityConfig, QualitySection
+from .recommend.config import RecommendConfig
+from .segments.config import LifecycleConfig, LifecycleSection, RfmConfig, RfmSection, SegmentDef, Segments
+from .settings import Section, Text, json_schema_of, problems_from
 
 CONFIG_FILE = "personable.yaml"
 STATE_DIR = ".personable"
@@ -43,11 +45,15 @@ DEFAULT_IDENTIFIERS = (
 IDENTIFIER_KINDS = ("email", "phone", "external")
 
 
-@dataclass
-class IdentifierRule:
+class IdentifierRule(Section):
+    """A trait that links profiles, normalized and SHA-256 hashed before it is stored."""
+
     trait: str
-    kind: str  # email | phone | external
+    """The trait's name."""
+    kind: Literal[IDENTIFIER_KINDS] = "external"  # type: ignore[valid-type]
+    """email and phone are normalized first (lower-case / E.164); external is kept as given."""
     hash: bool = True
+    """Store the SHA-256 of the value, not the value."""
 
 
 @dataclass
@@ -60,14 +66,20 @@ class IdentityConfig:
     resolution: ResolutionConfig = field(default_factory=ResolutionConfig)
 
 
-@dataclass
-class ServerConfig:
+class ServerConfig(Section):
+    """The HTTP API (`personable serve`)."""
+
     host: str = "127.0.0.1"
-    port: int = 8787
-    max_body_bytes: int = 512_000
-    commit_interval_ms: float = 2.0
-    max_batch_events: int = 5_000
-    store_threads: int = 1
+    """Bind address."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 8787
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 512_000
+    """Larger request bodies get a 413."""
+    commit_interval_ms: Annotated[float, Field(ge=0)] = 2.0
+    """Group-commit window: an event is acknowledged once durable."""
+    max_batch_events: Annotated[int, Field(ge=1)] = 5_000
+    """At most this many events in one /v1/batch request."""
+    store_threads: Annotated[int, Field(ge=0)] = 1
+    """DuckDB threads while serving (0: all cores); leaves cores for requests."""
 
 
 @dataclass
@@ -105,7 +117,8 @@ class Config:
         if not path.exists():
             return {}
         try:
-            return json.loads(path.read_text())
+            data: dict[str, Any] = json.loads(path.read_text())
+            return data
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
 
@@ -123,8 +136,13 @@ class Config:
         return os.environ.get("PERSONABLE_ADMIN_TOKEN") or self._keys_file().get("admin_token")
 
 
+SCHEMA_FILE = "personable.schema.json"  # in the state folder, written by `personable init`
+
 STARTER = """\
+# yaml-language-server: $schema=.personable/personable.schema.json
 # personable project configuration -- configuration as code, review it in git.
+# Editors with the YAML language server check it against the schema named above;
+# `personable config check` does too, and `personable config schema` prints it.
 # Every value can be overridden from the environment: PERSONABLE_<SECTION>__<KEY>,
 # e.g. PERSONABLE_SERVER__PORT=9000. Secrets never belong in this file: write keys
 # and the admin token live in .personable/keys.json (created by `personable init`,
@@ -322,7 +340,8 @@ def write_starter(project_dir: Path, name: str | None = None, force: bool = Fals
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists (use --force to overwrite)")
     path.write_text(STARTER.format(name=name or project_dir.resolve().name))
-    ensure_state(project_dir)
+    state = ensure_state(project_dir)
+    (state / SCHEMA_FILE).write_text(json.dumps(json_schema(), indent=2) + "\n")
     return path
 
 
@@ -343,7 +362,10 @@ def ensure_state(project_dir: Path) -> Path:
     return state
 
 
-def _apply_env_overrides(raw: dict[str, Any], environ: dict[str, str]) -> None:
+def _apply_env_overrides(raw: dict[str, Any], environ: dict[str, str]) -> dict[str, str]:
+    """Apply ``PERSONABLE_<SECTION>__<KEY>=value`` (YAML-parsed); returns which
+    path each variable set, so that a problem with it names the variable."""
+    origins: dict[str, str] = {}
     for name, value in environ.items():
         if not name.startswith("PERSONABLE_") or "__" not in name:
             continue
@@ -355,111 +377,173 @@ def _apply_env_overrides(raw: dict[str, Any], environ: dict[str, str]) -> None:
                 break
         else:
             node[parts[-1]] = yaml.safe_load(value) if value else value
+            origins[".".join(parts)] = name
+    return origins
 
 
-def _get(raw: dict, path: str, kind: type | tuple, default: Any, errors: ErrorList) -> Any:
-    node: Any = raw
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node or node[part] is None:
-            return default
-        node = node[part]
-    if kind is float and isinstance(node, int) and not isinstance(node, bool):
-        node = float(node)
-    if not isinstance(node, kind) or (isinstance(node, bool) and kind in (int, float)):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        errors.add(path, f"must be {names}, got {type(node).__name__} {node!r}")
-        return default
-    return node
+# -- the schema: one model for the whole file ---------------------------------------------
+class StoreSection(Section):
+    """Where data lives. Adapters are chosen by URL scheme; relative paths are relative to the project."""
+
+    offline: str = "duckdb:///.personable/store.duckdb"
+    """Event log and analytical tables."""
+    online: str = "sqlite:///.personable/online.sqlite"
+    """Profile documents for fast lookups; duckdb:// reads the offline file instead."""
+    bus: str = "file:///.personable/bus"
+    """Durable event log the HTTP path acknowledges from; memory:// stores on the request path instead."""
 
 
-def parse_config(raw: dict[str, Any], project_dir: Path) -> Config:
-    errors = ErrorList()
+def _source_name(name: str) -> str:
+    if not name.isidentifier():
+        raise ValueError(f"must be a simple name (letters, digits, _), got {name!r}")
+    return name
+
+
+class EventsSection(Section):
+    max_future_skew_hours: float = 24.0
+    """Timestamps further ahead than this are rejected."""
+
+
+class IdentitySection(Section):
+    """Identity stitching: userId, anonymousId and alias always link; the identifier traits link too."""
+
+    identifiers: list[IdentifierRule] = [IdentifierRule(trait=d["trait"], kind=d["kind"]) for d in DEFAULT_IDENTIFIERS]
+    """Traits that link profiles."""
+    junk_values: list[Text] = []
+    """Values never used as identifiers, in addition to the built-in list (null, undefined, 0, ...)."""
+    max_user_ids_per_profile: Annotated[int, Field(ge=1)] = 1
+    """An identify never merges profiles beyond this many known users (alias can)."""
+    default_region: Annotated[str, AfterValidator(str.upper)] = "US"
+    """For phone numbers written without a country code."""
+    max_ids_per_identifier: Annotated[int, Field(ge=1)] = 20
+    """An email / phone carried by more user + anonymous ids is shared: it links nothing, and is reported."""
+    resolution: ResolutionSection = ResolutionSection()
+
+    def to_config(self) -> IdentityConfig:
+        return IdentityConfig(
+            identifiers=list(self.identifiers),
+            junk_values=frozenset(list(DEFAULT_JUNK_VALUES) + [v.strip().lower() for v in self.junk_values]),
+            max_user_ids_per_profile=self.max_user_ids_per_profile, default_region=self.default_region,
+            max_ids_per_identifier=self.max_ids_per_identifier, resolution=self.resolution.to_config())
+
+
+Policy = Literal[TRAIT_POLICIES]  # type: ignore[valid-type]
+
+
+class TraitsSection(Section):
+    """How traits merge when several sources disagree (by event time)."""
+
+    default_policy: Policy = "last_write_wins"
+    policies: dict[str, Policy] = {}
+    """Per trait."""
+
+
+class SessionsSection(Section):
+    timeout_minutes: Annotated[int, Field(ge=1)] = 30
+    """Inactivity that starts a new session."""
+
+
+class SchedulerSection(Section):
+    """What `personable serve` runs on a schedule."""
+
+    segments_refresh_minutes: Annotated[float, Field(gt=0)] = 15.0
+    """RFM, lifecycle, clusters' assignment, then every segment."""
+    realtime_segments_interval_ms: Annotated[float, Field(gt=0)] = 1000.0
+    """How often profiles touched by events are re-judged (a fresh=true read waits for it)."""
+    models_maintain_hours: Annotated[float, Field(gt=0)] = 24.0
+    """Retrain / drift check / score the models under models.maintain."""
+
+
+ColumnMap = dict[str, Text]
+
+
+class ImportsSection(Section):
+    """Column mappings for `personable ingest --kind ...` (field: file column)."""
+
+    events: ColumnMap | None = None
+    crm: ColumnMap | None = None
+    orders: ColumnMap | None = None
+
+
+class ProjectFile(Section):
+    """personable.yaml: a personable project's configuration (docs/configuration.md)."""
+
+    name: str | None = None
+    """The project's name (default: its folder's name)."""
+    store: StoreSection = StoreSection()
+    sources: list[Annotated[str, AfterValidator(_source_name)]] = ["web", "server"]
+    """Event sources, each with its own write key (in .personable/keys.json or PERSONABLE_WRITE_KEY_<SOURCE>)."""
+    server: ServerConfig = ServerConfig()
+    events: EventsSection = EventsSection()
+    identity: IdentitySection = IdentitySection()
+    traits: TraitsSection = TraitsSection()
+    sessions: SessionsSection = SessionsSection()
+    quality: QualitySection = QualitySection()
+    segments: Segments = {}
+    """Segment id: definition (docs/segments.md)."""
+    scheduler: SchedulerSection = SchedulerSection()
+    models: ModelsSection = ModelsSection()
+    rfm: RfmSection = RfmSection()
+    lifecycle: LifecycleSection = LifecycleSection()
+    recommend: RecommendConfig = RecommendConfig()
+    imports: ImportsSection = ImportsSection()
+
+    def to_config(self, project_dir: Path) -> Config:
+        rfm = self.rfm.to_config()
+        return Config(
+            project_dir=project_dir, name=self.name or project_dir.resolve().name,
+            offline_url=self.store.offline, online_url=self.store.online, bus_url=self.store.bus,
+            sources=list(self.sources), server=self.server, identity=self.identity.to_config(),
+            trait_default_policy=self.traits.default_policy, trait_policies=dict(self.traits.policies),
+            session_timeout_minutes=self.sessions.timeout_minutes,
+            max_future_skew_hours=self.events.max_future_skew_hours,
+            imports={k: dict(v) for k, v in self.imports if v is not None},
+            quality=self.quality.to_config(),
+            segments=tuple(s.to_def(sid) for sid, s in self.segments.items()),
+            segments_refresh_minutes=self.scheduler.segments_refresh_minutes,
+            realtime_segments_interval_ms=self.scheduler.realtime_segments_interval_ms,
+            rfm=rfm, lifecycle=LifecycleConfig(order_event=rfm.order_event, **self.lifecycle.model_dump()),
+            models=self.models.to_config(), models_maintain_hours=self.scheduler.models_maintain_hours,
+            recommend=self.recommend)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of personable.yaml, for editors (`personable config schema`)."""
+    return copy.deepcopy(_json_schema())
+
+
+@functools.cache
+def _json_schema() -> dict[str, Any]:
+    # Made once per process: it reads the sources for the field descriptions
+    # (~0.1 s), and `personable init` writes it into every new project.
+    return json_schema_of(ProjectFile, "personable.yaml")
+
+
+def parse_config(raw: Any, project_dir: Path, origins: dict[str, str] | None = None) -> Config:
     if not isinstance(raw, dict):
-        raise ConfigError("personable.yaml must be a mapping at the top level")
-    offline = _get(raw, "store.offline", str, "duckdb:///.personable/store.duckdb", errors)
-    online = _get(raw, "store.online", str, "sqlite:///.personable/online.sqlite", errors)
-    bus = _get(raw, "store.bus", str, "file:///.personable/bus", errors)
-    sources = _get(raw, "sources", list, ["web", "server"], errors)
-    for i, s in enumerate(sources):
-        if not isinstance(s, str) or not s.isidentifier():
-            errors.add(f"sources[{i}]", f"must be a simple name (letters, digits, _), got {s!r}")
-    server = ServerConfig(
-        host=_get(raw, "server.host", str, "127.0.0.1", errors),
-        port=_get(raw, "server.port", int, 8787, errors),
-        max_body_bytes=_get(raw, "server.max_body_bytes", int, 512_000, errors),
-        commit_interval_ms=_get(raw, "server.commit_interval_ms", float, 2.0, errors),
-        max_batch_events=_get(raw, "server.max_batch_events", int, 5_000, errors),
-        store_threads=_get(raw, "server.store_threads", int, 1, errors),
-    )
-    if not 0 < server.port < 65536:
-        errors.add("server.port", f"must be between 1 and 65535, got {server.port}")
-    if server.max_body_bytes < 1024:
-        errors.add("server.max_body_bytes", "must be at least 1024")
-    idents_raw = _get(raw, "identity.identifiers", list, list(DEFAULT_IDENTIFIERS), errors)
-    identifiers: list[IdentifierRule] = []
-    for i, item in enumerate(idents_raw):
-        if not isinstance(item, dict) or not isinstance(item.get("trait"), str):
-            errors.add(f"identity.identifiers[{i}]", "must be a mapping with a 'trait' name")
-            continue
-        kind = item.get("kind", "external")
-        if kind not in IDENTIFIER_KINDS:
-            errors.add(f"identity.identifiers[{i}].kind", f"must be one of {', '.join(IDENTIFIER_KINDS)}, got {kind!r}")
-            continue
-        identifiers.append(IdentifierRule(trait=item["trait"], kind=kind, hash=bool(item.get("hash", True))))
-    junk_extra = _get(raw, "identity.junk_values", list, [], errors)
-    identity = IdentityConfig(
-        identifiers=identifiers,
-        junk_values=frozenset(list(DEFAULT_JUNK_VALUES) + [str(v).strip().lower() for v in junk_extra]),
-        max_user_ids_per_profile=_get(raw, "identity.max_user_ids_per_profile", int, 1, errors),
-        default_region=_get(raw, "identity.default_region", str, "US", errors).upper(),
-        max_ids_per_identifier=_get(raw, "identity.max_ids_per_identifier", int, 20, errors),
-        resolution=parse_resolution((raw.get("identity") or {}).get("resolution") if isinstance(raw.get("identity"), dict) else None, errors),
-    )
-    if identity.max_user_ids_per_profile < 1:
-        errors.add("identity.max_user_ids_per_profile", "must be at least 1")
-    default_policy = _get(raw, "traits.default_policy", str, "last_write_wins", errors)
-    if default_policy not in TRAIT_POLICIES:
-        errors.add("traits.default_policy", f"must be one of {', '.join(TRAIT_POLICIES)}, got {default_policy!r}")
-    policies = _get(raw, "traits.policies", dict, {}, errors)
-    for key, pol in policies.items():
-        if pol not in TRAIT_POLICIES:
-            errors.add(f"traits.policies.{key}", f"must be one of {', '.join(TRAIT_POLICIES)}, got {pol!r}")
-    imports = _get(raw, "imports", dict, {}, errors)
-    for kind, mapping in imports.items():
-        if kind not in ("events", "crm", "orders"):
-            errors.add(f"imports.{kind}", "unknown import kind; use events, crm or orders")
-        elif not isinstance(mapping, dict):
-            errors.add(f"imports.{kind}", "must be a mapping of field: file column")
-    cfg = Config(
-        project_dir=project_dir,
-        name=_get(raw, "name", str, project_dir.resolve().name, errors),
-        offline_url=offline,
-        online_url=online,
-        bus_url=bus,
-        sources=list(sources),
-        server=server,
-        identity=identity,
-        trait_default_policy=default_policy,
-        trait_policies=dict(policies),
-        session_timeout_minutes=_get(raw, "sessions.timeout_minutes", int, 30, errors),
-        max_future_skew_hours=_get(raw, "events.max_future_skew_hours", float, 24.0, errors),
-        imports={k: v for k, v in imports.items() if isinstance(v, dict)},
-        quality=parse_quality(raw.get("quality"), errors),
-        segments=parse_segments(raw.get("segments"), errors),
-        segments_refresh_minutes=_get(raw, "scheduler.segments_refresh_minutes", float, 15.0, errors),
-        realtime_segments_interval_ms=_get(raw, "scheduler.realtime_segments_interval_ms", float, 1000.0, errors),
-        rfm=(rfm := parse_rfm(raw.get("rfm"), errors)),
-        lifecycle=parse_lifecycle(raw.get("lifecycle"), errors, rfm.order_event),
-        models=parse_models(raw.get("models"), errors),
-        models_maintain_hours=_get(raw, "scheduler.models_maintain_hours", float, 24.0, errors),
-        recommend=parse_recommend(raw.get("recommend"), errors),
-    )
-    if errors:
-        raise ConfigError("personable.yaml is invalid", details=errors.items)
-    return cfg
+        raise ConfigError("personable.yaml must be a mapping at the top level",
+                          details=[Problem("", f"must be a mapping, got {type(raw).__name__}")])
+    try:
+        parsed = ProjectFile.model_validate(raw)
+    except ValidationError as exc:
+        problems = [_name_origin(p, origins or {}) for p in problems_from(exc, ProjectFile)]
+        raise ConfigError("personable.yaml is invalid", details=problems) from None
+    return parsed.to_config(project_dir)
 
 
-def load_config(project_dir: str | Path = ".", environ: dict[str, str] | None = None) -> Config:
+def _name_origin(problem: Problem, origins: dict[str, str]) -> Problem:
+    """A problem with a value set from the environment (or with a key the
+    environment added) says so."""
+    for path, variable in origins.items():
+        if problem.path == path or problem.path.startswith((path + ".", path + "[")) or \
+                path.startswith(problem.path + "."):
+            return Problem(problem.path, f"{problem.problem} (set by {variable})")
+    return problem
+
+
+def read_raw(project_dir: str | Path = ".", environ: dict[str, str] | None = None) -> tuple[Path, Any, dict[str, str]]:
+    """The project folder, its personable.yaml as YAML data with the environment
+    overrides applied, and which path each override set."""
     project_dir = Path(project_dir).resolve()
     path = project_dir / CONFIG_FILE
     if not path.exists():
@@ -470,5 +554,10 @@ def load_config(project_dir: str | Path = ".", environ: dict[str, str] | None = 
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-    _apply_env_overrides(raw, dict(os.environ if environ is None else environ))
-    return parse_config(raw, project_dir)
+    origins = _apply_env_overrides(raw, dict(os.environ if environ is None else environ)) if isinstance(raw, dict) else {}
+    return project_dir, raw, origins
+
+
+def load_config(project_dir: str | Path = ".", environ: dict[str, str] | None = None) -> Config:
+    project_dir, raw, origins = read_raw(project_dir, environ)
+    return parse_config(raw, project_dir, origins)

@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import typer
 
+from .config import config_app
 from .context import JSON, open_engine as _engine, project_dir as _project
 from .models import models_app
 from .recommend import recommend_app
@@ -24,6 +25,7 @@ app.add_typer(resolve_app, name="resolve")
 app.add_typer(segments_app, name="segments")
 app.add_typer(models_app, name="models")
 app.add_typer(recommend_app, name="recommend")
+app.add_typer(config_app, name="config")
 
 
 
@@ -150,12 +152,53 @@ def quarantine(ctx: typer.Context, limit: int = typer.Option(20, help="How many 
     console.print(t if rows else "[green]quarantine is empty[/]")
 
 
+# The Engine's stream in the event log (personable.engine.LOG_STREAM, which this
+# module must not import: see _quick_stats; tests/test_import_hygiene.py keeps them equal).
+LOG_STREAM = "http"
+
+
+def _quick_stats(project: Path) -> dict[str, Any] | None:
+    """The counts straight from the stores, without building the Engine (its
+    import is the whole write path: Ibis, ... -- seconds for a status line):
+    the running server's, else the offline store's when the event log holds
+    nothing it has not stored. None when there is a backlog: the Engine stores
+    it on open (after a crash), and then counts."""
+    from ..adapters.registry import open_adapter, open_event_log
+    from ..config import load_config
+    from ..server.run import running_server
+
+    cfg = load_config(project)
+    info = running_server(cfg)
+    if info:
+        from ..client import RemoteEngine
+
+        remote = RemoteEngine(cfg, info["url"])
+        try:
+            return remote.stats()  # type: ignore[no-any-return]
+        finally:
+            remote.close()
+    log = open_event_log(cfg.bus_url, cfg.project_dir)
+    try:
+        store = open_adapter(cfg.offline_url, cfg.project_dir)
+        try:
+            if log is not None and store.committed_offset(LOG_STREAM) < log.end_offset():
+                return None
+            return store.stats()  # type: ignore[no-any-return]
+        finally:
+            store.close()
+    finally:
+        if log is not None:
+            log.close()
+
+
 @app.command()
 @handle_errors
 def status(ctx: typer.Context, as_json: bool = JSON) -> None:
     """Counts of events, profiles, identities and quarantined records."""
-    with _engine(ctx) as engine:
-        stats = engine.stats()
+    stats = _quick_stats(_project(ctx))
+    if stats is None:
+        with _engine(ctx) as engine:
+            stats = engine.stats()
     if as_json:
         emit_json(stats)
         return

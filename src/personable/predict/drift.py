@@ -4,16 +4,13 @@ two-sample Kolmogorov-Smirnov test and the population stability index."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .config import DriftThresholds  # defined beside the configuration, which must not import numpy
 
-@dataclass(frozen=True)
-class DriftThresholds:
-    psi: float = 0.2        # the customary "significant shift" line (0.1: worth a look)
-    ks_pvalue: float = 0.01
+__all__ = ["DriftThresholds", "drift_report", "psi"]
 
 
 def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10, floor: float = 1e-4) -> float:

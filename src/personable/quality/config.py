@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from ..errors import ErrorList
+from pydantic import AfterValidator, Field, model_validator
+
+from ..settings import Section, Text, one_of
 from .standardize import KINDS, currency_code
 
 RULE_KINDS = ("type", "min", "max", "pattern", "allowed", "unique", "required", "freshness")
@@ -83,116 +85,147 @@ def duration_seconds(text: str) -> int | None:
     return int(m.group(1)) * _SECONDS[m.group(2)] if m else None
 
 
-def _rules(path: str, raw: Any, errors: ErrorList) -> tuple[Rule, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, dict):
-        errors.add(path, "must be a mapping of rule: value (type, min, max, pattern, allowed, unique, required, freshness)")
-        return ()
-    out = []
-    for kind, value in raw.items():
-        where = f"{path}.{kind}"
-        if kind not in RULE_KINDS:
-            errors.add(where, f"unknown rule; use one of {', '.join(RULE_KINDS)}")
-        elif kind == "type" and value not in VALUE_TYPES:
-            errors.add(where, f"must be one of {', '.join(VALUE_TYPES)}, got {value!r}")
-        elif kind == "pattern":
-            try:
-                re.compile(str(value))
-            except re.error as exc:
-                errors.add(where, f"is not a valid regular expression: {exc}")
+
+
+# -- the schema of the section ------------------------------------------------------------
+def _regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"is not a valid regular expression: {exc}") from None
+    return text
+
+
+def _duration(text: str) -> str:
+    if duration_seconds(text) is None:
+        raise ValueError(f"must be a duration like 30d, 12h or 2w, got {text!r}")
+    return text
+
+
+def _currency(text: str) -> str:
+    if currency_code(text) != text.upper():
+        raise ValueError(f"is not an ISO 4217 currency code: {text!r}")
+    return text.upper()
+
+
+Currency = Annotated[str, AfterValidator(_currency)]
+Action = Literal[ACTIONS]  # type: ignore[valid-type]
+# A bound is a number, a date (YYYY-MM-DD) or 'today'.
+Bound = one_of({"number": int | float, "text": str},
+               lambda v: "number" if isinstance(v, (int, float)) and not isinstance(v, bool)
+               else "text" if isinstance(v, str) else None,
+               "must be a number, a date (YYYY-MM-DD) or 'today'")
+
+
+class RulesSection(Section):
+    """The rules a value must pass (type, min, max, pattern, allowed: per record;
+    unique, required, freshness: over the population, in the quality report)."""
+
+    type: Literal[VALUE_TYPES] | None = None  # type: ignore[valid-type]
+    """The value must read as this type."""
+    min: Bound | None = None  # type: ignore[valid-type]
+    """At least this number or date ('today' for the day of the check)."""
+    max: Bound | None = None  # type: ignore[valid-type]
+    """At most this number or date ('today' for the day of the check)."""
+    pattern: Annotated[str, AfterValidator(_regex)] | None = None
+    """A regular expression the whole value must match."""
+    allowed: list[Text] | None = None
+    """The only values allowed."""
+    unique: bool = False
+    """No two profiles share a value (reported as duplicates)."""
+    required: bool = False
+    """Every profile has a value (reported as completeness)."""
+    freshness: Annotated[str, AfterValidator(_duration)] | None = None
+    """A value older than this (30d, 12h, 2w) is stale."""
+
+    def rules(self) -> tuple[Rule, ...]:
+        out = []
+        for kind in RULE_KINDS:
+            value = getattr(self, kind)
+            if value is None or value is False:
                 continue
-            out.append(Rule(kind, str(value)))
-        elif kind == "allowed" and not isinstance(value, list):
-            errors.add(where, "must be a list of allowed values")
-        elif kind in ("unique", "required") and not isinstance(value, bool):
-            errors.add(where, f"must be true or false, got {value!r}")
-        elif kind == "freshness" and duration_seconds(value) is None:
-            errors.add(where, f"must be a duration like 30d, 12h or 2w, got {value!r}")
-        elif kind in ("min", "max") and not isinstance(value, (int, float, str)):
-            errors.add(where, f"must be a number, a date (YYYY-MM-DD) or 'today', got {value!r}")
-        else:
-            out.append(Rule(kind, [str(v) for v in value] if kind == "allowed" else value))
-    return tuple(r for r in out if not (r.kind in ("unique", "required") and r.value is False))
+            out.append(Rule(kind, list(value) if kind == "allowed" else value))
+        return tuple(out)
 
 
-def _missing(path: str, raw: Any, errors: ErrorList) -> MissingPolicy:
-    if raw is None:
-        return MissingPolicy()
-    if isinstance(raw, str):
-        if raw not in ("leave", "unknown", "median", "mode"):
-            errors.add(path, f"must be leave, unknown, median, mode, {{constant: value}} or {{derive: ..., from: field}}, got {raw!r}")
-            return MissingPolicy()
-        return MissingPolicy(kind=raw, constant="unknown" if raw == "unknown" else None)
-    if isinstance(raw, dict) and "constant" in raw:
-        return MissingPolicy(kind="constant", constant=raw["constant"])
-    if isinstance(raw, dict) and "derive" in raw:
-        how = raw["derive"]
-        if how not in DERIVATIONS:
-            errors.add(f"{path}.derive", f"must be one of {', '.join(DERIVATIONS)}, got {how!r}")
-            return MissingPolicy()
-        source = raw.get("from", "phone" if how == "country_from_phone" else None)
-        if not isinstance(source, str):
-            errors.add(f"{path}.from", "names the field to derive from")
-            return MissingPolicy()
-        return MissingPolicy(kind="derive", derive=how, source=source)
-    errors.add(path, "must be leave, unknown, median, mode, {constant: value} or {derive: ..., from: field}")
-    return MissingPolicy()
+class MissingConstant(Section):
+    constant: Any
+    """Fill a missing value with this value."""
 
 
-def parse_quality(raw: Any, errors: ErrorList) -> QualityConfig:
-    if raw is None:
-        return QualityConfig()
-    if not isinstance(raw, dict):
-        errors.add("quality", "must be a mapping")
-        return QualityConfig()
-    default_action = raw.get("on_invalid", "quarantine")
-    if default_action not in ACTIONS:
-        errors.add("quality.on_invalid", f"must be quarantine or flag, got {default_action!r}")
-        default_action = "quarantine"
-    reporting = str(raw.get("reporting_currency", "USD")).upper()
-    if currency_code(reporting) != reporting:
-        errors.add("quality.reporting_currency", f"is not an ISO 4217 currency code: {reporting!r}")
-    rates: list[tuple[str, float]] = []
-    for code, rate in (raw.get("currency_rates") or {}).items():
-        where = f"quality.currency_rates.{code}"
-        if currency_code(str(code)) != str(code).upper():
-            errors.add(where, "is not an ISO 4217 currency code")
-        elif not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate <= 0:
-            errors.add(where, f"must be a positive number (1 {code} in {reporting}), got {rate!r}")
-        else:
-            rates.append((str(code).upper(), float(rate)))
-    fields_raw = raw.get("fields") or {}
-    if not isinstance(fields_raw, dict):
-        errors.add("quality.fields", "must be a mapping of field name: settings")
-        fields_raw = {}
-    specs = []
-    for name, spec in fields_raw.items():
-        path = f"quality.fields.{name}"
-        spec = spec or {}
-        if not isinstance(spec, dict):
-            errors.add(path, "must be a mapping (standardize, rules, missing, ...)")
-            continue
-        unknown = set(spec) - {"standardize", "formats", "region", "region_from", "rules", "missing", "on_invalid"}
-        if unknown:
-            errors.add(path, f"unknown setting(s) {', '.join(sorted(unknown))}")
-        kind = spec.get("standardize")
-        if kind is not None and kind not in KINDS:
-            errors.add(f"{path}.standardize", f"must be one of {', '.join(KINDS)}, got {kind!r}")
-            kind = None
-        action = spec.get("on_invalid", default_action)
-        if action not in ACTIONS:
-            errors.add(f"{path}.on_invalid", f"must be quarantine or flag, got {action!r}")
-            action = default_action
-        options = {k: spec[k] for k in ("formats", "region") if k in spec}
-        if "formats" in options and not (isinstance(options["formats"], list) and all(isinstance(f, str) for f in options["formats"])):
-            errors.add(f"{path}.formats", "must be a list of strptime formats such as '%d/%m/%Y'")
-            options.pop("formats")
-        specs.append(FieldSpec(
-            name=str(name), standardize=kind, options=options,
-            region_from=spec.get("region_from") if isinstance(spec.get("region_from"), str) else None,
-            rules=_rules(f"{path}.rules", spec.get("rules"), errors),
-            missing=_missing(f"{path}.missing", spec.get("missing"), errors),
-            on_invalid=action,
-        ))
-    return QualityConfig(fields=tuple(specs), reporting_currency=reporting, currency_rates=tuple(rates))
+class MissingDerived(Section):
+    derive: Literal[DERIVATIONS]  # type: ignore[valid-type]
+    """country_from_phone: the country of the phone number; copy: another field's value."""
+    source: str | None = Field(None, alias="from")
+    """The field to derive from (default: phone, for country_from_phone)."""
+
+    @model_validator(mode="after")
+    def _copy_names_its_source(self) -> "MissingDerived":
+        if self.derive == "copy" and self.source is None:
+            raise ValueError("derive: copy needs from: the field to copy")
+        return self
+
+
+Missing = one_of(
+    {"policy": Literal["leave", "unknown", "median", "mode"], "constant": MissingConstant, "derive": MissingDerived},
+    lambda v: ("policy" if isinstance(v, str) else "constant" if isinstance(v, (dict, MissingConstant)) and
+               "constant" in _keys(v) else "derive" if isinstance(v, (dict, MissingDerived)) and "derive" in _keys(v)
+               else None),
+    "must be leave, unknown, median, mode, {constant: value} or {derive: ..., from: field}")
+
+
+def _keys(value: Any) -> Any:
+    return value if isinstance(value, dict) else type(value).model_fields
+
+
+class FieldSection(Section):
+    """How one trait is standardized, checked and filled in."""
+
+    standardize: Literal[KINDS] | None = None  # type: ignore[valid-type]
+    """How values are standardized on ingest (and by `personable quality clean`)."""
+    formats: list[str] | None = None
+    """strptime formats tried, in order, after ISO 8601 (for dates), e.g. '%d/%m/%Y'."""
+    region: str | None = None
+    """The region local phone numbers are read in (default: identity.default_region)."""
+    region_from: str | None = None
+    """The field holding each record's country, to read its local phone numbers."""
+    rules: RulesSection = RulesSection()
+    """Validation rules (docs/quality.md)."""
+    missing: Missing = "leave"  # type: ignore[valid-type]
+    """What fills a missing value (`personable quality impute`)."""
+    on_invalid: Action | None = None
+    """quarantine (default: quality.on_invalid) or flag: keep the record, count the value invalid."""
+
+    def to_spec(self, name: str, default_action: str) -> FieldSpec:
+        options = {k: getattr(self, k) for k in ("formats", "region") if getattr(self, k) is not None}
+        return FieldSpec(name=name, standardize=self.standardize, options=options, region_from=self.region_from,
+                         rules=self.rules.rules(), missing=_policy(self.missing),
+                         on_invalid=self.on_invalid or default_action)
+
+
+def _policy(raw: Any) -> MissingPolicy:
+    if isinstance(raw, MissingConstant):
+        return MissingPolicy(kind="constant", constant=raw.constant)
+    if isinstance(raw, MissingDerived):
+        return MissingPolicy(kind="derive", derive=raw.derive,
+                             source=raw.source or ("phone" if raw.derive == "country_from_phone" else None))
+    return MissingPolicy(kind=raw, constant="unknown" if raw == "unknown" else None)
+
+
+class QualitySection(Section):
+    """Data quality: standardization, validation rules, missing values, currencies (docs/quality.md)."""
+
+    reporting_currency: Currency = "USD"
+    """Revenue is converted to this currency (ISO 4217)."""
+    currency_rates: dict[Currency, Annotated[float, Field(gt=0)]] = {}
+    """1 unit of each currency in the reporting currency."""
+    on_invalid: Action = "quarantine"
+    """What happens to a record breaking a rule: quarantine, or flag (kept, counted invalid)."""
+    fields: dict[str, FieldSection | None] = {}
+    """Per trait: standardize, formats, region, region_from, rules, missing, on_invalid."""
+
+    def to_config(self) -> QualityConfig:
+        return QualityConfig(
+            fields=tuple((spec or FieldSection()).to_spec(str(name), self.on_invalid)
+                         for name, spec in self.fields.items()),
+            reporting_currency=self.reporting_currency, currency_rates=tuple(self.currency_rates.items()))

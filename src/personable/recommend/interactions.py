@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-DEFAULT_WEIGHTS = {"Product Viewed": 1.0, "Product Added": 3.0, "Order Completed": 5.0}
+from .config import DEFAULT_WEIGHTS  # kept beside the configuration, which must not import pandas
 
 
 @dataclass

@@ -14,50 +14,17 @@ active, at_risk, lapsed; a profile without orders is a prospect.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 
-from ..errors import ErrorList
 from ..tables import PROFILE_EVENTS, PROFILES
+from .config import LifecycleConfig
+
+__all__ = ["STAGES", "LifecycleConfig", "lifecycle_table"]
 
 STAGES = ("prospect", "new", "active", "loyal", "at_risk", "lapsed", "reactivated")
-
-
-@dataclass(frozen=True)
-class LifecycleConfig:
-    order_event: str = "Order Completed"
-    new_days: int = 30
-    active_days: int = 90
-    lapsed_days: int = 180
-    loyal_orders: int = 3
-    reactivated_days: int = 30
-
-
-def parse_lifecycle(raw: Any, errors: ErrorList, order_event: str) -> LifecycleConfig:
-    if raw is None:
-        return LifecycleConfig(order_event=order_event)
-    if not isinstance(raw, dict):
-        errors.add("lifecycle", "must be a mapping of thresholds")
-        return LifecycleConfig(order_event=order_event)
-    values: dict[str, int] = {}
-    for key in ("new_days", "active_days", "lapsed_days", "loyal_orders", "reactivated_days"):
-        if key in raw:
-            v = raw[key]
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                errors.add(f"lifecycle.{key}", f"must be a whole number of at least 1, got {v!r}")
-            else:
-                values[key] = v
-    unknown = set(raw) - {"new_days", "active_days", "lapsed_days", "loyal_orders", "reactivated_days"}
-    if unknown:
-        errors.add("lifecycle", f"unknown key(s) {', '.join(sorted(unknown))}")
-    cfg = LifecycleConfig(order_event=order_event, **values)
-    if cfg.active_days > cfg.lapsed_days:
-        errors.add("lifecycle.active_days", "must not be above lapsed_days")
-    return cfg
 
 
 def lifecycle_table(cfg: LifecycleConfig, now: datetime) -> ir.Table:

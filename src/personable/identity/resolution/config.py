@@ -22,9 +22,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from ...errors import ErrorList
+from pydantic import Field, model_validator
+
+from ...settings import Section, fail, one_of
 
 COMPARISONS = ("name", "email", "phone", "exact", "date", "text", "postcode", "number")
 
@@ -50,59 +52,51 @@ class ResolutionConfig:
         return [f for f, _ in self.fields]
 
 
-def parse_resolution(raw: Any, errors: ErrorList) -> ResolutionConfig:
-    if raw is None:
-        return ResolutionConfig()
-    path = "identity.resolution"
-    if not isinstance(raw, dict):
-        errors.add(path, "must be a mapping (fields, blocking, match_probability, ...)")
-        return ResolutionConfig()
-    fields_raw = raw.get("fields", DEFAULT_FIELDS)
-    fields: list[tuple[str, str]] = []
-    if not isinstance(fields_raw, dict) or not fields_raw:
-        errors.add(f"{path}.fields", "must be a non-empty mapping of trait: comparison")
-    else:
-        for name, kind in fields_raw.items():
-            if kind not in COMPARISONS:
-                errors.add(f"{path}.fields.{name}", f"must be one of {', '.join(COMPARISONS)}, got {kind!r}")
-            else:
-                fields.append((str(name), kind))
-    names = {f for f, _ in fields}
-    blocking_raw = raw.get("blocking", [list(b) for b in DEFAULT_BLOCKING])
-    blocking: list[tuple[str, ...]] = []
-    if not isinstance(blocking_raw, list) or not blocking_raw:
-        errors.add(f"{path}.blocking", "must be a non-empty list of field lists, e.g. [[email], [first_name, last_name]]")
-    else:
-        for i, rule in enumerate(blocking_raw):
-            rule = [rule] if isinstance(rule, str) else rule
-            if not isinstance(rule, list) or not rule or not all(isinstance(f, str) for f in rule):
-                errors.add(f"{path}.blocking[{i}]", "must be a list of field names")
-                continue
-            missing = [f for f in rule if f not in names]
+# One blocking rule: a field name, or a list of them.
+BlockingRule = one_of({"field": str, "fields": Annotated[list[str], Field(min_length=1)]},
+                      lambda v: "field" if isinstance(v, str) else "fields" if isinstance(v, list) else None,
+                      "must be a field name or a list of field names")
+
+
+class ResolutionSection(Section):
+    """Probabilistic identity resolution, `personable resolve` (docs/identity-resolution.md)."""
+
+    fields: Annotated[dict[str, Literal[COMPARISONS]], Field(min_length=1)] = dict(DEFAULT_FIELDS)  # type: ignore[valid-type]
+    """trait: how two values are compared (name, email, phone, exact, date, text, postcode, number)."""
+    blocking: Annotated[list[BlockingRule], Field(min_length=1)] = [list(b) for b in DEFAULT_BLOCKING]  # type: ignore[valid-type]
+    """Candidate pairs agree on every field of one rule, e.g. [[email], [first_name, last_name]]."""
+    match_probability: Annotated[float, Field(ge=0, le=1)] = 0.95
+    """At or above: merged automatically (explained, undoable)."""
+    review_probability: Annotated[float, Field(ge=0, le=1)] = 0.6
+    """Between this and match_probability: a person decides (`personable resolve review`)."""
+    max_shared: Annotated[int, Field(ge=1)] = 5
+    """A value on more records than this is not evidence."""
+    max_cluster_size: Annotated[int, Field(ge=2)] = 10
+    """A bigger cluster is blocked and reported, not merged."""
+    merge_known_users: bool = False
+    """Auto-merge two profiles that both have a userId."""
+    u_max_pairs: Annotated[float, Field(ge=1e3)] = 1e6
+    """How many random pairs estimate the u probabilities."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ResolutionSection":
+        problems: list[tuple[tuple[str | int, ...], str, Any]] = []
+        for i, rule in enumerate(self.blocking):
+            missing = [f for f in _as_list(rule) if f not in self.fields]
             if missing:
-                errors.add(f"{path}.blocking[{i}]", f"uses fields not under fields: {', '.join(missing)}")
-                continue
-            blocking.append(tuple(rule))
-    out: dict[str, Any] = {}
-    for key, kind, low, high in (("match_probability", float, 0.0, 1.0), ("review_probability", float, 0.0, 1.0),
-                                 ("max_shared", int, 1, None), ("max_cluster_size", int, 2, None),
-                                 ("u_max_pairs", float, 1e3, None)):
-        if key not in raw:
-            continue
-        value = raw[key]
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or isinstance(value, bool) or value < low or (high is not None and value > high):
-            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-            errors.add(f"{path}.{key}", f"must be a {kind.__name__} {bounds}, got {raw[key]!r}")
-            continue
-        out[key] = value
-    merge_known = raw.get("merge_known_users", False)
-    if not isinstance(merge_known, bool):
-        errors.add(f"{path}.merge_known_users", "must be true or false")
-        merge_known = False
-    cfg = ResolutionConfig(fields=tuple(fields) or ResolutionConfig.fields, blocking=tuple(blocking) or DEFAULT_BLOCKING,
-                           merge_known_users=merge_known, **out)
-    if cfg.review_probability > cfg.match_probability:
-        errors.add(f"{path}.review_probability", "must not be above match_probability")
-    return cfg
+                problems.append((("blocking", i), f"uses fields not under fields: {', '.join(missing)}", rule))
+        if self.review_probability > self.match_probability:
+            problems.append((("review_probability",), "must not be above match_probability", self.review_probability))
+        fail(problems)
+        return self
+
+    def to_config(self) -> ResolutionConfig:
+        return ResolutionConfig(
+            fields=tuple(self.fields.items()), blocking=tuple(tuple(_as_list(b)) for b in self.blocking),
+            match_probability=self.match_probability, review_probability=self.review_probability,
+            max_shared=self.max_shared, max_cluster_size=self.max_cluster_size,
+            merge_known_users=self.merge_known_users, u_max_pairs=self.u_max_pairs)
+
+
+def _as_list(rule: str | list[str]) -> list[str]:
+    return [rule] if isinstance(rule, str) else list(rule)
