@@ -107,6 +107,12 @@ def test_removed_profiles_vanish_with_their_keys(store):
     assert store.profile("p3") is not None and store.resolve("u3") == "p3"
 
 
+def test_a_key_given_twice_in_one_call_goes_to_the_last_profile_named(store):
+    store.apply([doc("p1"), doc("p2")], [("user_id:x", "p2"), ("user_id:y", "p1"), ("user_id:x", "p1"),
+                                         ("user_id:y", "p2")], [], None)
+    assert store.resolve("x") == "p1" and store.resolve("y") == "p2"
+
+
 def test_a_key_moved_to_another_profile_stays_when_its_old_owner_goes(store):
     store.apply([doc("p1")], [("user_id:u1", "p1"), ("user_id:x", "p1")], [], None)
     store.apply([doc("p2")], [("user_id:x", "p2")], [], None)   # e.g. an unmerge gave x to p2

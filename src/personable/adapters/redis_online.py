@@ -54,16 +54,19 @@ end
 return 0
 """
 
-# Record which lookup keys a profile owns: the keys given now, plus those given
-# before that still point at it (keys that moved to another profile are pruned).
+# Point lookup keys at their profile, and record which keys each profile owns:
+# the keys given now, plus those given before that still point at it (keys that
+# moved to another profile are pruned). One pass over the keys sent once.
 # KEYS: lookup, owned; ARGV: profile id, n, key1..keyn, profile id, n, ...
-_OWN = """
+_PUT_KEYS = """
 local i = 1
 while i <= #ARGV do
   local pid, n = ARGV[i], tonumber(ARGV[i + 1])
   local seen, keys = {}, {}
   for j = i + 2, i + 1 + n do
-    if not seen[ARGV[j]] then seen[ARGV[j]] = true; keys[#keys + 1] = ARGV[j] end
+    local key = ARGV[j]
+    redis.call('HSET', KEYS[1], key, pid)
+    if not seen[key] then seen[key] = true; keys[#keys + 1] = key end
   end
   local packed = redis.call('HGET', KEYS[2], pid)
   if packed then
@@ -117,12 +120,25 @@ def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
 def parse_url(url: str) -> tuple[str, str]:
     """(the URL redis-py understands, the key prefix) from ``redis://…?prefix=p:``."""
     parts = urlsplit(url)
+    db = parts.path.strip("/")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise ConfigError(f"store.online: bad Redis URL {_redacted(url)!r}: {exc}") from exc
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname or (db and not db.isdigit()):
+        raise ConfigError(f"store.online: bad Redis URL {_redacted(url)!r}: "
+                          "expected redis://host:port/db (db a number, e.g. 0)")
     query = parse_qsl(parts.query, keep_blank_values=True)
     prefixes = [v for k, v in query if k == "prefix"]
     if len(prefixes) > 1:
         raise ConfigError(f"store.online: {url!r} names more than one prefix")
     rest = urlencode([(k, v) for k, v in query if k != "prefix"])
     return urlunsplit(parts._replace(query=rest)), prefixes[0] if prefixes else DEFAULT_PREFIX
+
+
+def _text(raw: bytes | str) -> str:
+    # The client returns bytes (no decode_responses: payloads are bytes).
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 def _redacted(url: str) -> str:
@@ -152,7 +168,7 @@ class RedisOnlineStore:
         self.k_docs, self.k_lookup, self.k_owned = f"{p}docs", f"{p}lookup", f"{p}owned"
         self.k_meta, self.k_recs = f"{p}meta", f"{p}recs"
         self._remove = self._r.register_script(_REMOVE)
-        self._own = self._r.register_script(_OWN)
+        self._put_keys = self._r.register_script(_PUT_KEYS)
         self._swap = self._r.register_script(_SWAP)
 
     # -- reads: one round trip each ------------------------------------------------
@@ -163,7 +179,7 @@ class RedisOnlineStore:
             return None
         for found in self._r.hmget(self.k_lookup, keys):
             if found is not None:
-                return found.decode()
+                return _text(found)
         return None
 
     @_translated
@@ -178,12 +194,12 @@ class RedisOnlineStore:
     @_translated
     def watermark(self) -> str | None:
         raw = self._r.hget(self.k_meta, "watermark")
-        return raw.decode() if raw is not None else None
+        return _text(raw) if raw is not None else None
 
     @_translated
     def recommendations(self, profile_id: str) -> bytes | None:
-        raw: bytes | None = self._r.hget(self.k_recs, profile_id)
-        return raw
+        raw = self._r.hget(self.k_recs, profile_id)
+        return raw.encode() if isinstance(raw, str) else raw
 
     # -- writes --------------------------------------------------------------------
     @_translated
@@ -195,25 +211,25 @@ class RedisOnlineStore:
         call, never a document without its keys. Sent as one batch, so 50k
         documents cost a few round trips, not 50k."""
         removed = list(removed)
-        owned: dict[str, list[str]] = {}
         pipe = self._r.pipeline(transaction=True)
         # Removal first, as in SQLite: a profile both removed and written ends written.
         for part in _batches(removed, CHUNK):
             self._remove(keys=[self.k_docs, self.k_lookup, self.k_owned], args=part, client=pipe)
         for part in _batches(docs, CHUNK):
             pipe.hset(self.k_docs, mapping=dict(part))
-        for part in _batches(keys, CHUNK):
-            pipe.hset(self.k_lookup, mapping=dict(part))
-            for key, pid in part:
-                owned.setdefault(pid, []).append(key)
+        # A key given twice goes to the last profile named, as in SQLite; then
+        # grouped by profile for the script.
+        owned: dict[str, list[str]] = {}
+        for key, pid in dict(keys).items():
+            owned.setdefault(pid, []).append(key)
         args: list[str | int] = []
         for pid, mine in owned.items():
             args += [pid, len(mine), *mine]
             if len(args) >= CHUNK * 4:
-                self._own(keys=[self.k_lookup, self.k_owned], args=args, client=pipe)
+                self._put_keys(keys=[self.k_lookup, self.k_owned], args=args, client=pipe)
                 args = []
         if args:
-            self._own(keys=[self.k_lookup, self.k_owned], args=args, client=pipe)
+            self._put_keys(keys=[self.k_lookup, self.k_owned], args=args, client=pipe)
         if watermark is not None:
             pipe.hset(self.k_meta, "watermark", watermark)
         pipe.execute()

@@ -83,20 +83,20 @@ class SQLiteOnlineStore:
         for kind, value in candidate_keys(identifier, region):
             row = con.execute("SELECT profile_id FROM lookup WHERE key = ?", (f"{kind}:{value}",)).fetchone()
             if row:
-                return row[0]
+                return str(row[0])
         return None
 
     def profile(self, profile_id: str, recent_events: int = 20) -> dict[str, Any] | None:
         row = self._con().execute("SELECT doc FROM docs WHERE profile_id = ?", (profile_id,)).fetchone()
         if row is None:
             return None
-        doc = orjson.loads(row[0])
+        doc: dict[str, Any] = orjson.loads(row[0])
         doc["recent_events"] = doc["recent_events"][:recent_events]
         return doc
 
     def watermark(self) -> str | None:
         row = self._con().execute("SELECT value FROM meta WHERE name = 'watermark'").fetchone()
-        return row[0] if row else None
+        return str(row[0]) if row else None
 
     def apply(self, docs: Iterable[tuple[str, str]], keys: Iterable[tuple[str, str]],
               removed: Iterable[str], watermark: str | None) -> None:
