@@ -24,7 +24,12 @@ demo: $(STAMP)
 # Everything, against real servers: scripts/test-services.sh installs Debian's
 # redis-server and postgresql if they are missing and starts private ones on
 # 127.0.0.1 (state in .test-services/); they keep running for the next run.
-test: $(STAMP) test-services
+# Outside CI a machine that cannot have them (not root, no apt) still runs the
+# rest: their tests skip with the reason. In CI (CI=true) that is a failure.
+test: $(STAMP)
+	@bash scripts/test-services.sh start || case "$${CI:-}" in \
+	  1|true|yes) echo "test servers are required in CI"; exit 1;; \
+	  *) echo "test servers unavailable: the tests that need them will skip";; esac
 	$(BIN)/python -m pytest -q
 
 # The inner loop: no servers, no slow end-to-end tests.

@@ -131,7 +131,7 @@ def parse_url(url: str) -> tuple[str, str]:
     query = parse_qsl(parts.query, keep_blank_values=True)
     prefixes = [v for k, v in query if k == "prefix"]
     if len(prefixes) > 1:
-        raise ConfigError(f"store.online: {url!r} names more than one prefix")
+        raise ConfigError(f"store.online: {_redacted(url)!r} names more than one prefix")
     rest = urlencode([(k, v) for k, v in query if k != "prefix"])
     return urlunsplit(parts._replace(query=rest)), prefixes[0] if prefixes else DEFAULT_PREFIX
 
