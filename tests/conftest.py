@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,95 @@ from personable.config import write_starter
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+# -- real servers: Redis and PostgreSQL, started by scripts/test-services.sh ----------
+SERVICE_FIXTURES = {"test_services", "redis_server_url", "redis_url", "postgres_server_url", "postgres_url"}
+
+
+def pytest_collection_modifyitems(items):
+    # Whatever needs a server is marked, so `make test-fast` (-m "not services") skips it.
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
+
+
+def _services_missing(reason: str):
+    # In CI the servers are part of the test setup: their absence is a failure, never a skip.
+    if IN_CI:
+        pytest.fail(f"test servers unavailable in CI: {reason}", pytrace=False)
+    pytest.skip(f"test servers unavailable ({reason}); run `make test-services`")
+
+
+@pytest.fixture(scope="session")
+def test_services() -> dict[str, str]:
+    """The state of the private Redis and PostgreSQL (ports, URLs), started or
+    reused by scripts/test-services.sh. Only in CI may it install packages;
+    locally that is `make test-services`' job."""
+    cmd = ["bash", str(ROOT / "scripts" / "test-services.sh"), "start"] + ([] if IN_CI else ["--no-install"])
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        _services_missing(str(exc))
+    if proc.returncode != 0:
+        _services_missing(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}")
+    state = {}
+    for line in (ROOT / ".test-services" / "state.env").read_text().splitlines():
+        name, _, value = line.partition("=")
+        state[name] = value
+    return state
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(test_services) -> str:
+    """``redis://127.0.0.1:<port>/0`` of the private test Redis (shared: use ``redis_url``)."""
+    return test_services["REDIS_URL"]
+
+
+@pytest.fixture
+def redis_url(redis_server_url):
+    """A Redis URL with a key prefix of this test's own; its keys are deleted after."""
+    import redis
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}:"
+    yield f"{redis_server_url}?prefix={prefix}"
+    client = redis.Redis.from_url(redis_server_url)
+    try:
+        for batch in _chunks(client.scan_iter(match=f"{prefix}*", count=1000), 500):
+            client.unlink(*batch)
+    finally:
+        client.close()
+
+
+def _chunks(items, size):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(test_services) -> str:
+    """``postgresql://…/postgres`` of the private test cluster (shared: use ``postgres_url``)."""
+    return test_services["PG_URL"]
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url):
+    """A fresh, empty database of this test's own (CREATE DATABASE), dropped after."""
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server_url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as con:
+        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
-"""Pick an adapter from a URL scheme (``duckdb:///path``, later ``redis://``,
-``kafka://``, ``spark://``), or from a user's own ``module:Class``."""
+"""Pick an adapter from a URL scheme (``duckdb:///path``, ``sqlite:///path``,
+``redis://host:port/db``, later ``kafka://``, ``spark://``), or from a user's
+own ``module:Class``. Each factory imports its backend lazily, so a project that
+does not use Redis never needs its client installed."""
 
 from __future__ import annotations
 
@@ -62,6 +64,19 @@ def _sqlite(url: str, project_dir: Path) -> Any:
 
 
 register("sqlite", _sqlite)
+
+
+def _redis(url: str, project_dir: Path) -> Any:
+    try:
+        from .redis_online import RedisOnlineStore
+    except ImportError as exc:
+        raise ConfigError(f"{url.split('://')[0]}:// URLs need the redis client; install it with "
+                          f"{_INSTALL_HINTS['redis']} ({exc})") from exc
+    return RedisOnlineStore(url)
+
+
+register("redis", _redis)
+register("rediss", _redis)  # Redis over TLS
 
 
 def open_event_log(url: str, project_dir: Path) -> Any:

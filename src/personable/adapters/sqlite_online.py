@@ -8,14 +8,22 @@ the two commits the engine rebuilds whatever is newer (see ``Engine``).
 
 SQLite, not DuckDB, because this is row-at-a-time point lookups: a keyed read
 here costs tens of microseconds, a DuckDB point query about a millisecond.
+
+Readers never wait and never see half a write: the database is in WAL mode, so
+each read sees the last committed transaction. A full replacement of the
+recommendations is written into a staging table in short transactions (other
+writers go on meanwhile) and swapped in by renaming, in one transaction.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import uuid
+from itertools import islice
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import orjson
 
@@ -26,11 +34,32 @@ CREATE TABLE IF NOT EXISTS lookup (key TEXT PRIMARY KEY, profile_id TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS docs (profile_id TEXT PRIMARY KEY, doc BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS recommendations (profile_id TEXT PRIMARY KEY, payload BLOB NOT NULL) WITHOUT ROWID;
+-- A removed profile's keys are found by profile id.
+CREATE INDEX IF NOT EXISTS lookup_by_profile ON lookup (profile_id);
 """
+RECS_TABLE = "(profile_id TEXT PRIMARY KEY, payload BLOB NOT NULL) WITHOUT ROWID"
+STAGING = "recommendations_staging_"
+CHUNK = 5000  # rows per staging transaction: short enough not to hold writers up
+
+
+def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(rows)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class SQLiteOnlineStore:
-    capabilities = frozenset({"online", "materialized"})
+    capabilities = frozenset({"online", "materialized", "atomic_swap"})
 
     def __init__(self, path: str | Path):
         self.path = str(path)
@@ -54,51 +83,96 @@ class SQLiteOnlineStore:
         for kind, value in candidate_keys(identifier, region):
             row = con.execute("SELECT profile_id FROM lookup WHERE key = ?", (f"{kind}:{value}",)).fetchone()
             if row:
-                return row[0]
+                return str(row[0])
         return None
 
     def profile(self, profile_id: str, recent_events: int = 20) -> dict[str, Any] | None:
         row = self._con().execute("SELECT doc FROM docs WHERE profile_id = ?", (profile_id,)).fetchone()
         if row is None:
             return None
-        doc = orjson.loads(row[0])
+        doc: dict[str, Any] = orjson.loads(row[0])
         doc["recent_events"] = doc["recent_events"][:recent_events]
         return doc
 
     def watermark(self) -> str | None:
         row = self._con().execute("SELECT value FROM meta WHERE name = 'watermark'").fetchone()
-        return row[0] if row else None
+        return str(row[0]) if row else None
 
     def apply(self, docs: Iterable[tuple[str, str]], keys: Iterable[tuple[str, str]],
               removed: Iterable[str], watermark: str | None) -> None:
-        """Write documents and lookup keys, drop merged-away documents, in one transaction."""
-        with self._write_lock:
-            con = self._con()
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                con.executemany("DELETE FROM docs WHERE profile_id = ?", [(p,) for p in removed])
-                con.executemany("INSERT OR REPLACE INTO docs VALUES (?, ?)", docs)
-                con.executemany("INSERT OR REPLACE INTO lookup VALUES (?, ?)", keys)
-                if watermark is not None:
-                    con.execute("INSERT OR REPLACE INTO meta VALUES ('watermark', ?)", (watermark,))
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        """Write documents and lookup keys, drop merged-away profiles with the
+        keys that still point at them, in one transaction."""
+        gone = [(p,) for p in removed]
 
-    def put_recommendations(self, rows: list[tuple[str, bytes]], replace_all: bool = False) -> None:
-        """Precomputed recommendations per profile (one JSON payload each)."""
+        def write(con: sqlite3.Connection) -> None:
+            con.executemany("DELETE FROM docs WHERE profile_id = ?", gone)
+            con.executemany("DELETE FROM lookup WHERE profile_id = ?", gone)
+            con.executemany("INSERT OR REPLACE INTO docs VALUES (?, ?)", docs)
+            con.executemany("INSERT OR REPLACE INTO lookup VALUES (?, ?)", keys)
+            if watermark is not None:
+                con.execute("INSERT OR REPLACE INTO meta VALUES ('watermark', ?)", (watermark,))
+
         with self._write_lock:
-            con = self._con()
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                if replace_all:
-                    con.execute("DELETE FROM recommendations")
-                con.executemany("INSERT OR REPLACE INTO recommendations VALUES (?, ?)", rows)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+            self._in_transaction(write)
+
+    def put_recommendations(self, rows: Iterable[tuple[str, bytes]], replace_all: bool = False) -> None:
+        """Precomputed recommendations per profile (one JSON payload each).
+
+        ``replace_all``: ``rows`` become the whole set, swapped in atomically;
+        ``rows`` may be a generator (a retrain hands over every profile in one
+        call without holding them all)."""
+        if not replace_all:
+            rows = list(rows)
+            with self._write_lock:
+                self._in_transaction(lambda con: con.executemany(
+                    "INSERT OR REPLACE INTO recommendations VALUES (?, ?)", rows))
+            return
+        # The process id in the name tells a crashed writer's leftovers from a
+        # live writer's generation (SQLite is one machine's store).
+        staging = f"{STAGING}{os.getpid()}_{uuid.uuid4().hex}"
+        self._drop_abandoned_staging()
+        con = self._con()
+        with self._write_lock:
+            con.execute(f"CREATE TABLE {staging} {RECS_TABLE}")
+        try:
+            for part in _batches(rows, CHUNK):
+                with self._write_lock:
+                    self._in_transaction(lambda c: c.executemany(f"INSERT OR REPLACE INTO {staging} VALUES (?, ?)", part))
+            retired = staging.replace(STAGING, "recommendations_retired_")
+
+            def swap(c: sqlite3.Connection) -> None:
+                c.execute(f"ALTER TABLE recommendations RENAME TO {retired}")
+                c.execute(f"ALTER TABLE {staging} RENAME TO recommendations")
+
+            with self._write_lock:
+                self._in_transaction(swap)
+                # Freeing the old generation only holds up writers; readers
+                # already read the new one.
+                con.execute(f"DROP TABLE {retired}")
+        finally:
+            with self._write_lock:
+                con.execute(f"DROP TABLE IF EXISTS {staging}")
+
+    def _in_transaction(self, work: Any) -> None:
+        con = self._con()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            work(con)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def _drop_abandoned_staging(self) -> None:
+        con = self._con()
+        names = [r[0] for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND "
+            "(name LIKE 'recommendations\\_staging\\_%' ESCAPE '\\' OR name LIKE 'recommendations\\_retired\\_%' ESCAPE '\\')")]
+        for name in names:
+            pid = name.split("_")[2]
+            if pid.isdigit() and not _alive(int(pid)):
+                with self._write_lock:
+                    con.execute(f"DROP TABLE IF EXISTS {name}")
 
     def replace_recommendations(self, chunks: Iterable[list[tuple[str, bytes]]]) -> int:
         """Chunks into a staging table, then one transaction swaps it in."""
