@@ -122,8 +122,9 @@ class RemoteResolution:
         return self._r._call("POST", "/v1/resolve/undo", json={"profile": merged_profile, "actor": actor})
 
 
-def open_project(project: str | Path = ".") -> Any:
-    """The Engine for a project: local, or remote when a server owns the project."""
+def open_project(project: str | Path = ".", clock: Any = None) -> Any:
+    """The Engine for a project: local, or remote when a server owns the project
+    (``clock``, to work as of another time, is for local work only)."""
     from .config import load_config
     from .server.run import running_server
 
@@ -133,7 +134,7 @@ def open_project(project: str | Path = ".") -> Any:
         return RemoteEngine(cfg, info["url"])
     from .engine import Engine
 
-    return Engine(cfg)
+    return Engine(cfg, clock=clock)
 
 
 class RemoteSegments:

@@ -10,12 +10,13 @@ resolution) are built on first use, and once.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .adapters.registry import open_adapter, open_event_log
 from .bus import InProcessBus
 from .clock import Clock, SystemClock
 from .config import Config
+from .errors import ConfigError
 from .ingest.pipeline import WritePath
 from .ports import (PROFILES_CHANGED, Analytics, Catalog, ComputedTraits, EventLog, EventWrites, ModelRegistry,
                     OnlineStore, ProfileMerges, ProfileProjection, ProfileReads, QualityStore, ResolutionLedger,
@@ -50,12 +51,22 @@ class Components:
         self.clock: Clock = clock or SystemClock()
         self.bus = InProcessBus()
         self.offline: OfflineBackend = open_adapter(config.offline_url, config.project_dir)
+        try:
+            self._open_rest(config)
+        except BaseException:
+            self.offline.close()   # an unreachable online store must not leave the offline file locked
+            raise
+
+    def _open_rest(self, config: Config) -> None:
         online_url = config.online_url
         # "duckdb://" with no path: online reads come straight from the offline file,
         # nothing is projected.
         self.materialized: OnlineStore | None = None
         if online_url in ("duckdb://", ""):
-            self.online: ProfileReads = self.offline
+            if "online" not in self.offline.capabilities:
+                raise ConfigError(f"store.online {online_url!r} reads from the offline store, which cannot serve "
+                                  "request-path reads; use sqlite:// or redis://")
+            self.online: ProfileReads = cast(ProfileReads, self.offline)   # the capability says it serves them
         else:
             self.materialized = open_adapter(online_url, config.project_dir)
             self.online = self.materialized

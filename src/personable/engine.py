@@ -46,7 +46,7 @@ class Engine:
     def __init__(self, project: str | Path | Config = ".", *, clock: Clock | None = None):
         config = project if isinstance(project, Config) else load_config(project)
         self.components = c = compose(config, clock)
-        self.config, self.clock, self.bus = config, c.clock, c.bus
+        self.config, self.bus = config, c.bus
         self.store, self.online, self.log = c.offline, c.online, c.log
         self.settings = c.write_path.settings
         self.segments = c.segments
@@ -56,6 +56,12 @@ class Engine:
         self.refresh_online()
         self._applied = self.store.committed_offset(LOG_STREAM) if self.log is not None else 0
         self.catch_up()
+
+    @property
+    def clock(self) -> Clock:
+        """Injected when the engine is built (``Engine(..., clock=)``): every
+        service holds it, so it cannot be swapped afterwards."""
+        return self.components.clock
 
     # -- lifecycle -------------------------------------------------------------
     def close(self) -> None:

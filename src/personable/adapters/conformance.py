@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from ..ports import EventLog, OnlineStore, ProfileReads
     from .duckdb.store import DuckDBStore
     from .filelog import FileLog
+    from .redis_online import RedisOnlineStore
     from .sqlite_online import SQLiteOnlineStore
 
     def duckdb_offline(store: DuckDBStore) -> OfflineBackend:
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
         return store
 
     def sqlite_online(store: SQLiteOnlineStore) -> OnlineStore:
+        return store
+
+    def redis_online(store: RedisOnlineStore) -> OnlineStore:
         return store
 
     def file_log(log: FileLog) -> EventLog:

@@ -174,30 +174,6 @@ class SQLiteOnlineStore:
                 with self._write_lock:
                     con.execute(f"DROP TABLE IF EXISTS {name}")
 
-    def replace_recommendations(self, chunks: Iterable[list[tuple[str, bytes]]]) -> int:
-        """Chunks into a staging table, then one transaction swaps it in."""
-        written = 0
-        with self._write_lock:
-            con = self._con()
-            con.execute("DROP TABLE IF EXISTS recommendations_next")
-            con.execute("CREATE TABLE recommendations_next (profile_id TEXT PRIMARY KEY, payload BLOB NOT NULL) WITHOUT ROWID")
-        for rows in chunks:
-            with self._write_lock:
-                self._con().executemany("INSERT OR REPLACE INTO recommendations_next VALUES (?, ?)", rows)
-            written += len(rows)
-        with self._write_lock:
-            con = self._con()
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                con.execute("DELETE FROM recommendations")
-                con.execute("INSERT INTO recommendations SELECT * FROM recommendations_next")
-                con.execute("DROP TABLE recommendations_next")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        return written
-
     def recommendations(self, profile_id: str) -> bytes | None:
         row = self._con().execute("SELECT payload FROM recommendations WHERE profile_id = ?", (profile_id,)).fetchone()
         return row[0] if row else None

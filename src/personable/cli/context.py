@@ -16,11 +16,12 @@ def project_dir(ctx: typer.Context) -> Path:
 
 
 @contextmanager
-def open_engine(ctx: typer.Context) -> Iterator[Any]:
-    """The project's engine: local, or the running server's (see personable.client)."""
+def open_engine(ctx: typer.Context, clock: Any = None) -> Iterator[Any]:
+    """The project's engine: local, or the running server's (see personable.client).
+    ``clock``: the time it works at (``--as-of``), injected when it is built."""
     from ..client import open_project
 
-    engine = open_project(project_dir(ctx))
+    engine = open_project(project_dir(ctx), clock)
     try:
         yield engine
     finally:

@@ -15,21 +15,27 @@ NAME = typer.Argument(..., help="churn, clv, next_purchase or send_time.")
 AS_OF = typer.Option(None, "--as-of", help="Work as of this time (ISO 8601), e.g. to backtest; default: now.")
 
 
-def _models(engine, as_of: Optional[str] = None):
-    from ..errors import PersonableError, ValidationFailed
+def _clock(as_of: Optional[str]):
+    """A clock stopped at ``--as-of``, or None for now."""
+    if not as_of:
+        return None
+    from datetime import datetime, timezone
+
+    from ..clock import SimulatedClock
+    from ..errors import ValidationFailed
+
+    try:
+        when = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValidationFailed(f"--as-of must be an ISO 8601 time, got {as_of!r}") from exc
+    return SimulatedClock(when if when.tzinfo else when.replace(tzinfo=timezone.utc))
+
+
+def _models(engine):
+    from ..errors import PersonableError
 
     if getattr(engine, "remote", False):
         raise PersonableError("stop `personable serve` for model work (it needs the store to itself)")
-    if as_of:
-        from datetime import datetime, timezone
-
-        from ..clock import SimulatedClock
-
-        try:
-            when = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise ValidationFailed(f"--as-of must be an ISO 8601 time, got {as_of!r}") from exc
-        engine.clock = SimulatedClock(when if when.tzinfo else when.replace(tzinfo=timezone.utc))
     return engine.models
 
 
@@ -45,8 +51,8 @@ def train(ctx: typer.Context, name: str = NAME,
           model: Optional[str] = typer.Option(None, help="lightgbm or logistic (churn); lightgbm or ridge (next_purchase)."),
           as_of: Optional[str] = AS_OF, as_json: bool = JSON) -> None:
     """Train, evaluate on the latest unseen window, and register a new version."""
-    with _engine(ctx) as engine:
-        result = _models(engine, as_of).train(name, horizon, model)
+    with _engine(ctx, _clock(as_of)) as engine:
+        result = _models(engine).train(name, horizon, model)
     if as_json:
         emit_json(result)
     else:
@@ -96,8 +102,8 @@ def show(ctx: typer.Context, name: str = NAME, version: Optional[int] = typer.Op
 def evaluate(ctx: typer.Context, name: str = NAME, version: Optional[int] = typer.Option(None),
              as_of: Optional[str] = AS_OF, as_json: bool = JSON) -> None:
     """Judge a version on the latest window whose outcome is known (kept, to show decay)."""
-    with _engine(ctx) as engine:
-        report = _models(engine, as_of).evaluate(name, version)
+    with _engine(ctx, _clock(as_of)) as engine:
+        report = _models(engine).evaluate(name, version)
     if as_json:
         emit_json(report)
     else:
@@ -110,8 +116,8 @@ def evaluate(ctx: typer.Context, name: str = NAME, version: Optional[int] = type
 def score(ctx: typer.Context, name: str = NAME, version: Optional[int] = typer.Option(None),
           as_of: Optional[str] = AS_OF, as_json: bool = JSON) -> None:
     """Score every profile; the scores become computed traits (usable in segments)."""
-    with _engine(ctx) as engine:
-        result = _models(engine, as_of).score(name, version)
+    with _engine(ctx, _clock(as_of)) as engine:
+        result = _models(engine).score(name, version)
     if as_json:
         emit_json(result)
     else:
@@ -129,11 +135,11 @@ def drift(ctx: typer.Context, name: str = NAME, version: Optional[int] = typer.O
     """Compare the features a version was trained on with today's (KS and PSI)."""
     from ..predict.drift import DriftThresholds
 
-    with _engine(ctx) as engine:
+    with _engine(ctx, _clock(as_of)) as engine:
         default = engine.config.models.drift
         thresholds = DriftThresholds(default.psi if psi is None else psi,
                                      default.ks_pvalue if ks_pvalue is None else ks_pvalue)
-        report = _models(engine, as_of).drift(name, version, thresholds, retrain)
+        report = _models(engine).drift(name, version, thresholds, retrain)
     if as_json:
         emit_json(report)
         return
@@ -150,12 +156,12 @@ def drift(ctx: typer.Context, name: str = NAME, version: Optional[int] = typer.O
 def maintain(ctx: typer.Context, as_of: Optional[str] = AS_OF, as_json: bool = JSON) -> None:
     """What `serve` does on schedule for the models under models.maintain (for cron):
     train when due, else evaluate and check drift (retrain on drift), then score."""
-    with _engine(ctx) as engine:
+    with _engine(ctx, _clock(as_of)) as engine:
         if not engine.config.models.maintain:
             from ..errors import ValidationFailed
 
             raise ValidationFailed("no models to maintain: list them under models.maintain in personable.yaml")
-        done = _models(engine, as_of).maintain()
+        done = _models(engine).maintain()
     if as_json:
         emit_json(done)
         return

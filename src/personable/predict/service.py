@@ -156,7 +156,13 @@ class ModelsService:
         # Held-out check: fit as of the test cutoff, compare expected with actual purchases after it.
         ids_h, x_h, r_h, t_h, _ = self._order_summary(test_cutoff)
         bg_h = BetaGeoModel().fit(x_h, r_h, t_h)
-        expected = bg_h.expected_purchases(horizon / 7.0, x_h, r_h, t_h)
+        with np.errstate(all="ignore"):
+            expected = bg_h.expected_purchases(horizon / 7.0, x_h, r_h, t_h)
+        if not np.isfinite(expected).all():
+            # A handful of customers lets the likelihood run off to a = 1e13, b = 1e-5,
+            # where the expectation is 0 * inf: too little history, said plainly.
+            raise ValueError(f"too little purchase history for BG/NBD ({len(ids_h)} customers, "
+                             f"{int((x_h > 0).sum())} repeat buyers): the fit is degenerate")
         ids, x, r, t, m = self._order_summary(now)
         later = dict(zip(ids, x))
         actual = np.array([later.get(pid, x_h[i]) - x_h[i] for i, pid in enumerate(ids_h)])

@@ -283,7 +283,10 @@ class RecommendService:
         seen = data.seen()
         names = [g.name for g in ranker.generators_]
 
-        def chunks() -> Iterator[list[tuple[str, bytes]]]:
+        written = 0
+
+        def lists() -> Iterator[tuple[str, bytes]]:
+            nonlocal written
             for start in range(0, len(rows), 2000):
                 part = rows[start:start + 2000]
                 ranked = ranker.rank(part, None, context).groupby("row", sort=False).head(self.config.top_n)
@@ -298,13 +301,15 @@ class RecommendService:
                     entries = [[str(served.item_ids[item_of[j]]), round(float(score_of[j]), 4),
                                 self._reason(served, names[source[j]], int(item_of[j]), mine)] for j in range(lo, hi)]
                     payloads.append((str(data.users[r]), orjson.dumps({"version": served.version, "items": entries})))
-                yield payloads
+                yield from payloads
+                written += len(payloads)
                 if progress:
                     progress(min(start + len(part), len(rows)), len(rows))
 
         # The new lists replace the old ones in one swap: no profile reads as
         # cold-start while they are written.
-        return self.online.replace_recommendations(chunks())
+        self.online.put_recommendations(lists(), replace_all=True)
+        return written
 
     @staticmethod
     def _reason(served: Recommender, source: str, item: int, mine: list[int]) -> str:

@@ -41,29 +41,30 @@ class CatalogStore:
                 con.unregister("_items_in")
 
     # -- precomputed recommendations (when this store also serves online reads) --------------------
-    def put_recommendations(self, rows: list[tuple[str, bytes]], replace_all: bool = False) -> None:
-        with self._transaction() as con:
-            if replace_all:
-                con.execute("DELETE FROM recommendations")
-            con.executemany("INSERT OR REPLACE INTO recommendations VALUES (?, ?)",
-                            [(pid, payload.decode()) for pid, payload in rows])
-
-    def replace_recommendations(self, chunks: Iterable[list[tuple[str, bytes]]]) -> int:
-        """Chunks go to a staging table (the write lock held per chunk only, so
-        the write path goes on while lists are ranked), then one transaction swaps."""
-        written = 0
+    def put_recommendations(self, rows: Iterable[tuple[str, bytes]], replace_all: bool = False) -> None:
+        """``replace_all``: rows go to a staging table in chunks (the write lock held
+        per chunk only, so the write path goes on while lists are ranked), then one
+        transaction swaps them in: readers see the old lists until then, never none."""
+        if not replace_all:
+            with self._transaction() as con:
+                con.executemany("INSERT OR REPLACE INTO recommendations VALUES (?, ?)",
+                                [(pid, payload.decode()) for pid, payload in rows])
+            return
         with self._write_lock:
             self._writer.execute("CREATE OR REPLACE TABLE recommendations_next AS FROM recommendations LIMIT 0")
-        for rows in chunks:
-            with self._write_lock:
-                self._writer.executemany("INSERT OR REPLACE INTO recommendations_next VALUES (?, ?)",
-                                         [(pid, payload.decode()) for pid, payload in rows])
-            written += len(rows)
+        part: list[tuple[str, str]] = []
+        for pid, payload in rows:
+            part.append((pid, payload.decode()))
+            if len(part) >= 2000:
+                with self._write_lock:
+                    self._writer.executemany("INSERT OR REPLACE INTO recommendations_next VALUES (?, ?)", part)
+                part = []
         with self._transaction() as con:
+            if part:
+                con.executemany("INSERT OR REPLACE INTO recommendations_next VALUES (?, ?)", part)
             con.execute("DELETE FROM recommendations")
             con.execute("INSERT INTO recommendations SELECT * FROM recommendations_next")
             con.execute("DROP TABLE recommendations_next")
-        return written
 
     def recommendations(self, profile_id: str) -> bytes | None:
         rows = self.cursor().execute("SELECT payload FROM recommendations WHERE profile_id = ?", [profile_id]).fetchall()
