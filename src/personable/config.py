@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from .errors import ConfigError, Problem, ProjectNotFound
+from .events.spec import ORDER_COMPLETED
 from .identity.resolution.config import ResolutionConfig, ResolutionSection
 from .predict.config import ModelsConfig, ModelsSection
 from .quality.config import QualityConfig, QualitySection
 from .recommend.config import RecommendConfig
 from .segments.config import LifecycleConfig, LifecycleSection, RfmConfig, RfmSection, SegmentDef, Segments
-from .settings import Section, Text, json_schema_of, problems_from
+from .settings import Section, Text, fail, json_schema_of, problems_from
 
 CONFIG_FILE = "personable.yaml"
 STATE_DIR = ".personable"
@@ -96,6 +97,7 @@ class Config:
     trait_policies: dict[str, str]
     session_timeout_minutes: int
     max_future_skew_hours: float
+    order_event: str = ORDER_COMPLETED   # what counts as an order (events.order_event), read by everything that counts orders
     imports: dict[str, dict[str, Any]] = field(default_factory=dict)
     quality: QualityConfig = field(default_factory=QualityConfig)
     segments: tuple[SegmentDef, ...] = ()
@@ -173,6 +175,7 @@ server:
 
 events:
   max_future_skew_hours: 24     # timestamps further ahead than this are rejected
+  order_event: Order Completed  # what counts as an order, for profiles, RFM, lifecycle, models, recommendations
 
 # Identity stitching: userId, anonymousId and alias always link; the traits below
 # link profiles too (normalized, then SHA-256 hashed before they are stored).
@@ -294,8 +297,6 @@ models:
 
 # RFM (recency, frequency, monetary; quintile scores 1-5 and named segments) and
 # lifecycle stages become computed traits on every profile.
-rfm:
-  order_event: Order Completed
 lifecycle:
   new_days: 30                  # first order at most this long ago
   active_days: 90               # last order at most this long ago
@@ -402,6 +403,9 @@ def _source_name(name: str) -> str:
 class EventsSection(Section):
     max_future_skew_hours: float = 24.0
     """Timestamps further ahead than this are rejected."""
+    order_event: Annotated[str, Field(min_length=1)] | None = None
+    """The event that counts as an order (default Order Completed), for everything that counts orders:
+    profile order counts and revenue, RFM, lifecycle, clusters, models and recommendations."""
 
 
 class IdentitySection(Section):
@@ -488,15 +492,27 @@ class ProjectFile(Section):
     recommend: RecommendConfig = RecommendConfig()
     imports: ImportsSection = ImportsSection()
 
+    @model_validator(mode="after")
+    def _one_order_event(self) -> "ProjectFile":
+        given, legacy = self.events.order_event, self.rfm.order_event
+        if given and legacy and given != legacy:
+            fail([(("rfm", "order_event"), f"differs from events.order_event ({given!r}); what counts as an order "
+                   "is configured once, in events.order_event", legacy)])
+        return self
+
+    @property
+    def order_event(self) -> str:
+        return self.events.order_event or self.rfm.order_event or ORDER_COMPLETED
+
     def to_config(self, project_dir: Path) -> Config:
-        rfm = self.rfm.to_config()
+        rfm = self.rfm.to_config(self.order_event)
         return Config(
             project_dir=project_dir, name=self.name or project_dir.resolve().name,
             offline_url=self.store.offline, online_url=self.store.online, bus_url=self.store.bus,
             sources=list(self.sources), server=self.server, identity=self.identity.to_config(),
             trait_default_policy=self.traits.default_policy, trait_policies=dict(self.traits.policies),
             session_timeout_minutes=self.sessions.timeout_minutes,
-            max_future_skew_hours=self.events.max_future_skew_hours,
+            max_future_skew_hours=self.events.max_future_skew_hours, order_event=self.order_event,
             imports={k: dict(v) for k, v in self.imports if v is not None},
             quality=self.quality.to_config(),
             segments=tuple(s.to_def(sid) for sid, s in self.segments.items()),

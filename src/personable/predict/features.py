@@ -14,9 +14,10 @@ from datetime import datetime, timedelta
 import ibis
 import ibis.expr.types as ir
 
+from ..events.spec import ORDER_COMPLETED
 from ..tables import IDENTITIES, PROFILE_EVENTS as EVENTS
 
-ORDER = "Order Completed"
+ORDER = ORDER_COMPLETED   # the default; services pass the configured events.order_event
 FEATURES = (
     "recency_days", "tenure_days", "events_total", "events_7d", "events_30d", "events_90d",
     "pages_30d", "views_30d", "adds_30d", "orders_total", "orders_30d", "orders_90d",
@@ -46,8 +47,9 @@ def time_splits(last_cutoff: datetime, horizon_days: int, n: int = 3) -> list[Sp
     return [Split(names[i], last_cutoff - timedelta(days=horizon_days * (n - 1 - i)), horizon_days) for i in range(n)]
 
 
-def customer_features(cutoff: datetime, customers_only: bool = True) -> ir.Table:
-    """One row per profile active before ``cutoff``: the features in ``FEATURES``."""
+def customer_features(cutoff: datetime, customers_only: bool = True, order_event: str = ORDER) -> ir.Table:
+    """One row per profile active before ``cutoff``: the features in ``FEATURES``
+    (orders: ``order_event``, the configured ``events.order_event``)."""
     e = EVENTS
     e = e.filter(e.timestamp < ibis.literal(cutoff))
     if customers_only:
@@ -58,7 +60,7 @@ def customer_features(cutoff: datetime, customers_only: bool = True) -> ir.Table
         return e.timestamp >= ibis.literal(cutoff - timedelta(days=days))
 
     track = e.type == "track"
-    order = track & (e.event == ORDER)
+    order = track & (e.event == order_event)
     per = e.group_by("profile_id").aggregate(
         first=e.timestamp.min(), last=e.timestamp.max(),
         events_total=e.count(), events_7d=within(7).sum(), events_30d=within(30).sum(), events_90d=within(90).sum(),
@@ -109,11 +111,11 @@ def activity_after(cutoff: datetime, horizon_days: int) -> ir.Table:
     return active.group_by("profile_id").aggregate(events_after=active.count())
 
 
-def order_summary(now: datetime) -> ir.Table:
+def order_summary(now: datetime, order_event: str = ORDER) -> ir.Table:
     """Per customer with an order before ``now``: the number of orders, the first
     and last order times, the revenue of all orders and of the first one -- the
     inputs of BG/NBD (frequency, recency, age) and Gamma-Gamma (repeat spend)."""
-    o = EVENTS.filter((EVENTS.type == "track") & (EVENTS.event == ORDER) & (EVENTS.timestamp < ibis.literal(now)))
+    o = EVENTS.filter((EVENTS.type == "track") & (EVENTS.event == order_event) & (EVENTS.timestamp < ibis.literal(now)))
     return o.group_by("profile_id").aggregate(
         orders=o.count(), first_order=o.timestamp.min(), last_order=o.timestamp.max(),
         revenue=o.revenue_reporting.sum(), first_order_value=o.revenue_reporting.argmin(o.timestamp),

@@ -15,11 +15,11 @@ import numpy as np
 from .features import EVENTS, ORDER
 
 
-def next_order_value(cutoff: datetime, horizon_days: int) -> ir.Table:
+def next_order_value(cutoff: datetime, horizon_days: int, order_event: str = ORDER) -> ir.Table:
     """Per profile, the value of its first order in [cutoff, cutoff + horizon)."""
     e = EVENTS
     end = cutoff + timedelta(days=horizon_days)
-    o = e.filter((e.type == "track") & (e.event == ORDER) & (e.timestamp >= ibis.literal(cutoff))
+    o = e.filter((e.type == "track") & (e.event == order_event) & (e.timestamp >= ibis.literal(cutoff))
                  & (e.timestamp < ibis.literal(end)))
     return o.group_by("profile_id").aggregate(next_order_value=o.revenue_reporting.argmin(o.timestamp))
 

@@ -53,7 +53,7 @@ class ModelsService:
 
     # -- data ------------------------------------------------------------------------------
     def _features(self, cutoff: datetime) -> tuple[list[str], np.ndarray]:
-        table = self.analytics.execute(customer_features(cutoff))
+        table = self.analytics.execute(customer_features(cutoff, order_event=self.config.order_event))
         ids = table.column("profile_id").to_pylist()
         X = np.column_stack([table.column(f).to_numpy(zero_copy_only=False).astype(float) for f in FEATURES]) \
             if table.num_rows else np.zeros((0, len(FEATURES)))
@@ -69,14 +69,14 @@ class ModelsService:
 
         ids, X = self._features(cutoff)
         y = {r["profile_id"]: r["next_order_value"] for r in
-             self.analytics.execute(next_order_value(cutoff, horizon)).to_pylist()}
+             self.analytics.execute(next_order_value(cutoff, horizon, self.config.order_event)).to_pylist()}
         keep = [i for i, pid in enumerate(ids) if y.get(pid) is not None]
         return X[keep], np.array([y[ids[i]] for i in keep], dtype=float)
 
     def _order_summary(self, now: datetime) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per customer with an order: repeat purchases, recency and age in weeks,
         and the average value of repeat purchases (BG/NBD and Gamma-Gamma inputs)."""
-        rows = self.analytics.execute(order_summary(now)).to_pydict()
+        rows = self.analytics.execute(order_summary(now, self.config.order_event)).to_pydict()
         week = 604800.0
         n = np.array(rows["orders"], float)
         first = [t.timestamp() for t in rows["first_order"]]

@@ -20,13 +20,14 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import Problem, ValidationFailed
+from ..events.spec import ORDER_COMPLETED
 from ..tables import PROFILE_EVENTS as EVENTS
 
 ID_COLUMNS = ("item_id", "product_id", "sku", "id")
 ALIASES = {"title": "name", "available": "in_stock", "availability": "in_stock", "stock": "in_stock"}
 KNOWN = ("name", "category", "brand", "price", "description", "in_stock")
 PRODUCT_EVENTS = ("Product Viewed", "Product Added", "Product Removed", "Product Clicked")
-ORDER_EVENT = "Order Completed"
+ORDER_EVENT = ORDER_COMPLETED   # the default; the service passes events.order_event
 
 
 def read_catalog_file(path: str | Path) -> pa.Table:
@@ -87,18 +88,19 @@ def items_from_events() -> ir.Table:
         brand=rows.brand.argmax(rows.timestamp), price=rows.price.argmax(rows.timestamp))
 
 
-def interactions_expr(kinds: tuple[str, ...], since: datetime | None = None) -> ir.Table:
+def interactions_expr(kinds: tuple[str, ...], since: datetime | None = None,
+                      order_event: str = ORDER_EVENT) -> ir.Table:
     """(user, item, kind, ts, device, channel) per product interaction: product
-    events by their ``product_id``, orders by each of their ``products``."""
+    events by their ``product_id``, orders (``order_event``) by each of their ``products``."""
     e = EVENTS.filter(EVENTS.type == "track")
     if since is not None:
         e = e.filter(e.timestamp >= ibis.literal(since))
-    single = e.filter(e.event.isin([k for k in kinds if k != ORDER_EVENT]))
+    single = e.filter(e.event.isin([k for k in kinds if k != order_event]))
     single = single.select(user=single.profile_id, item=single.properties["product_id"].str, kind=single.event,
                            ts=single.timestamp, device=single.device, channel=single.channel)
     parts = [single]
-    if ORDER_EVENT in kinds:
-        orders = e.filter(e.event == ORDER_EVENT)
+    if order_event in kinds:
+        orders = e.filter(e.event == order_event)
         orders = orders.select("profile_id", "event", "timestamp", "device", "channel",
                                product=orders.properties["products"].array.unnest())
         parts.append(orders.select(user=orders.profile_id, item=orders.product["product_id"].str, kind=orders.event,

@@ -51,9 +51,9 @@ REASONS = {
 }
 
 
-def make_generator(name: str) -> G.Generator:
+def make_generator(name: str, order_event: str = ORDER_EVENT) -> G.Generator:
     if name == "complementary":
-        gen = G.CoOccurrence(kinds=(ORDER_EVENT,))
+        gen = G.CoOccurrence(kinds=(order_event,))
         gen.name = "complementary"
         return gen
     if name == "trending":
@@ -140,6 +140,7 @@ class RecommendService:
     def __init__(self, config: "Config", clock: "Clock", analytics: "Analytics", catalog: "Catalog",
                  registry: "ModelRegistry", online: "ProfileReads", resolve: Resolve):
         self.config: RecommendConfig = config.recommend
+        self.order_event = config.order_event
         self.clock, self.analytics, self.catalog_store = clock, analytics, catalog
         self.registry, self.online, self.resolve = registry, online, resolve
         self.dir = config.state_dir / "recommend"
@@ -171,7 +172,7 @@ class RecommendService:
     # -- data -----------------------------------------------------------------------------------------
     def _interactions(self) -> pd.DataFrame:
         since = self.clock.now() - timedelta(days=self.config.lookback_days)
-        frame = self.analytics.execute(interactions_expr(tuple(self.config.weights), since)).to_pandas()
+        frame = self.analytics.execute(interactions_expr(tuple(self.config.weights), since, self.order_event)).to_pandas()
         return frame[frame.ts < self.clock.now()]
 
     def _user_features(self) -> pd.DataFrame:
@@ -202,7 +203,7 @@ class RecommendService:
     def _ranker(self, split: str) -> CandidateRanker:
         # 30 candidates per generator: eight generators make ~150 per profile after overlaps,
         # enough to rank and small enough to train in seconds on thousands of profiles.
-        return CandidateRanker([make_generator(g) for g in self.config.generators], candidates=30, split=split)
+        return CandidateRanker([make_generator(g, self.order_event) for g in self.config.generators], candidates=30, split=split)
 
     def train(self, progress: Any = None) -> dict[str, Any]:
         """Fit the generators and the ranker on the store, register the version,
@@ -247,7 +248,7 @@ class RecommendService:
         the ranker's own fitted generators where it has them."""
         table = items.set_index("item_id").reindex(data.items)
         viewed = fitted.get("cooccurrence") or G.CoOccurrence().fit(data, items)
-        bought = fitted.get("complementary") or make_generator("complementary").fit(data, items)
+        bought = fitted.get("complementary") or make_generator("complementary", self.order_event).fit(data, items)
         content = fitted.get("content")
         if content is None:
             try:
@@ -343,9 +344,9 @@ class RecommendService:
                                                                  kind=("kind", "first"))
         train, test = temporal_split(pairs, ratio) if split == "temporal" else stratified_split(pairs, ratio)
         users = self._user_features()
-        models = {name: (lambda name=name: make_generator(name)) for name in self.config.generators}
+        models = {name: (lambda name=name: make_generator(name, self.order_event)) for name in self.config.generators}
         if "popularity" not in models:
-            models["popularity"] = lambda: make_generator("popularity")
+            models["popularity"] = lambda: make_generator("popularity", self.order_event)
         models["ranker"] = lambda: self._ranker(split)
         result = evaluate_split(train, test, models, items, users, k, progress=progress)
         result["split"] = split
@@ -396,7 +397,7 @@ class RecommendService:
                 i = served.index.get(item_id)
                 if i is not None:
                     scores[i], reasons[i] = score, reason
-        viewed, cart, purchased = self._recent(doc, served, context)
+        viewed, cart, purchased = self._recent(doc, served, context, self.order_event)
         if not scores:     # cold start: popular among profiles like this one, else popular
             group = str((doc.get("computed") or {}).get(self.config.fallback_group, ""))
             ranked = served.popular_by_group.get(group)
@@ -443,14 +444,15 @@ class RecommendService:
                            "reason": reasons[items[c]]} for c in chosen]}
 
     @staticmethod
-    def _recent(doc: dict[str, Any], served: Recommender, context: dict[str, Any]) -> tuple[list, list, list]:
+    def _recent(doc: dict[str, Any], served: Recommender, context: dict[str, Any],
+                order_event: str) -> tuple[list, list, list]:
         """Item indexes viewed (newest first), in the cart, and purchased, from
         the profile's recent events and the request."""
         viewed, cart, purchased, ordered_after = [], [], [], False
         for e in doc.get("recent_events") or []:       # newest first
             props = e.get("properties") or {}
             name = e.get("event")
-            if name == ORDER_EVENT:
+            if name == order_event:
                 ordered_after = True
                 purchased += [p.get("product_id") for p in props.get("products") or [] if isinstance(p, dict)]
             elif name == "Product Viewed":

@@ -29,10 +29,12 @@ class ClusterJobs:
     def __init__(self, config: "Config", clock: "Clock", analytics: "Analytics", computed: "ComputedTraits",
                  bus: "EventBus"):
         self.clock, self.analytics, self.computed, self.bus = clock, analytics, computed, bus
+        self.order_event = config.order_event
         self.dir = config.state_dir / "models"
 
     def _matrix(self, features: tuple[str, ...], customers_only: bool = False) -> tuple[list[str], np.ndarray, pa.Table]:
-        table = self.analytics.execute(feature_expr(self.clock.now(), min_events=MIN_EVENTS, customers_only=customers_only))
+        table = self.analytics.execute(feature_expr(self.clock.now(), min_events=MIN_EVENTS, customers_only=customers_only,
+                                                  order_event=self.order_event))
         unknown = [f for f in features if f not in table.column_names]
         if unknown:
             raise ValidationFailed(f"unknown features: {', '.join(unknown)}; choose from {', '.join(table.column_names[1:])}")

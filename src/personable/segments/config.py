@@ -215,14 +215,14 @@ class RfmSegment(Section):
 class RfmSection(Section):
     """RFM: recency, frequency and monetary quintile scores and named segments, as computed traits."""
 
-    order_event: Annotated[str, Field(min_length=1)] = "Order Completed"
-    """The event that counts as an order."""
+    order_event: Annotated[str, Field(min_length=1)] | None = None
+    """Deprecated: set events.order_event (what counts as an order, for everything)."""
     segments: Annotated[list[RfmSegment], Field(min_length=1)] | None = None
     """The named segments, first match wins (default: the customary table)."""
 
-    def to_config(self) -> RfmConfig:
+    def to_config(self, order_event: str) -> RfmConfig:
         table = tuple((s.name, tuple(s.r), tuple(s.fm)) for s in self.segments) if self.segments else None
-        return RfmConfig(order_event=self.order_event, segments=table or DEFAULT_RFM_SEGMENTS)  # type: ignore[arg-type]
+        return RfmConfig(order_event=order_event, segments=table or DEFAULT_RFM_SEGMENTS)  # type: ignore[arg-type]
 
 
 class LifecycleSection(Section):

@@ -17,6 +17,7 @@ from datetime import datetime
 import ibis
 import ibis.expr.types as ir
 
+from ..events.spec import ORDER_COMPLETED
 from ..tables import IDENTITIES, PROFILE_EVENTS as EVENTS, PROFILES
 
 CATEGORIES = ("electronics", "fashion", "home", "beauty", "sports", "books", "toys", "grocery")
@@ -29,7 +30,7 @@ def _ratio(num: ir.NumericValue, den: ir.NumericValue) -> ir.FloatingValue:
 
 
 def feature_expr(now: datetime, min_events: int = 1, categories: tuple[str, ...] = CATEGORIES,
-                 customers_only: bool = False) -> ir.Table:
+                 customers_only: bool = False, order_event: str = ORDER_COMPLETED) -> ir.Table:
     """Features per profile with at least ``min_events`` events (only profiles
     with a userId when ``customers_only``)."""
     e = EVENTS
@@ -45,13 +46,13 @@ def feature_expr(now: datetime, min_events: int = 1, categories: tuple[str, ...]
         "n_adds": (is_track & (e.event == "Product Added")).sum(),
         "n_removes": (is_track & (e.event == "Product Removed")).sum(),
         "n_checkouts": (is_track & (e.event == "Checkout Started")).sum(),
-        "n_orders": (is_track & (e.event == "Order Completed")).sum(),
-        "order_value": e.revenue_reporting.mean(where=is_track & (e.event == "Order Completed")),
+        "n_orders": (is_track & (e.event == order_event)).sum(),
+        "order_value": e.revenue_reporting.mean(where=is_track & (e.event == order_event)),
         "viewed_price": price.mean(where=views),
         "active_days": e.timestamp.date().nunique(),
         "email_opens": (is_track & (e.event == "Email Opened")).sum(),
         "email_sends": (is_track & (e.event == "Email Sent")).sum(),
-        "coupon_orders": (is_track & (e.event == "Order Completed") & e.properties["coupon"].notnull()).sum(),
+        "coupon_orders": (is_track & (e.event == order_event) & e.properties["coupon"].notnull()).sum(),
         "n_pages": (e.type == "page").sum(),
         "last_event": e.timestamp.max(),
     }
