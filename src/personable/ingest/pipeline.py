@@ -26,6 +26,7 @@ def settings_from(cfg: Config) -> PipelineSettings:
         trait_policies=tuple(sorted(cfg.trait_policies.items())),
         reporting_currency=cfg.quality.reporting_currency,
         currency_rates=tuple(sorted(cfg.quality.rates().items())),
+        order_event=cfg.order_event,
     )
 
 

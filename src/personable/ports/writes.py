@@ -27,6 +27,7 @@ class PipelineSettings:
     trait_policies: tuple[tuple[str, str], ...]
     reporting_currency: str = "USD"
     currency_rates: tuple[tuple[str, float], ...] = ()   # (ISO 4217 code, 1 unit in the reporting currency)
+    order_event: str = "Order Completed"   # events.order_event: what the profile counts as an order
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ class QualityService:
             result = store.restandardize(spec.name, spec.region_from, rows, now)
             results.append({"field": spec.name, "values": result["values"], "records": result["records"],
                             "changed_profiles": len(result["changed_profiles"])})
-        money = store.recompute_revenue(self._config.reporting_currency, self._config.rates(), now)
+        money = store.recompute_revenue(self._config.reporting_currency, self._config.rates(), now, self.config.order_event)
         self.bus.publish(PROFILES_CHANGED, ProfilesChanged(None, origin="quality"))
         return {"fields": results, "revenue_changed_profiles": len(money["changed_profiles"])}
 

@@ -80,8 +80,10 @@ class QualityJobs:
         con.execute("UPDATE profiles SET updated_at = ? WHERE profile_id IN (SELECT profile_id FROM _touched)", [now])
         con.unregister("_touched")
 
-    def recompute_revenue(self, reporting: str, rates: dict[str, float], now: datetime) -> dict[str, Any]:
-        """Revenue in the reporting currency, for every stored event and profile."""
+    def recompute_revenue(self, reporting: str, rates: dict[str, float], now: datetime,
+                          order_event: str) -> dict[str, Any]:
+        """Revenue in the reporting currency, for every stored event and profile
+        (a profile's revenue: the sum over its ``order_event`` events)."""
         table = pa.table({"currency": pa.array(list(rates), pa.string()), "rate": pa.array(list(rates.values()), pa.float64())})
         with self._transaction() as con:
             con.register("_rates_now", table)
@@ -96,17 +98,18 @@ class QualityJobs:
                     SELECT coalesce(rd.to_profile, e.profile_id) AS profile_id,
                            coalesce(sum(e.revenue_reporting), 0) AS revenue
                     FROM events e LEFT JOIN profile_redirects rd ON rd.from_profile = e.profile_id
-                    WHERE e.type = 'track' AND e.event = 'Order Completed'
+                    WHERE e.type = 'track' AND e.event = $order
                     GROUP BY ALL)
                 SELECT p.profile_id FROM profiles p JOIN sums s USING (profile_id)
-                WHERE abs(p.revenue - s.revenue) > 1e-9""").fetchall()]
+                WHERE abs(p.revenue - s.revenue) > 1e-9""", {"order": order_event}).fetchall()]
             con.execute("""
-                UPDATE profiles SET revenue = s.revenue, updated_at = ?
+                UPDATE profiles SET revenue = s.revenue, updated_at = $now
                 FROM (SELECT coalesce(rd.to_profile, e.profile_id) AS profile_id,
                              coalesce(sum(e.revenue_reporting), 0) AS revenue
                       FROM events e LEFT JOIN profile_redirects rd ON rd.from_profile = e.profile_id
-                      WHERE e.type = 'track' AND e.event = 'Order Completed' GROUP BY ALL) s
-                WHERE profiles.profile_id = s.profile_id AND abs(profiles.revenue - s.revenue) > 1e-9""", [now])
+                      WHERE e.type = 'track' AND e.event = $order GROUP BY ALL) s
+                WHERE profiles.profile_id = s.profile_id AND abs(profiles.revenue - s.revenue) > 1e-9""",
+                        {"now": now, "order": order_event})
         return {"changed_profiles": changed}
 
     # -- missing values -----------------------------------------------------------
