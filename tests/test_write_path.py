@@ -185,3 +185,21 @@ def test_large_import_runs_in_chunks_and_survives_reopen(project, tmp_path):
 
 def test_schema_migrations_are_recorded(engine):
     assert engine.store.schema_version >= 1
+
+
+def test_events_without_message_id_are_keyed_by_their_content(engine):
+    """One rule for the messageId fallback: a content hash, so a retry is stored once
+    while two calls alike in all but time stay two events."""
+    from personable.events.message_id import content_message_id
+
+    event = {"type": "track", "userId": "u1", "event": "Product Viewed", "properties": {"product_id": "p1"},
+             "timestamp": "2026-01-01T10:00:00Z"}
+    first = engine.send([dict(event)])
+    again = engine.send([{**event, "sentAt": "2026-01-01T10:00:05Z"}])   # a retry: only sentAt changed
+    assert (first.accepted, again.accepted, again.duplicates) == (1, 0, 1)
+    # Key order does not matter; content does.
+    assert content_message_id(dict(reversed(list(event.items())))) == content_message_id(event)
+    assert content_message_id({**event, "event": "Product Added"}) != content_message_id(event)
+    engine.track("u1", "Product Viewed", {"product_id": "p1"})
+    engine.track("u1", "Product Viewed", {"product_id": "p1"})
+    assert engine.profile("u1")["computed"]["event_count"] == 3

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -23,6 +22,7 @@ from .clock import Clock
 from .compose import compose
 from .config import Config, load_config
 from .errors import ErrorList, ImportFailed, NotFound, ValidationFailed
+from .events.message_id import ensure_message_id
 from .events.validate import check_event
 from .ports import PROFILES_CHANGED, IngestReport, ProfilesChanged, StagedInput
 
@@ -206,8 +206,10 @@ class Engine:
         lines = []
         for event in events:
             event = dict(event)
-            event.setdefault("messageId", str(uuid.uuid4()))
-            lines.append(orjson.dumps(event, default=str))
+            # Without a time of its own an event happened now; stamped before the
+            # content hash, so two calls alike in all else stay two events.
+            event.setdefault("timestamp", now.isoformat())
+            lines.append(orjson.dumps(ensure_message_id(event), default=str))
         return self.write_lines(lines, source, "python", now, validated=True)
 
     def _call(self, etype: str, user_id: str | None, anonymous_id: str | None, **fields: Any) -> IngestReport:
