@@ -75,3 +75,32 @@ def test_services_are_built_once(project):
     with Engine(project) as e:
         assert e.models is e.models and e.recommend is e.recommend and e.quality is e.quality
         assert e.segments is e.components.segments
+
+
+def test_a_full_refresh_never_undoes_newer_realtime_verdicts(project):
+    """The scheduled refresh judged members outside the write lock, then applied
+    them: a batch judged realtime in between was undone (the 'fresh read does not
+    see realtime memberships' flake on a loaded machine)."""
+    import threading
+
+    with Engine(project) as e:
+        e.segments.create("viewers", {"name": "Viewers", "rule": {"event": "Product Viewed"}}, refresh=False)
+        real, gate, judged = e.store.execute, threading.Event(), threading.Event()
+
+        def slow_execute(expr):
+            table = real(expr)
+            if threading.current_thread().name == "refresher":   # judged, not yet applied
+                judged.set()
+                gate.wait(10)
+            return table
+
+        e.store.execute = slow_execute
+        refresher = threading.Thread(target=lambda: e.segments.refresh(["viewers"]), name="refresher")
+        refresher.start()
+        judged.wait(2)   # set only where members are judged outside the transaction (the old way)
+        writer = threading.Thread(target=lambda: e.track("u1", "Product Viewed", {"product_id": "p1"}))
+        writer.start()
+        writer.join(10)   # stored and judged realtime while the refresh holds an older verdict
+        gate.set()
+        refresher.join(10)
+        assert [m["profile_id"] for m in e.segments.members("viewers")] == [e.resolve("u1")]

@@ -125,12 +125,12 @@ class SegmentService:
             if segment_ids is not None and seg.segment_id not in segment_ids:
                 continue
             started = time.perf_counter()
-            members = self.analytics.execute(members_expr(seg.rule, now))
-            entered, exited = self.store.apply_membership(seg.segment_id, members, now, cause)
+            entered, exited, size = self.store.refresh_membership(seg.segment_id, members_expr(seg.rule, now), now,
+                                                                  cause)
             self._publish(seg.segment_id, entered, exited, now, cause)
             changed.update(entered)
             changed.update(exited)
-            results.append({"segment_id": seg.segment_id, "size": members.num_rows, "entered": len(entered),
+            results.append({"segment_id": seg.segment_id, "size": size, "entered": len(entered),
                             "exited": len(exited), "seconds": round(time.perf_counter() - started, 3)})
         self._changed(changed, "segments")
         return {"at": now.isoformat(), "segments": results}

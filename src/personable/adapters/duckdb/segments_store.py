@@ -107,13 +107,16 @@ class SegmentsStore:
             yield session
             session.write()
 
-    def apply_membership(self, segment_id: str, members: pa.Table, now: datetime, cause: str,
-                         among: pa.Table | None = None) -> tuple[list[str], list[str]]:
-        """Make the segment's members equal ``members`` (within ``among`` when
-        given: a realtime update only judges the profiles a batch touched).
-        Returns (entered, exited)."""
+    def refresh_membership(self, segment_id: str, members: Any, now: datetime,
+                           cause: str) -> tuple[list[str], list[str], int]:
+        """Make the segment's members what the expression ``members`` selects now.
+        Judged and applied in one transaction: a list judged outside it could be
+        older than realtime verdicts committed meanwhile, and would undo them.
+        Returns (entered, exited, size)."""
         with self._transaction() as con:
-            return self._apply_membership(con, segment_id, members, now, cause, among)
+            selected = con.sql(self.compile(members)).to_arrow_table()
+            entered, exited = self._apply_membership(con, segment_id, selected, now, cause, None)
+            return entered, exited, selected.num_rows
 
     @staticmethod
     def _apply_membership(con: Any, segment_id: str, members: pa.Table, now: datetime, cause: str,
