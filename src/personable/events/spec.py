@@ -22,6 +22,18 @@ WHITESPACE = " \t\n\r\x0b\x0c"
 # ISO 8601 date or date-time, with Z or +HH:MM (naive means UTC).
 ISO_8601_PATTERN = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:\d{2})?"
 ISO_8601 = re.compile(ISO_8601_PATTERN + r"\Z")
+# Event times must fall in this range (UTC). Outside it a value is a typo or an
+# attack (year 1 or 9999 overflowed Python's datetime arithmetic into a 500);
+# both validators refuse it with the same problem.
+EARLIEST_TIME = "1900-01-01T00:00:00+00:00"
+LATEST_TIME = "2200-01-01T00:00:00+00:00"
+TIME_RANGE_PROBLEM = "must be between 1900 and 2200"
+
+# How deeply an event may nest (the event object itself is level 1). Deeper
+# events are refused whole: they cannot be serialized back (orjson stops at 254
+# levels) and no real client sends them.
+MAX_DEPTH = 64
+DEPTH_PROBLEM = f"is nested deeper than {MAX_DEPTH} levels"
 
 # Consent sent by clients: objects of purpose -> boolean. Segment's consent
 # management puts it in context.consent.categoryPreferences; identify calls may

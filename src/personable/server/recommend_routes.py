@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from ..engine import Engine
 from ..errors import Problem, ValidationFailed
 from .body import check_admin, read_object
+from .params import OptionalInt
 from .schemas import ERRORS, body
 
 IMPORT_SCHEMA = {"type": "object", "required": ["path"], "properties": {
@@ -31,7 +32,7 @@ def _ids(value: str | None) -> list[str]:
 def add_recommend_routes(app: FastAPI, engine: Engine, admin_token: str | None) -> None:
     @app.get("/v1/recommendations/{identifier}", tags=["recommendations"], responses=ERRORS,
              summary="Top items for a profile, with scores and reasons, adjusted to the request's context")
-    async def recommendations(identifier: str, request: Request, placement: str | None = None, n: int | None = None,
+    async def recommendations(identifier: str, request: Request, placement: str | None = None, n: OptionalInt = None,
                               viewed: str | None = None, cart: str | None = None,
                               device: str | None = None) -> ORJSONResponse:
         """`viewed` / `cart`: comma-separated item ids the page knows about (newest first);

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from ..engine import Engine
 from ..errors import NotFound, Problem, ValidationFailed
 from .body import check_admin, read_object
+from .params import Int
 from .schemas import ERRORS, body
 
 SEGMENT_SCHEMA = {"type": "object", "required": ["rule"], "properties": {
@@ -57,7 +58,7 @@ def add_segment_routes(app: FastAPI, engine: Engine, admin_token: str | None,
 
     @app.get("/v1/segments/{segment_id}/members", tags=["segments"], responses=ERRORS,
              summary="Current members, oldest membership first (paged)")
-    async def segment_members(segment_id: str, request: Request, limit: int = 100, offset: int = 0,
+    async def segment_members(segment_id: str, request: Request, limit: Int = 100, offset: Int = 0,
                               fresh: bool = False) -> ORJSONResponse:
         check_admin(request, admin_token)
         await freshen(fresh)
@@ -67,7 +68,7 @@ def add_segment_routes(app: FastAPI, engine: Engine, admin_token: str | None,
     @app.get("/v1/segments/{segment_id}/history", tags=["segments"], responses=ERRORS,
              summary="Membership spells (entered_at, exited_at), newest first; optionally for one profile")
     async def segment_history(segment_id: str, request: Request, profile: str | None = None,
-                              limit: int = 200) -> ORJSONResponse:
+                              limit: Int = 200) -> ORJSONResponse:
         check_admin(request, admin_token)
         items = await run_in_threadpool(engine.segments.history, profile, segment_id, max(1, min(limit, 10_000)))
         return ORJSONResponse({"items": items})

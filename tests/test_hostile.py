@@ -1,0 +1,137 @@
+"""Defects found by hostile testing (issue 11, point 7): each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from conftest import start_server, stop_server
+from personable.config import write_starter
+from personable.errors import ValidationFailed
+
+T = "2026-02-01T10:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One server for the tests that only need some server (starting one costs seconds)."""
+    project = tmp_path_factory.mktemp("hostile") / "proj"
+    write_starter(project, "hostile-shop")
+    s = start_server(project)
+    yield s
+    stop_server(s)
+
+
+def nested(depth: int) -> dict:
+    """An object ``depth`` levels deep (the event itself is level 1)."""
+    node: dict = {}
+    for _ in range(depth - 2):
+        node = {"x": node}
+    return node
+
+
+def post(server, path, body, headers=None):
+    with server.client() as c:
+        return c.post(path, content=json.dumps(body).encode(), auth=(server.write_key, ""),
+                      headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def quarantined(server) -> list[dict]:
+    with server.client() as c:
+        return c.get("/v1/quarantine", headers=server.admin, params={"fresh": "true", "limit": 1000}).json()["items"]
+
+
+# -- 1. deep nesting, far timestamps, huge query integers -------------------------
+
+def deep_json(depth: int) -> str:
+    """JSON text of a value ``depth - 1`` levels deep, built as text (Python's
+    json module runs out of recursion before the server's parser does)."""
+    return '{"x":' * (depth - 2) + "{}" + "}" * (depth - 2)
+
+
+def test_deeply_nested_event_is_quarantined_and_the_rest_of_the_batch_lands(server):
+    for depth in (255, 600, 1000):
+        good = json.dumps({"type": "track", "userId": f"ok-{depth}", "event": "Fine", "timestamp": T})
+        deep = '{"type": "track", "userId": "deep", "event": "Deep", "timestamp": "%s", "properties": %s}' % (
+            T, deep_json(depth))
+        with server.client() as c:
+            r = c.post("/v1/batch", content=('{"batch": [%s, %s]}' % (good, deep)).encode(),
+                       auth=(server.write_key, ""))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["accepted"] == 1
+        assert body["rejected"][0]["index"] == 1
+        assert body["rejected"][0]["details"][0]["path"] == "batch[1]"
+        assert "nested deeper" in body["rejected"][0]["details"][0]["problem"]
+    items = quarantined(server)
+    deep_items = [i for i in items if any("nested deeper" in p["problem"] for p in i["problems"])]
+    assert len(deep_items) == 3 and all('"userId":"deep"' in i["raw"] for i in deep_items)
+    with server.client() as c:
+        assert c.get("/v1/profiles/ok-1000", headers=server.admin, params={"fresh": "true"}).status_code == 200
+        r = c.post("/v1/track", content=json.dumps({"userId": "d", "event": "X", "timestamp": T,
+                                                    "properties": nested(300)}).encode(),
+                   auth=(server.write_key, ""))
+        assert r.status_code == 400 and "nested deeper" in r.text
+
+
+@pytest.mark.parametrize("fields, path", [
+    ({"timestamp": "0001-01-01T00:30:00+01:00"}, "timestamp"),
+    ({"timestamp": "9999-12-31T23:30:00-01:00"}, "timestamp"),
+    ({"timestamp": T, "sentAt": "9999-01-01T00:00:00Z"}, "sentAt"),
+    ({"timestamp": "0001-01-01T00:00:00Z", "sentAt": "9999-12-31T00:00:00Z"}, "timestamp"),
+])
+def test_far_timestamps_are_validation_problems(shared, fields, path):
+    server = shared
+    event = {"type": "track", "userId": "far", "event": "X", **fields}
+    r = post(server, "/v1/track", event)
+    assert r.status_code == 400, r.text
+    assert path in {d["path"] for d in r.json()["error"]["details"]}
+    r = post(server, "/v1/batch", {"batch": [event, {"type": "track", "userId": "near", "event": "X", "timestamp": T}]})
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+
+
+def test_batch_envelope_sent_at_is_validated(shared):
+    server = shared
+    r = post(server, "/v1/batch", {"sentAt": "9999-01-01T00:00:00Z",
+                                   "batch": [{"type": "track", "userId": "env", "event": "X", "timestamp": T}]})
+    assert r.status_code == 400, r.text
+    assert "batch[0].sentAt" in {d["path"] for d in r.json()["error"]["details"]}
+
+
+def test_python_api_refuses_far_timestamps_and_deep_events(engine):
+    with pytest.raises(ValidationFailed) as err:
+        engine.track("u", "X", timestamp="0001-01-01T00:30:00+01:00")
+    assert err.value.details[0].path == "batch[0].timestamp"
+    with pytest.raises(ValidationFailed) as err:
+        engine.track("u", "X", properties=nested(400), timestamp=T)
+    assert "nested deeper" in err.value.details[0].problem
+
+
+def test_file_import_quarantines_far_timestamps_and_deep_events(engine, tmp_path):
+    lines = [
+        {"type": "track", "userId": "f1", "event": "X", "timestamp": "0001-01-01T00:30:00+01:00"},
+        {"type": "track", "userId": "f2", "event": "X", "timestamp": T, "sentAt": "9999-01-01T00:00:00Z"},
+        {"type": "track", "userId": "f3", "event": "X", "timestamp": T, "properties": nested(500)},
+        {"type": "track", "userId": "f4", "event": "X", "timestamp": T},
+    ]
+    path = tmp_path / "far.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    report = engine.ingest(path)
+    assert report.as_dict()["quarantined"] == 3, report.as_dict()
+    assert engine.profile("f4")["computed"]["event_count"] == 1
+
+
+@pytest.mark.parametrize("route, param", [
+    ("/v1/quarantine", "limit"), ("/v1/quarantine", "offset"), ("/v1/profiles/x", "events"),
+    ("/v1/quality/history", "limit"), ("/v1/resolve/review", "offset"), ("/v1/models/churn", "version"),
+    ("/v1/segments/s/members", "offset"), ("/v1/segments/s/history", "limit"),
+    ("/v1/recommendations/x", "n"),
+])
+def test_query_integers_above_int64_are_400_with_the_field(shared, route, param):
+    server = shared
+    with server.client() as c:
+        r = c.get(route, headers=server.admin, params={param: "99999999999999999999"})
+    assert r.status_code == 400, r.text
+    assert any(d["path"] == f"query.{param}" for d in r.json()["error"]["details"])
