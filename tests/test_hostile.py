@@ -135,3 +135,21 @@ def test_query_integers_above_int64_are_400_with_the_field(shared, route, param)
         r = c.get(route, headers=server.admin, params={param: "99999999999999999999"})
     assert r.status_code == 400, r.text
     assert any(d["path"] == f"query.{param}" for d in r.json()["error"]["details"])
+
+
+# -- 3. the quarantine is written in bulk ------------------------------------------
+
+def test_a_batch_of_14000_invalid_events_all_lands_in_quarantine(shared):
+    server = shared
+    bad = [{"type": "track", "userId": f"bulk-{i}", "timestamp": T} for i in range(14_000)]  # no `event`
+    good = {"type": "track", "userId": "bulk-good", "event": "X", "timestamp": T}
+    r = post(server, "/v1/batch", {"batch": [*bad, good]})
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 1 and len(r.json()["rejected"]) == 14_000
+    with server.client() as c:
+        stats = c.get("/v1/stats", headers=server.admin, params={"fresh": "true"}).json()
+        newest = c.get("/v1/quarantine", headers=server.admin, params={"limit": 1}).json()["items"][0]
+    assert stats["quarantined"] >= 14_000
+    assert newest["record_no"] == 13_999 and newest["problems"] == [{"path": "batch[13999].event",
+                                                                      "problem": "is required for track events"}]
+    assert json.loads(newest["raw"])["userId"] == "bulk-13999"

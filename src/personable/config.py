@@ -64,7 +64,7 @@ class IdentityConfig:
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8787
-    max_body_bytes: int = 512_000
+    max_body_bytes: int = 5_000_000  # RudderStack SDKs send batches of up to 4 MB
     commit_interval_ms: float = 2.0
     max_batch_events: int = 5_000
     store_threads: int = 1
@@ -149,7 +149,7 @@ sources:
 server:
   host: 127.0.0.1
   port: 8787
-  max_body_bytes: 512000        # larger request bodies get a 413
+  max_body_bytes: 5000000       # larger request bodies get a 413 (RudderStack batches reach 4 MB)
   commit_interval_ms: 2         # group-commit window; an event is acknowledged once durable
   store_threads: 1              # DuckDB threads while serving: leaves cores for requests (0: all)
 
@@ -386,7 +386,7 @@ def parse_config(raw: dict[str, Any], project_dir: Path) -> Config:
     server = ServerConfig(
         host=_get(raw, "server.host", str, "127.0.0.1", errors),
         port=_get(raw, "server.port", int, 8787, errors),
-        max_body_bytes=_get(raw, "server.max_body_bytes", int, 512_000, errors),
+        max_body_bytes=_get(raw, "server.max_body_bytes", int, 5_000_000, errors),
         commit_interval_ms=_get(raw, "server.commit_interval_ms", float, 2.0, errors),
         max_batch_events=_get(raw, "server.max_batch_events", int, 5_000, errors),
         store_threads=_get(raw, "server.store_threads", int, 1, errors),

@@ -107,13 +107,26 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore, Mod
         return int(rows[0][0]) if rows else 0
 
     def add_quarantine(self, rows: list[dict[str, Any]]) -> None:
-        """Records rejected before the write path (e.g. by the HTTP validator)."""
+        """Records rejected before the write path (e.g. by the HTTP validator).
+
+        One Arrow table, one INSERT: row by row cost ~3 ms per record on the
+        request path (a 14,000-event batch of bad events took over a minute)."""
         if not rows:
             return
-        self.cursor().executemany(
-            "INSERT INTO quarantine (received_at, source, origin, record_no, message_id, problems, raw) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [[r["received_at"], r["source"], r["origin"], r.get("record_no"), r.get("message_id"),
-              r["problems"], r["raw"][:65536]] for r in rows])
+        problem = pa.struct([("path", pa.string()), ("problem", pa.string())])
+        _quarantine_rows = pa.table({
+            "received_at": pa.array([r["received_at"] for r in rows], pa.timestamp("us", tz="UTC")),
+            "source": pa.array([r["source"] for r in rows], pa.string()),
+            "origin": pa.array([r["origin"] for r in rows], pa.string()),
+            "record_no": pa.array([r.get("record_no") for r in rows], pa.int64()),
+            "message_id": pa.array([r.get("message_id") for r in rows], pa.string()),
+            "problems": pa.array([[{"path": p["path"], "problem": p["problem"]} for p in r["problems"]] for r in rows],
+                                 pa.list_(problem)),
+            "raw": pa.array([r["raw"][:65536] for r in rows], pa.string()),
+        })
+        self.cursor().execute(
+            """INSERT INTO quarantine (received_at, source, origin, record_no, message_id, problems, raw)
+               SELECT received_at, source, origin, record_no, message_id, problems, raw FROM _quarantine_rows""")
 
     def quarantine(self, limit: int = 50, offset: int = 0) -> pa.Table:
         return self.cursor().sql(
