@@ -153,3 +153,29 @@ def test_a_batch_of_14000_invalid_events_all_lands_in_quarantine(shared):
     assert newest["record_no"] == 13_999 and newest["problems"] == [{"path": "batch[13999].event",
                                                                       "problem": "is required for track events"}]
     assert json.loads(newest["raw"])["userId"] == "bulk-13999"
+
+
+# -- 7. Engine.sql is read-only --------------------------------------------------
+
+@pytest.mark.parametrize("statement", [
+    "DELETE FROM events", "UPDATE events SET user_id = 'x'", "DROP TABLE events", "INSERT INTO quarantine (received_at) VALUES (now())",
+    "ATTACH ':memory:' AS other", "COPY events TO '/tmp/personable-hostile-copy.csv'", "SELECT 1; DELETE FROM events",
+    "EXPLAIN ANALYZE DELETE FROM events", "CREATE TABLE x AS SELECT 1", "SET threads = 1", "CHECKPOINT",
+])
+def test_engine_sql_refuses_statements_that_change_anything(engine, statement):
+    from personable.errors import ReadOnlyQuery
+
+    engine.track("ro-user", "X", timestamp=T)
+    with pytest.raises(ReadOnlyQuery):
+        engine.sql(statement)
+    assert engine.sql("SELECT count(*) AS n FROM events").to_pylist() == [{"n": 1}]
+    assert engine.sql("SELECT value FROM identities WHERE kind = 'user_id'").column(0).to_pylist() == ["ro-user"]
+
+
+def test_engine_sql_still_answers_queries(engine):
+    engine.track("ro-user", "X", timestamp=T)
+    for query in ("SELECT count(*) FROM events", "WITH e AS (SELECT * FROM events) SELECT count(*) FROM e",
+                  "FROM events SELECT count(*)", "DESCRIBE events", "SHOW TABLES", "EXPLAIN SELECT 1",
+                  "SUMMARIZE events"):
+        assert engine.sql(query).num_rows >= 1
+    assert engine.sql("SELECT ? AS v", [5]).to_pylist() == [{"v": 5}]

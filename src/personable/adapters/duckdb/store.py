@@ -148,8 +148,22 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore, Mod
         return out
 
     def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
-        """Read-only analytics for notebooks: run a SELECT and get Arrow back."""
-        return self.cursor().sql(query, params=params or None).to_arrow_table()
+        """Read-only analytics for notebooks: run a SELECT and get Arrow back.
+
+        Read-only is enforced, not just documented: every statement is parsed
+        by DuckDB first and anything but a query (SELECT, WITH, FROM, DESCRIBE,
+        SHOW, SUMMARIZE, EXPLAIN of those) is refused before anything runs."""
+        cur = self.cursor()
+        try:
+            statements = cur.extract_statements(query)
+        except duckdb.Error as exc:
+            raise StoreError(f"query failed: {exc}", sql=query[:2000]) from exc
+        for statement in statements:
+            _check_read_only(cur, statement)
+        try:
+            return cur.sql(query, params=params or None).to_arrow_table()
+        except duckdb.Error as exc:
+            raise StoreError(f"query failed: {exc}", sql=query[:2000]) from exc
 
     # -- analytics: Ibis expressions compiled for DuckDB -------------------------
     def run(self, expr: Any) -> pa.Table:
@@ -187,6 +201,25 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore, Mod
             self._root.close()
         except duckdb.Error:
             pass
+
+
+def _check_read_only(cur: duckdb.DuckDBPyConnection, statement: Any) -> None:
+    kind = statement.type
+    if kind == duckdb.StatementType.EXPLAIN:
+        # EXPLAIN ANALYZE runs its statement: judge the statement inside.
+        import re
+
+        inner = re.sub(r"^\s*explain(\s+analy[sz]e)?\s+", "", statement.query, flags=re.IGNORECASE)
+        if inner != statement.query:
+            for s in cur.extract_statements(inner):
+                _check_read_only(cur, s)
+            return
+    if kind != duckdb.StatementType.SELECT:
+        from ...errors import ReadOnlyQuery
+
+        word = str(kind).rsplit(".", 1)[-1]
+        raise ReadOnlyQuery(f"sql() is read-only: {word} statements are refused (use the engine's own "
+                            "methods to change data)")
 
 
 class DuckDBFileImport:
