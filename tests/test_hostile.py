@@ -179,3 +179,37 @@ def test_engine_sql_still_answers_queries(engine):
                   "SUMMARIZE events"):
         assert engine.sql(query).num_rows >= 1
     assert engine.sql("SELECT ? AS v", [5]).to_pylist() == [{"v": 5}]
+
+
+# -- 5. HTTP robustness ------------------------------------------------------------
+
+def test_unknown_content_encoding_is_415(shared):
+    body = json.dumps({"userId": "enc", "event": "X", "timestamp": T}).encode()
+    r = post_raw(shared, "/v1/track", body, {"Content-Encoding": "br"})
+    assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_encoding"
+
+
+def test_truncated_gzip_is_400(shared):
+    import gzip
+
+    whole = gzip.compress(json.dumps({"batch": [{"type": "track", "userId": "gz", "event": "X", "timestamp": T}]
+                                      * 50}).encode())
+    r = post_raw(shared, "/v1/batch", whole[: len(whole) // 2], {"Content-Encoding": "gzip"})
+    assert r.status_code == 400 and "truncated" in r.json()["error"]["message"]
+    assert post_raw(shared, "/v1/batch", whole, {"Content-Encoding": "gzip"}).status_code == 200
+
+
+def post_raw(server, path, body: bytes, headers: dict) -> httpx.Response:
+    with server.client() as c:
+        return c.post(path, content=body, auth=(server.write_key, ""),
+                      headers={"Content-Type": "application/json", **headers})
+
+
+def test_an_idle_kept_alive_connection_is_closed(shared):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", shared.port), timeout=30) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        s.settimeout(30)
+        assert s.recv(65536) == b""  # the server hung up on the idle connection (it used to wait forever)

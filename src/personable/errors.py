@@ -107,6 +107,11 @@ class UnsupportedEncoding(PersonableError):
     status = 415
 
 
+class RequestTimeout(PersonableError):
+    code = "request_timeout"
+    status = 408
+
+
 @dataclass
 class ErrorList:
     """Accumulates problems so a validator reports all of them at once."""

@@ -125,7 +125,9 @@ def create_app(engine: Engine) -> FastAPI:
     async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
         log.exception("unexpected error on %s", request.url.path)
         return ORJSONResponse({"error": {"code": "internal", "message": "internal error; see the server log",
-                                         "details": []}}, status_code=500)
+                                         "details": []}}, status_code=500,
+                             # after a failure mid-request the connection's state is unknown: say we close it
+                             headers={"Connection": "close"})
 
     async def _collect(request: Request, forced_type: str | None) -> dict[str, Any]:
         raw = await read_body(request, cfg.server.max_body_bytes)

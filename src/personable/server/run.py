@@ -60,7 +60,11 @@ def serve(cfg: Config, host: str | None = None, port: int | None = None, log_lev
     path = marker_path(cfg)
     path.write_text(json.dumps({"pid": os.getpid(), "url": f"http://{host}:{port}"}))
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        # An idle kept-alive connection is closed after 5 s and a request's
+        # headers may not exceed 64 KB, so slow or idle clients cannot pile up
+        # sockets until the fd limit (the body has its own timeout, body.py).
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                    timeout_keep_alive=5, h11_max_incomplete_event_size=65_536)
     finally:
         try:
             if json.loads(path.read_text()).get("pid") == os.getpid():
