@@ -213,3 +213,27 @@ def test_an_idle_kept_alive_connection_is_closed(shared):
         assert s.recv(65536).startswith(b"HTTP/1.1 200")
         s.settimeout(30)
         assert s.recv(65536) == b""  # the server hung up on the idle connection (it used to wait forever)
+
+
+# -- 7. a stale server marker does not lock the CLI out ------------------------------
+
+def test_stale_marker_naming_a_live_unrelated_pid_is_ignored(project):
+    import os
+
+    from conftest import run_cli
+
+    marker = project / ".personable" / "server.json"
+    # Our own pid is alive and is not a personable server; port 9 answers nothing.
+    marker.write_text(json.dumps({"pid": os.getpid(), "url": "http://127.0.0.1:9"}))
+    out = run_cli("status", "--json", project=project)
+    assert out.returncode == 0
+    marker.write_text(json.dumps({"pid": os.getpid(), "started": "1", "url": "http://127.0.0.1:9"}))
+    assert run_cli("status", "--json", project=project).returncode == 0
+
+
+def test_a_live_server_is_still_found_through_its_marker(server):
+    from personable.config import load_config
+    from personable.server.run import running_server
+
+    info = running_server(load_config(server.project))
+    assert info is not None and info["pid"] == server.proc.pid and info["started"]
