@@ -237,3 +237,44 @@ def test_a_live_server_is_still_found_through_its_marker(server):
 
     info = running_server(load_config(server.project))
     assert info is not None and info["pid"] == server.proc.pid and info["started"]
+
+
+# -- 2. no non-finite aggregates -----------------------------------------------------
+
+def test_huge_revenue_is_a_validation_problem_over_http(shared):
+    server = shared
+    order = {"userId": "rich", "event": "Order Completed", "timestamp": T,
+             "properties": {"order_id": "o1", "revenue": 1.7e308}}
+    r = post(server, "/v1/track", order)
+    assert r.status_code == 400
+    assert r.json()["error"]["details"][0]["path"] == "properties.revenue"
+    ok = {**order, "properties": {"order_id": "o2", "revenue": 12.5}}
+    assert post(server, "/v1/track", ok).status_code == 200
+    with server.client() as c:
+        prof = c.get("/v1/profiles/rich", headers=server.admin, params={"fresh": "true"})
+    assert prof.status_code == 200 and prof.json()["computed"]["revenue"] == 12.5
+
+
+def test_huge_revenue_is_refused_by_the_python_api_and_quarantined_from_files(engine, tmp_path):
+    for bad in (1.7e308, float("inf"), float("nan"), -1e16):
+        with pytest.raises(ValidationFailed) as err:
+            engine.track("rich", "Order Completed", {"order_id": "o1", "revenue": bad}, timestamp=T)
+        assert err.value.details[0].path == "batch[0].properties.revenue"
+    path = tmp_path / "orders.jsonl"
+    path.write_text("\n".join(json.dumps({"type": "track", "userId": "rich", "event": "Order Completed",
+                                          "timestamp": T, "properties": {"order_id": f"o{i}", "revenue": 1.7e308}})
+                              for i in range(2)) + "\n" + json.dumps(
+        {"type": "track", "userId": "rich", "event": "Order Completed", "timestamp": T,
+         "properties": {"order_id": "o3", "revenue": 5}}) + "\n")
+    assert engine.ingest(path).as_dict()["quarantined"] == 2
+    assert engine.profile("rich")["computed"]["revenue"] == 5
+
+
+def test_a_non_finite_stored_aggregate_never_reaches_a_document(engine):
+    engine.track("inf", "Order Completed", {"order_id": "o1", "revenue": 5}, timestamp=T)
+    # A revenue made infinite by something other than one event (e.g. a huge
+    # currency rate): the document says null instead of breaking every read.
+    engine.store.cursor().execute("UPDATE profiles SET revenue = 'inf'::DOUBLE")
+    engine.refresh_online()
+    engine.track("inf", "X", timestamp=T)
+    assert engine.profile("inf")["computed"]["revenue"] is None

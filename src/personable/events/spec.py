@@ -89,3 +89,11 @@ ECOMMERCE_EVENTS: dict[str, dict[str, str]] = {
     "Coupon Removed": {"order_id": "id", "cart_id": "id", "coupon_id": "id", "discount": "number"},
 }
 ORDER_COMPLETED = "Order Completed"
+
+# The money amounts that feed profile aggregates (properties.revenue, else
+# properties.total) must be finite and at most this large in magnitude: two
+# orders of 1.7e308 summed to Infinity, and that profile answered 500 forever.
+# A quadrillion still holds any real order in any currency's major unit.
+AMOUNT_FIELDS = ("revenue", "total")
+MAX_AMOUNT = 1e15
+AMOUNT_PROBLEM = "must be a finite amount between -1e15 and 1e15"

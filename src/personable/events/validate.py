@@ -6,6 +6,7 @@ test checks they agree on a corpus of good and bad events.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -13,7 +14,7 @@ from ..errors import ErrorList
 from .spec import (
     ECOMMERCE_EVENTS, EVENT_TYPES, ID_FIELDS, MAX_ID_LENGTH, OBJECT_FIELDS,
     PRODUCT_FIELDS, REQUIRED_BY_TYPE, STRING_FIELDS, TIME_FIELDS, ISO_8601, CONSENT_FIELDS, WHITESPACE,
-    DEPTH_PROBLEM, EARLIEST_TIME, LATEST_TIME, MAX_DEPTH, TIME_RANGE_PROBLEM,
+    AMOUNT_FIELDS, AMOUNT_PROBLEM, MAX_AMOUNT, DEPTH_PROBLEM, EARLIEST_TIME, LATEST_TIME, MAX_DEPTH, TIME_RANGE_PROBLEM,
 )
 
 _EARLIEST = datetime.fromisoformat(EARLIEST_TIME)
@@ -201,6 +202,13 @@ def check_event(
         if corrected - received_at > max_future:
             hours = (corrected - received_at).total_seconds() / 3600
             errors.add(f"{p}timestamp", f"is {hours:.1f} hours in the future (limit {max_future.total_seconds() / 3600:g} h)")
+    props = event.get("properties")
+    if isinstance(props, dict):
+        for key in AMOUNT_FIELDS:
+            amount = props.get(key)
+            if (isinstance(amount, (int, float)) and not isinstance(amount, bool)
+                    and not (math.isfinite(amount) and abs(amount) <= MAX_AMOUNT)):
+                errors.add(f"{p}properties.{key}", AMOUNT_PROBLEM)
     if etype == "track" and isinstance(event.get("event"), str):
         spec = ECOMMERCE_EVENTS.get(event["event"])
         props = event.get("properties")

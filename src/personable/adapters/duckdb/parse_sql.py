@@ -18,7 +18,7 @@ from __future__ import annotations
 from ...events.spec import (
     CONSENT_FIELDS, ECOMMERCE_EVENTS, EVENT_TYPES, ID_FIELDS, ISO_8601_PATTERN, MAX_ID_LENGTH,
     OBJECT_FIELDS, PRODUCT_FIELDS, REQUIRED_BY_TYPE, STRING_FIELDS, TIME_FIELDS, WHITESPACE,
-    DEPTH_PROBLEM, EARLIEST_TIME, LATEST_TIME, MAX_DEPTH, TIME_RANGE_PROBLEM,
+    AMOUNT_FIELDS, AMOUNT_PROBLEM, MAX_AMOUNT, DEPTH_PROBLEM, EARLIEST_TIME, LATEST_TIME, MAX_DEPTH, TIME_RANGE_PROBLEM,
 )
 
 _SNAKE = {
@@ -257,6 +257,10 @@ def parse_sql(identifier_traits: list[tuple[str, str]], validate: bool = True,
                        _problem(q(f), q('must be an ISO 8601 date-time'))))
         checks.append((f"coalesce(NOT (({parsed_time(_name(f))}) {in_range}), false)",
                        _problem(q(f), q(TIME_RANGE_PROBLEM))))
+    for f in AMOUNT_FIELDS:
+        t, s = _t(f), _s(f)
+        checks.append((f"{t} IN {ALLOWED['number']} AND NOT coalesce(abs(try_cast({s} AS DOUBLE)) <= {MAX_AMOUNT!r}, false)",
+                       _problem(q(f"properties.{f}"), q(AMOUNT_PROBLEM))))
     checks.append((f"ts IS NOT NULL AND corrected_ts - received_at > to_microseconds(CAST({max_future_param} * 3600e6 AS BIGINT))",
                    _problem(q('timestamp'), q('is ') + ' || round(epoch(corrected_ts - received_at) / 3600, 1) || ' + q(' hours in the future'))))
     checks.append(("require_ts AND ts IS NULL", _problem(q('timestamp'), q('is required for file imports'))))
