@@ -34,6 +34,7 @@ from .model_routes import add_model_routes
 from .recommend_routes import add_recommend_routes
 from .segment_routes import add_segment_routes
 from .params import Int
+from .paths import confined
 from .schemas import BATCH_SCHEMA, ERRORS, body, event_schema
 
 log = logging.getLogger("personable.server")
@@ -244,7 +245,7 @@ def create_app(engine: Engine) -> FastAPI:
         return ORJSONResponse(await run_in_threadpool(engine.stats))
 
     @app.post("/v1/admin/ingest", tags=["admin"], responses=ERRORS,
-              summary="Import a file on the server's disk (used by the CLI while a server owns the project)",
+              summary="Import a file from the server's import folder (server.import_dir; used by the CLI while a server owns the project)",
               openapi_extra=body({"type": "object", "required": ["path"], "properties": {
                   "path": {"type": "string"}, "kind": {"enum": ["events", "crm", "orders"]},
                   "format": {"enum": ["jsonl", "csv", "parquet"]}, "mapping": {"type": "object"},
@@ -255,7 +256,7 @@ def create_app(engine: Engine) -> FastAPI:
         if not isinstance(payload, dict) or not isinstance(payload.get("path"), str):
             raise ValidationFailed("body needs a `path`", [Problem("path", "is required")])
         report = await run_in_threadpool(
-            engine.ingest, payload["path"], payload.get("kind", "events"), payload.get("format"),
+            engine.ingest, confined(cfg, payload["path"], "import"), payload.get("kind", "events"), payload.get("format"),
             payload.get("mapping"), payload.get("source", "import"))
         return ORJSONResponse(report.as_dict())
 

@@ -16,10 +16,11 @@ from ..engine import Engine
 from ..errors import Problem, ValidationFailed
 from .body import check_admin, read_object
 from .params import OptionalInt
+from .paths import confined
 from .schemas import ERRORS, body
 
 IMPORT_SCHEMA = {"type": "object", "required": ["path"], "properties": {
-    "path": {"type": "string", "description": "A catalog file (CSV, JSON lines, Parquet) on the server's disk"}}}
+    "path": {"type": "string", "description": "A catalog file (CSV, JSON lines, Parquet) in the server's import folder (server.import_dir)"}}}
 EVALUATE_SCHEMA = {"type": "object", "properties": {
     "split": {"enum": ["temporal", "random"]}, "k": {"type": "integer", "minimum": 1, "maximum": 100},
     "ratio": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}}}
@@ -68,4 +69,5 @@ def add_recommend_routes(app: FastAPI, engine: Engine, admin_token: str | None) 
         p = await read_object(request, 20_000, empty_ok=True)
         if not isinstance(p.get("path"), str):
             raise ValidationFailed("path is required", [Problem("path", "must be a file path")])
-        return ORJSONResponse(await run_in_threadpool(engine.recommend.import_catalog, p["path"]))
+        return ORJSONResponse(await run_in_threadpool(engine.recommend.import_catalog,
+                                                      confined(engine.config, p["path"], "import")))

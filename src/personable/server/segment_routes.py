@@ -12,6 +12,7 @@ from ..engine import Engine
 from ..errors import NotFound, Problem, ValidationFailed
 from .body import check_admin, read_object
 from .params import Int
+from .paths import confined
 from .schemas import ERRORS, body
 
 SEGMENT_SCHEMA = {"type": "object", "required": ["rule"], "properties": {
@@ -24,7 +25,7 @@ CLUSTER_SCHEMA = {"type": "object", "properties": {
     "pca": {"type": "number"}, "features": {"type": "array", "items": {"type": "string"}},
     "population": {"enum": ["customers", "all"]}, "stability_boots": {"type": "integer", "minimum": 0}}}
 EXPORT_SCHEMA = {"type": "object", "required": ["path"], "properties": {
-    "path": {"type": "string", "description": "A file on the server's disk"}, "format": {"enum": ["csv", "parquet"]}}}
+    "path": {"type": "string", "description": "A file in the server's export folder (server.export_dir)"}, "format": {"enum": ["csv", "parquet"]}}}
 
 
 def add_segment_routes(app: FastAPI, engine: Engine, admin_token: str | None,
@@ -88,7 +89,8 @@ def add_segment_routes(app: FastAPI, engine: Engine, admin_token: str | None,
         payload = await read_object(request, 200_000)
         if not isinstance(payload.get("path"), str):
             raise ValidationFailed("body needs a `path`", [Problem("path", "is required")])
-        return ORJSONResponse(await run_in_threadpool(engine.segments.export, segment_id, payload["path"],
+        return ORJSONResponse(await run_in_threadpool(engine.segments.export, segment_id,
+                                                      str(confined(engine.config, payload["path"], "export")),
                                                       payload.get("format")))
 
     @app.post("/v1/admin/segments/compute", tags=["segments"], responses=ERRORS,
