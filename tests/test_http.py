@@ -138,7 +138,7 @@ def test_body_limit_is_configurable(project):
     from conftest import start_server, stop_server
 
     cfg = project / "personable.yaml"
-    cfg.write_text(cfg.read_text().replace("max_body_bytes: 512000", "max_body_bytes: 2048"))
+    cfg.write_text(cfg.read_text().replace("max_body_bytes: 5000000", "max_body_bytes: 2048"))
     server = start_server(project)
     try:
         small = {"userId": "u", "event": "X", "properties": {"blob": "x" * 1000}, "timestamp": T}

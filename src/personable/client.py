@@ -3,14 +3,49 @@ running server owning the project (see ``personable.server.run``)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 
 from .config import Config
 from .errors import NotFound, PersonableError, Problem, ServerUnavailable
 from .ports import IngestReport
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+@contextmanager
+def _in_import_folder(cfg: Config, path: str | Path) -> Iterator[str]:
+    """The CLI's own file, as a path inside the server's import folder.
+
+    The server reads only from ``server.import_dir``; the CLI, on the same
+    machine and not confined, links (or copies) the user's file in for the call."""
+    from .errors import ImportFailed
+
+    src = Path(path).resolve()
+    root = (cfg.project_dir / cfg.server.import_dir).resolve()
+    if _inside(src, root):
+        yield str(src)
+        return
+    if not src.is_file():
+        raise ImportFailed(f"{path}: no such file")
+    root.mkdir(parents=True, exist_ok=True)
+    staged = root / f".cli-{uuid.uuid4().hex[:12]}-{src.name}"
+    try:
+        os.link(src, staged)
+    except OSError:
+        shutil.copyfile(src, staged)
+    try:
+        yield str(staged)
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 class RemoteEngine:
@@ -42,8 +77,11 @@ class RemoteEngine:
 
     def ingest(self, path: str | Path, kind: str = "events", file_format: str | None = None,
                mapping: dict[str, str] | None = None, source: str = "import", progress: Any = None, **_: Any) -> IngestReport:
-        body = {"path": str(Path(path).resolve()), "kind": kind, "format": file_format, "mapping": mapping or {}, "source": source}
-        data = self._call("POST", "/v1/admin/ingest", json=body)
+        with _in_import_folder(self.config, path) as staged:
+            # (the staged name ends with the file's own name, so the format still shows)
+            body = {"path": staged, "kind": kind, "format": file_format, "mapping": mapping or {}, "source": source}
+            data = self._call("POST", "/v1/admin/ingest", json=body)
+        data["origin"] = str(path)
         return IngestReport(**data)
 
     def profile(self, identifier: str, recent_events: int = 20) -> dict[str, Any]:
@@ -164,8 +202,16 @@ class RemoteSegments:
     def export(self, segment_id: str, path: str, fmt: str | None = None) -> dict[str, Any]:
         from pathlib import Path as _Path
 
-        return self._r._call("POST", f"/v1/admin/segments/{segment_id}/export",
-                             json={"path": str(_Path(path).resolve()), "format": fmt})
+        # The server writes only into its export folder; the CLI moves the file to where its user asked.
+        target = _Path(path).resolve()
+        fmt = fmt or ("parquet" if str(path).endswith(".parquet") else "csv")
+        root = (self._r.config.project_dir / self._r.config.server.export_dir).resolve()
+        staged = target if _inside(target, root) else root / f".cli-{uuid.uuid4().hex[:12]}-{target.name}"
+        result = self._r._call("POST", f"/v1/admin/segments/{segment_id}/export",
+                               json={"path": str(staged), "format": fmt})
+        if staged != target:
+            shutil.move(str(staged), str(target))
+        return {**result, "path": str(path)}
 
     def compute(self) -> dict[str, Any]:
         return self._r._call("POST", "/v1/admin/segments/compute")
@@ -197,7 +243,8 @@ class RemoteRecommend:
         return self._r._call("POST", "/v1/admin/recommend/train")
 
     def import_catalog(self, path: str | Path) -> dict[str, Any]:
-        return self._r._call("POST", "/v1/admin/items/import", json={"path": str(Path(path).resolve())})
+        with _in_import_folder(self._r.config, path) as staged:
+            return self._r._call("POST", "/v1/admin/items/import", json={"path": staged})
 
     def evaluate(self, split: str = "temporal", k: int = 10, ratio: float = 0.8, progress: Any = None) -> dict[str, Any]:
         return self._r._call("POST", "/v1/admin/recommend/evaluate", json={"split": split, "k": k, "ratio": ratio})

@@ -73,14 +73,18 @@ class ServerConfig(Section):
     host: str = "127.0.0.1"
     """Bind address."""
     port: Annotated[int, Field(ge=1, le=65535)] = 8787
-    max_body_bytes: Annotated[int, Field(ge=1024)] = 512_000
-    """Larger request bodies get a 413."""
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 5_000_000
+    """Larger request bodies get a 413 (RudderStack's SDKs send batches of up to 4 MB)."""
     commit_interval_ms: Annotated[float, Field(ge=0)] = 2.0
     """Group-commit window: an event is acknowledged once durable."""
     max_batch_events: Annotated[int, Field(ge=1)] = 5_000
     """At most this many events in one /v1/batch request."""
     store_threads: Annotated[int, Field(ge=0)] = 1
     """DuckDB threads while serving (0: all cores); leaves cores for requests."""
+    import_dir: Annotated[str, Field(min_length=1)] = "imports"
+    """The only folder server routes read imported files from (relative: to the project); the local CLI is not confined."""
+    export_dir: Annotated[str, Field(min_length=1)] = "exports"
+    """The only folder server routes write segment exports to (relative: to the project)."""
 
 
 @dataclass
@@ -169,9 +173,11 @@ sources:
 server:
   host: 127.0.0.1
   port: 8787
-  max_body_bytes: 512000        # larger request bodies get a 413
+  max_body_bytes: 5000000       # larger request bodies get a 413 (RudderStack batches reach 4 MB)
   commit_interval_ms: 2         # group-commit window; an event is acknowledged once durable
   store_threads: 1              # DuckDB threads while serving: leaves cores for requests (0: all)
+  import_dir: imports           # the server reads imported files only from here (relative: to the project)
+  export_dir: exports           # ... and writes segment exports only here
 
 events:
   max_future_skew_hours: 24     # timestamps further ahead than this are rejected

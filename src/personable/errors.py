@@ -90,6 +90,28 @@ class ServerUnavailable(PersonableError):
     status = 503
 
 
+class ReadOnlyQuery(PersonableError):
+    """A statement that would change data was sent to a read-only query API."""
+    code = "read_only"
+    status = 400
+
+
+class PathNotAllowed(PersonableError):
+    """A server-side file path outside the configured import / export folder."""
+    code = "path_not_allowed"
+    status = 403
+
+
+class UnsupportedEncoding(PersonableError):
+    code = "unsupported_encoding"
+    status = 415
+
+
+class RequestTimeout(PersonableError):
+    code = "request_timeout"
+    status = 408
+
+
 @dataclass
 class ErrorList:
     """Accumulates problems so a validator reports all of them at once."""

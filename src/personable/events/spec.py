@@ -22,6 +22,18 @@ WHITESPACE = " \t\n\r\x0b\x0c"
 # ISO 8601 date or date-time, with Z or +HH:MM (naive means UTC).
 ISO_8601_PATTERN = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:\d{2})?"
 ISO_8601 = re.compile(ISO_8601_PATTERN + r"\Z")
+# Event times must fall in this range (UTC). Outside it a value is a typo or an
+# attack (year 1 or 9999 overflowed Python's datetime arithmetic into a 500);
+# both validators refuse it with the same problem.
+EARLIEST_TIME = "1900-01-01T00:00:00+00:00"
+LATEST_TIME = "2200-01-01T00:00:00+00:00"
+TIME_RANGE_PROBLEM = "must be between 1900 and 2200"
+
+# How deeply an event may nest (the event object itself is level 1). Deeper
+# events are refused whole: they cannot be serialized back (orjson stops at 254
+# levels) and no real client sends them.
+MAX_DEPTH = 64
+DEPTH_PROBLEM = f"is nested deeper than {MAX_DEPTH} levels"
 
 # Consent sent by clients: objects of purpose -> boolean. Segment's consent
 # management puts it in context.consent.categoryPreferences; identify calls may
@@ -77,3 +89,11 @@ ECOMMERCE_EVENTS: dict[str, dict[str, str]] = {
     "Coupon Removed": {"order_id": "id", "cart_id": "id", "coupon_id": "id", "discount": "number"},
 }
 ORDER_COMPLETED = "Order Completed"
+
+# The money amounts that feed profile aggregates (properties.revenue, else
+# properties.total) must be finite and at most this large in magnitude: two
+# orders of 1.7e308 summed to Infinity, and that profile answered 500 forever.
+# A quadrillion still holds any real order in any currency's major unit.
+AMOUNT_FIELDS = ("revenue", "total")
+MAX_AMOUNT = 1e15
+AMOUNT_PROBLEM = "must be a finite amount between -1e15 and 1e15"

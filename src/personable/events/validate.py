@@ -6,6 +6,7 @@ test checks they agree on a corpus of good and bad events.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -13,7 +14,11 @@ from ..errors import ErrorList
 from .spec import (
     ECOMMERCE_EVENTS, EVENT_TYPES, ID_FIELDS, MAX_ID_LENGTH, OBJECT_FIELDS,
     PRODUCT_FIELDS, REQUIRED_BY_TYPE, STRING_FIELDS, TIME_FIELDS, ISO_8601, CONSENT_FIELDS, WHITESPACE,
+    AMOUNT_FIELDS, AMOUNT_PROBLEM, MAX_AMOUNT, DEPTH_PROBLEM, EARLIEST_TIME, LATEST_TIME, MAX_DEPTH, TIME_RANGE_PROBLEM,
 )
+
+_EARLIEST = datetime.fromisoformat(EARLIEST_TIME)
+_LATEST = datetime.fromisoformat(LATEST_TIME)
 
 
 def parse_time(value: str) -> datetime | None:
@@ -30,7 +35,52 @@ def parse_time(value: str) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:30+01:00 is before year 1 in UTC
+        return parsed.min.replace(tzinfo=timezone.utc)
+
+
+def in_time_range(value: datetime) -> bool:
+    return _EARLIEST <= value < _LATEST
+
+
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests more than ``limit`` containers deep (iterative:
+    a hostile value must not blow Python's recursion limit)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
+_CLIP_DEPTH = 100
+
+
+def _clip(value: Any, depth: int = 0) -> Any:
+    """``value`` with containers below _CLIP_DEPTH levels replaced by a marker."""
+    if not isinstance(value, (dict, list)):
+        return value
+    if depth >= _CLIP_DEPTH:
+        return "<nested too deep; cut here>"
+    if isinstance(value, dict):
+        return {k: _clip(v, depth + 1) for k, v in value.items()}
+    return [_clip(v, depth + 1) for v in value]
+
+
+def raw_json(event: Any) -> str:
+    """A rejected event as JSON text for the quarantine, whatever it holds: an
+    event too deep for orjson (254 levels) is kept down to _CLIP_DEPTH levels."""
+    import orjson
+
+    try:
+        return orjson.dumps(event, default=str).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return orjson.dumps(_clip(event), default=str).decode()
 
 
 def _type_name(value: Any) -> str:
@@ -80,6 +130,9 @@ def check_event(
     p = f"{path}." if path else ""
     if not isinstance(event, dict):
         errors.add(path or "$", f"must be a JSON object, got {_type_name(event)}")
+        return
+    if deeper_than(event, MAX_DEPTH):
+        errors.add(path or "$", DEPTH_PROBLEM)
         return
     etype = event.get("type")
     if etype is None:
@@ -138,6 +191,8 @@ def check_event(
         parsed = parse_time(value) if isinstance(value, str) else None
         if parsed is None:
             errors.add(f"{p}{name}", f"must be an ISO 8601 date-time, got {str(value)[:40]!r}")
+        elif not in_time_range(parsed):
+            errors.add(f"{p}{name}", f"{TIME_RANGE_PROBLEM}, got {str(value)[:40]!r}")
         else:
             times[name] = parsed
     ts = times.get("timestamp") or times.get("originalTimestamp")
@@ -147,6 +202,13 @@ def check_event(
         if corrected - received_at > max_future:
             hours = (corrected - received_at).total_seconds() / 3600
             errors.add(f"{p}timestamp", f"is {hours:.1f} hours in the future (limit {max_future.total_seconds() / 3600:g} h)")
+    props = event.get("properties")
+    if isinstance(props, dict):
+        for key in AMOUNT_FIELDS:
+            amount = props.get(key)
+            if (isinstance(amount, (int, float)) and not isinstance(amount, bool)
+                    and not (math.isfinite(amount) and abs(amount) <= MAX_AMOUNT)):
+                errors.add(f"{p}properties.{key}", AMOUNT_PROBLEM)
     if etype == "track" and isinstance(event.get("event"), str):
         spec = ECOMMERCE_EVENTS.get(event["event"])
         props = event.get("properties")

@@ -23,7 +23,7 @@ from .. import __version__
 from ..engine import Engine
 from ..errors import ErrorList, NotFound, PersonableError, Problem, ServerUnavailable, ValidationFailed
 from ..events.spec import EVENT_TYPES
-from ..events.validate import check_event
+from ..events.validate import check_event, raw_json
 from .body import check_admin, parse_json, read_body, source_for, write_key_from
 from ..profiles.document import RECENT_EVENTS
 from ..log_worker import LogWorker
@@ -33,6 +33,8 @@ from .quality_routes import add_quality_routes
 from .model_routes import add_model_routes
 from .recommend_routes import add_recommend_routes
 from .segment_routes import add_segment_routes
+from .params import Int
+from .paths import confined
 from .schemas import BATCH_SCHEMA, ERRORS, body, event_schema
 
 log = logging.getLogger("personable.server")
@@ -124,7 +126,9 @@ def create_app(engine: Engine) -> FastAPI:
     async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
         log.exception("unexpected error on %s", request.url.path)
         return ORJSONResponse({"error": {"code": "internal", "message": "internal error; see the server log",
-                                         "details": []}}, status_code=500)
+                                         "details": []}}, status_code=500,
+                             # after a failure mid-request the connection's state is unknown: say we close it
+                             headers={"Connection": "close"})
 
     async def _collect(request: Request, forced_type: str | None) -> dict[str, Any]:
         raw = await read_body(request, cfg.server.max_body_bytes)
@@ -153,18 +157,21 @@ def create_app(engine: Engine) -> FastAPI:
         for i, event in enumerate(events):
             errors = ErrorList()
             path = f"{prefix}[{i}]" if prefix else ""
+            if isinstance(event, dict):
+                # The envelope's sentAt and context become the event's before it is
+                # judged: a bad envelope value is a problem, never stored unchecked.
+                if "sentAt" not in event and isinstance(envelope.get("sentAt"), str):
+                    event["sentAt"] = envelope["sentAt"]
+                if "context" not in event and isinstance(envelope.get("context"), dict):
+                    event["context"] = envelope["context"]
             check_event(event, path, errors, received_at=now, max_future=max_future, junk=cfg.identity.junk_values)
             if errors:
                 rejected.append({"index": i, "details": [e.as_dict() for e in errors.items]})
                 quarantine.append({"received_at": now, "source": source, "origin": "http", "record_no": i,
                                    "message_id": event.get("messageId") if isinstance(event, dict) and isinstance(event.get("messageId"), str) else None,
                                    "problems": [e.as_dict() for e in errors.items],
-                                   "raw": orjson.dumps(event, default=str).decode()})
+                                   "raw": raw_json(event)})
                 continue
-            if "sentAt" not in event and isinstance(envelope.get("sentAt"), str):
-                event["sentAt"] = envelope["sentAt"]
-            if "context" not in event and isinstance(envelope.get("context"), dict):
-                event["context"] = envelope["context"]
             if not isinstance(event.get("messageId"), str) or not event["messageId"].strip():
                 event["messageId"] = "api-" + uuid.uuid4().hex
             good.append((orjson.dumps(event), source, now))
@@ -216,7 +223,7 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.get("/v1/profiles/{identifier}", tags=["profiles"], responses=ERRORS,
              summary="A unified profile by any identifier (profile id, userId, anonymousId, email:…, phone:…)")
-    async def get_profile(identifier: str, request: Request, events: int = 20, fresh: bool = False) -> ORJSONResponse:
+    async def get_profile(identifier: str, request: Request, events: Int = 20, fresh: bool = False) -> ORJSONResponse:
         """`events`: how many recent events (at most 50). `fresh=true` waits until every event
         accepted before this request is stored (read your writes)."""
         check_admin(request, admin_token)
@@ -225,7 +232,7 @@ def create_app(engine: Engine) -> FastAPI:
         return ORJSONResponse(doc)
 
     @app.get("/v1/quarantine", tags=["quality"], responses=ERRORS, summary="Records that failed validation, newest first")
-    async def get_quarantine(request: Request, limit: int = 50, offset: int = 0, fresh: bool = False) -> ORJSONResponse:
+    async def get_quarantine(request: Request, limit: Int = 50, offset: Int = 0, fresh: bool = False) -> ORJSONResponse:
         check_admin(request, admin_token)
         await _freshen(fresh)
         rows = await run_in_threadpool(engine.quarantine, max(1, min(limit, 1000)), max(0, offset))
@@ -238,7 +245,7 @@ def create_app(engine: Engine) -> FastAPI:
         return ORJSONResponse(await run_in_threadpool(engine.stats))
 
     @app.post("/v1/admin/ingest", tags=["admin"], responses=ERRORS,
-              summary="Import a file on the server's disk (used by the CLI while a server owns the project)",
+              summary="Import a file from the server's import folder (server.import_dir; used by the CLI while a server owns the project)",
               openapi_extra=body({"type": "object", "required": ["path"], "properties": {
                   "path": {"type": "string"}, "kind": {"enum": ["events", "crm", "orders"]},
                   "format": {"enum": ["jsonl", "csv", "parquet"]}, "mapping": {"type": "object"},
@@ -249,7 +256,7 @@ def create_app(engine: Engine) -> FastAPI:
         if not isinstance(payload, dict) or not isinstance(payload.get("path"), str):
             raise ValidationFailed("body needs a `path`", [Problem("path", "is required")])
         report = await run_in_threadpool(
-            engine.ingest, payload["path"], payload.get("kind", "events"), payload.get("format"),
+            engine.ingest, confined(cfg, payload["path"], "import"), payload.get("kind", "events"), payload.get("format"),
             payload.get("mapping"), payload.get("source", "import"))
         return ORJSONResponse(report.as_dict())
 

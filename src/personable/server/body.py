@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import zlib
@@ -10,21 +11,36 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from ..errors import MalformedBody, PayloadTooLarge, Problem, Unauthorized, ValidationFailed
+from ..errors import (
+    MalformedBody, PayloadTooLarge, Problem, RequestTimeout, Unauthorized, UnsupportedEncoding, ValidationFailed,
+)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+# A client gets this long to send its whole body: a slow (or hostile) one no
+# longer holds a socket and a worker forever.
+BODY_READ_TIMEOUT_S = 30.0
+
+
+async def read_body(request: Request, limit: int, timeout: float = BODY_READ_TIMEOUT_S) -> bytes:
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity", "gzip"):
+        raise UnsupportedEncoding(f"Content-Encoding {encoding[:40]!r} is not supported; send gzip or no encoding",
+                                  [Problem("Content-Encoding", "must be gzip or identity")])
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise RequestTimeout(f"the request body did not arrive within {timeout:g} s") from exc
     body = b"".join(chunks)
-    if request.headers.get("content-encoding", "").lower() == "gzip":
+    if encoding == "gzip":
         try:
             d = zlib.decompressobj(16 + zlib.MAX_WBITS)
             body = d.decompress(body, limit + 1)
@@ -32,6 +48,8 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise MalformedBody(f"body is not valid gzip: {exc}") from exc
         if len(body) > limit:
             raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes")
+        if not d.eof:  # a cut-off stream decompresses without error, but is not whole
+            raise MalformedBody("body is truncated gzip (the stream ends before its end marker)")
     return body
 
 

@@ -10,6 +10,7 @@ from ..engine import Engine
 from ..errors import ValidationFailed
 from ..predict.drift import DriftThresholds
 from .body import check_admin, read_object
+from .params import OptionalInt
 from .schemas import ERRORS, body
 
 TRAIN_SCHEMA = {"type": "object", "properties": {
@@ -24,7 +25,7 @@ def add_model_routes(app: FastAPI, engine: Engine, admin_token: str | None) -> N
 
     @app.get("/v1/models/{name}", tags=["models"], responses=ERRORS,
              summary="A model's latest (or ?version=) version with its metrics and monitoring")
-    async def show_model(name: str, request: Request, version: int | None = None) -> ORJSONResponse:
+    async def show_model(name: str, request: Request, version: OptionalInt = None) -> ORJSONResponse:
         check_admin(request, admin_token)
         return ORJSONResponse(await run_in_threadpool(engine.models.show, name, version))
 
@@ -40,19 +41,19 @@ def add_model_routes(app: FastAPI, engine: Engine, admin_token: str | None) -> N
 
     @app.post("/v1/admin/models/{name}/score", tags=["models"], responses=ERRORS,
               summary="Score every profile; the scores become computed traits")
-    async def score_model(name: str, request: Request, version: int | None = None) -> ORJSONResponse:
+    async def score_model(name: str, request: Request, version: OptionalInt = None) -> ORJSONResponse:
         check_admin(request, admin_token)
         return ORJSONResponse(await run_in_threadpool(engine.models.score, name, version))
 
     @app.post("/v1/admin/models/{name}/evaluate", tags=["models"], responses=ERRORS,
               summary="Judge a version on the latest window whose outcome is known (recorded)")
-    async def evaluate_model(name: str, request: Request, version: int | None = None) -> ORJSONResponse:
+    async def evaluate_model(name: str, request: Request, version: OptionalInt = None) -> ORJSONResponse:
         check_admin(request, admin_token)
         return ORJSONResponse(await run_in_threadpool(engine.models.evaluate, name, version))
 
     @app.get("/v1/models/{name}/drift", tags=["models"], responses=ERRORS,
              summary="Drift of today's features from the training sample: KS and PSI per feature (recorded)")
-    async def model_drift(name: str, request: Request, version: int | None = None, psi: float | None = None,
+    async def model_drift(name: str, request: Request, version: OptionalInt = None, psi: float | None = None,
                           ks_pvalue: float | None = None, retrain: bool = False) -> ORJSONResponse:
         check_admin(request, admin_token)
         default = engine.config.models.drift

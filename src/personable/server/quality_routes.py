@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from ..engine import Engine
 from ..errors import Problem, ValidationFailed
 from .body import check_admin, parse_json, read_body
+from .params import Int
 from .schemas import ERRORS, body
 
 DECISION_SCHEMA = {"type": "object", "required": ["left", "right", "decision"], "properties": {
@@ -53,7 +54,7 @@ def add_quality_routes(app: FastAPI, engine: Engine, admin_token: str | None,
         return ORJSONResponse(await run_in_threadpool(engine.quality.report, field or None, save))
 
     @app.get("/v1/quality/history", tags=["quality"], responses=ERRORS, summary="Past quality reports, newest first")
-    async def quality_history(request: Request, limit: int = 10) -> ORJSONResponse:
+    async def quality_history(request: Request, limit: Int = 10) -> ORJSONResponse:
         check_admin(request, admin_token)
         return ORJSONResponse({"items": await run_in_threadpool(engine.quality.history, max(1, min(limit, 100)))})
 
@@ -78,7 +79,7 @@ def add_quality_routes(app: FastAPI, engine: Engine, admin_token: str | None,
 
     @app.get("/v1/resolve/review", tags=["identity"], responses=ERRORS,
              summary="Scored pairs: the review queue by default, or any status")
-    async def resolve_review(request: Request, status: str = "review", limit: int = 50, offset: int = 0) -> ORJSONResponse:
+    async def resolve_review(request: Request, status: str = "review", limit: Int = 50, offset: Int = 0) -> ORJSONResponse:
         """`status`: review (between the thresholds, waiting for a person), merged, accepted,
         rejected, blocked (stopped by a guard), undone, or all."""
         check_admin(request, admin_token)

@@ -15,10 +15,12 @@ from starlette.concurrency import run_in_threadpool
 from ..engine import Engine
 from ..errors import Problem, ValidationFailed
 from .body import check_admin, read_object
+from .params import OptionalInt
+from .paths import confined
 from .schemas import ERRORS, body
 
 IMPORT_SCHEMA = {"type": "object", "required": ["path"], "properties": {
-    "path": {"type": "string", "description": "A catalog file (CSV, JSON lines, Parquet) on the server's disk"}}}
+    "path": {"type": "string", "description": "A catalog file (CSV, JSON lines, Parquet) in the server's import folder (server.import_dir)"}}}
 EVALUATE_SCHEMA = {"type": "object", "properties": {
     "split": {"enum": ["temporal", "random"]}, "k": {"type": "integer", "minimum": 1, "maximum": 100},
     "ratio": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}}}
@@ -31,7 +33,7 @@ def _ids(value: str | None) -> list[str]:
 def add_recommend_routes(app: FastAPI, engine: Engine, admin_token: str | None) -> None:
     @app.get("/v1/recommendations/{identifier}", tags=["recommendations"], responses=ERRORS,
              summary="Top items for a profile, with scores and reasons, adjusted to the request's context")
-    async def recommendations(identifier: str, request: Request, placement: str | None = None, n: int | None = None,
+    async def recommendations(identifier: str, request: Request, placement: str | None = None, n: OptionalInt = None,
                               viewed: str | None = None, cart: str | None = None,
                               device: str | None = None) -> ORJSONResponse:
         """`viewed` / `cart`: comma-separated item ids the page knows about (newest first);
@@ -67,4 +69,5 @@ def add_recommend_routes(app: FastAPI, engine: Engine, admin_token: str | None) 
         p = await read_object(request, 20_000, empty_ok=True)
         if not isinstance(p.get("path"), str):
             raise ValidationFailed("path is required", [Problem("path", "must be a file path")])
-        return ORJSONResponse(await run_in_threadpool(engine.recommend.import_catalog, p["path"]))
+        return ORJSONResponse(await run_in_threadpool(engine.recommend.import_catalog,
+                                                      confined(engine.config, p["path"], "import")))

@@ -60,4 +60,4 @@ ERROR_SCHEMA = {
 ERRORS = {str(code): {"description": desc, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
           for code, desc in ((400, "Invalid input (field path + problem in details)"),
                              (401, "Missing or wrong credentials"), (404, "Not found"),
-                             (413, "Body over the configured limit"))}
+                             (413, "Body over the configured limit"), (415, "Unsupported Content-Encoding"))}

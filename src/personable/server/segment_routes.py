@@ -11,6 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from ..engine import Engine
 from ..errors import NotFound, Problem, ValidationFailed
 from .body import check_admin, read_object
+from .params import Int
+from .paths import confined
 from .schemas import ERRORS, body
 
 SEGMENT_SCHEMA = {"type": "object", "required": ["rule"], "properties": {
@@ -23,7 +25,7 @@ CLUSTER_SCHEMA = {"type": "object", "properties": {
     "pca": {"type": "number"}, "features": {"type": "array", "items": {"type": "string"}},
     "population": {"enum": ["customers", "all"]}, "stability_boots": {"type": "integer", "minimum": 0}}}
 EXPORT_SCHEMA = {"type": "object", "required": ["path"], "properties": {
-    "path": {"type": "string", "description": "A file on the server's disk"}, "format": {"enum": ["csv", "parquet"]}}}
+    "path": {"type": "string", "description": "A file in the server's export folder (server.export_dir)"}, "format": {"enum": ["csv", "parquet"]}}}
 
 
 def add_segment_routes(app: FastAPI, engine: Engine, admin_token: str | None,
@@ -57,7 +59,7 @@ def add_segment_routes(app: FastAPI, engine: Engine, admin_token: str | None,
 
     @app.get("/v1/segments/{segment_id}/members", tags=["segments"], responses=ERRORS,
              summary="Current members, oldest membership first (paged)")
-    async def segment_members(segment_id: str, request: Request, limit: int = 100, offset: int = 0,
+    async def segment_members(segment_id: str, request: Request, limit: Int = 100, offset: Int = 0,
                               fresh: bool = False) -> ORJSONResponse:
         check_admin(request, admin_token)
         await freshen(fresh)
@@ -67,7 +69,7 @@ def add_segment_routes(app: FastAPI, engine: Engine, admin_token: str | None,
     @app.get("/v1/segments/{segment_id}/history", tags=["segments"], responses=ERRORS,
              summary="Membership spells (entered_at, exited_at), newest first; optionally for one profile")
     async def segment_history(segment_id: str, request: Request, profile: str | None = None,
-                              limit: int = 200) -> ORJSONResponse:
+                              limit: Int = 200) -> ORJSONResponse:
         check_admin(request, admin_token)
         items = await run_in_threadpool(engine.segments.history, profile, segment_id, max(1, min(limit, 10_000)))
         return ORJSONResponse({"items": items})
@@ -87,7 +89,8 @@ def add_segment_routes(app: FastAPI, engine: Engine, admin_token: str | None,
         payload = await read_object(request, 200_000)
         if not isinstance(payload.get("path"), str):
             raise ValidationFailed("body needs a `path`", [Problem("path", "is required")])
-        return ORJSONResponse(await run_in_threadpool(engine.segments.export, segment_id, payload["path"],
+        return ORJSONResponse(await run_in_threadpool(engine.segments.export, segment_id,
+                                                      str(confined(engine.config, payload["path"], "export")),
                                                       payload.get("format")))
 
     @app.post("/v1/admin/segments/compute", tags=["segments"], responses=ERRORS,

@@ -18,6 +18,7 @@ from __future__ import annotations
 from ...events.spec import (
     CONSENT_FIELDS, ECOMMERCE_EVENTS, EVENT_TYPES, ID_FIELDS, ISO_8601_PATTERN, MAX_ID_LENGTH,
     OBJECT_FIELDS, PRODUCT_FIELDS, REQUIRED_BY_TYPE, STRING_FIELDS, TIME_FIELDS, WHITESPACE,
+    AMOUNT_FIELDS, AMOUNT_PROBLEM, MAX_AMOUNT, DEPTH_PROBLEM, EARLIEST_TIME, LATEST_TIME, MAX_DEPTH, TIME_RANGE_PROBLEM,
 )
 
 _SNAKE = {
@@ -69,6 +70,23 @@ def _tn(type_sql: str) -> str:
 
 def _present(type_sql: str) -> str:
     return f"(coalesce({type_sql}, 'NULL') <> 'NULL')"
+
+
+_JSON_STRING = r'"(?:[^"\\]|\\.)*"'
+_NOT_BRACKET = r"[^\[\]{}]"
+_INNER_PAIR = r"\[\]|\{\}"
+
+
+def _too_deep(line: str) -> str:
+    """Whether a JSON line nests deeper than MAX_DEPTH, exactly as the Python
+    validator counts: drop string literals, keep the brackets, then peel the
+    innermost pairs MAX_DEPTH times; anything left was deeper. Lines with at most
+    MAX_DEPTH opening brackets (nearly all) skip the peeling."""
+    peeled = f"regexp_replace(regexp_replace({line}, {q(_JSON_STRING)}, '', 'g'), {q(_NOT_BRACKET)}, '', 'g')"
+    for _ in range(MAX_DEPTH):
+        peeled = f"regexp_replace({peeled}, {q(_INNER_PAIR)}, '', 'g')"
+    openers = f"(length({line}) - length(replace(replace({line}, '{{', ''), '[', '')))"
+    return f"(CASE WHEN {openers} > {MAX_DEPTH} THEN {peeled} <> '' ELSE false END)"
 
 
 def _problem(path_sql: str, problem_sql: str) -> str:
@@ -198,9 +216,15 @@ def parse_sql(identifier_traits: list[tuple[str, str]], validate: bool = True,
     junk = {f: f"coalesce(list_contains({junk_param}, lower(trim({_s(_name(f))}, {ws}))), false)" for f in ID_FIELDS}
     iso = q(ISO_8601_PATTERN)
 
-    def timestamp(name: str) -> str:
+    in_range = f"BETWEEN TIMESTAMPTZ {q(EARLIEST_TIME)} AND TIMESTAMPTZ {q(LATEST_TIME)} - INTERVAL 1 MICROSECOND"
+
+    def parsed_time(name: str) -> str:
         return (f"CASE WHEN {is_string(name)} AND regexp_full_match({_s(name)}, {iso}) "
                 f"THEN try_cast({_s(name)} AS TIMESTAMPTZ) END")
+
+    def timestamp(name: str) -> str:
+        """The time if it is valid and in range, else NULL (as the Python validator keeps it)."""
+        return f"CASE WHEN ({parsed_time(name)}) {in_range} THEN {parsed_time(name)} END"
 
     # (condition, problem) pairs: a row's problems are those whose condition holds.
     checks: list[tuple[str, str]] = []
@@ -231,6 +255,12 @@ def parse_sql(identifier_traits: list[tuple[str, str]], validate: bool = True,
         checks.append((f"{_present(t)} AND NOT coalesce({t} = 'VARCHAR' AND regexp_full_match({s}, {iso}) "
                        f"AND try_cast({s} AS TIMESTAMPTZ) IS NOT NULL, false)",
                        _problem(q(f), q('must be an ISO 8601 date-time'))))
+        checks.append((f"coalesce(NOT (({parsed_time(_name(f))}) {in_range}), false)",
+                       _problem(q(f), q(TIME_RANGE_PROBLEM))))
+    for f in AMOUNT_FIELDS:
+        t, s = _t(f), _s(f)
+        checks.append((f"{t} IN {ALLOWED['number']} AND NOT coalesce(abs(try_cast({s} AS DOUBLE)) <= {MAX_AMOUNT!r}, false)",
+                       _problem(q(f"properties.{f}"), q(AMOUNT_PROBLEM))))
     checks.append((f"ts IS NOT NULL AND corrected_ts - received_at > to_microseconds(CAST({max_future_param} * 3600e6 AS BIGINT))",
                    _problem(q('timestamp'), q('is ') + ' || round(epoch(corrected_ts - received_at) / 3600, 1) || ' + q(' hours in the future'))))
     checks.append(("require_ts AND ts IS NULL", _problem(q('timestamp'), q('is required for file imports'))))
@@ -308,6 +338,7 @@ FROM coded
     return template.replace("{problems}", f"""CASE
     WHEN NOT valid_json THEN [{_problem("'$'", "'is not valid JSON'")}]
     WHEN NOT is_object THEN [{_problem("'$'", "'must be a JSON object'")}]
+    WHEN {_too_deep('line')} THEN [{_problem("'$'", q(DEPTH_PROBLEM))}]
     WHEN NOT {_present(_t('type'))} THEN [{_problem("'type'", "'is required'")}]
     WHEN type IS NULL OR type NOT IN ({type_list}) THEN [{_problem("'type'", "'unknown type; expected one of ' || " + q(', '.join(EVENT_TYPES)))}]
     ELSE list_concat(

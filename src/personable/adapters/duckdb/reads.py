@@ -65,7 +65,9 @@ SELECT p.profile_id, to_json({{
     'trait_sources': coalesce(traits.sources, '{{}}'::JSON),
     'computed': json_merge_patch(to_json({{'first_seen': {_ts('p.first_seen')}, 'last_seen': {_ts('p.last_seen')},
                  'event_count': p.event_count, 'session_count': p.session_count, 'page_count': p.page_count,
-                 'order_count': p.order_count, 'revenue': p.revenue,
+                 'order_count': p.order_count,
+                 -- never a non-finite number in a document (JSON has none; readers fail on it)
+                 'revenue': CASE WHEN isfinite(p.revenue) THEN p.revenue END,
                  'last_device': p.last_device, 'last_channel': p.last_channel}}), coalesce(extra.computed, '{{}}'::JSON)),
     'segments': coalesce(segs.segments, []),
     'identities': coalesce(ids.identities, []),
