@@ -84,7 +84,7 @@ def test_bad_input_gets_clear_4xx_and_nothing_is_lost(server):
     assert r.status_code == 400 and error(r)["details"][0]["path"] == "batch[0].type"
     r = post(server, "/v1/launch", {"userId": "u"})
     assert r.status_code == 404 and "unknown call type" in error(r)["message"]
-    big = json.dumps({"userId": "u", "event": "X", "properties": {"blob": "x" * 600_000}}).encode()
+    big = json.dumps({"userId": "u", "event": "X", "properties": {"blob": "x" * 5_100_000}}).encode()
     r = post(server, "/v1/track", big, raw=True)
     assert r.status_code == 413 and error(r)["code"] == "payload_too_large"
     # A partly bad batch: the good event is stored, the bad one quarantined and named.
@@ -148,3 +148,17 @@ def test_body_limit_is_configurable(project):
         assert r.status_code == 413 and "2048" in error(r)["message"]
     finally:
         stop_server(server)
+
+
+def test_a_retried_batch_without_message_ids_is_stored_once(server):
+    """A client that sends no messageId and retries (a new sentAt, the same events)
+    must not double-count: before, each attempt got a random id."""
+    events = [{"type": "track", "userId": "retry", "event": "Product Viewed", "properties": {"product_id": f"p{i}"},
+               "timestamp": T} for i in range(3)]
+    for attempt in range(2):
+        sent = post(server, "/v1/batch", {"batch": events, "sentAt": f"2026-02-01T10:00:0{attempt + 1}Z"})
+        assert sent.status_code == 200
+    with server.client() as c:
+        prof = c.get("/v1/profiles/retry", headers=server.admin, params={"fresh": "true"}).json()
+    assert prof["computed"]["event_count"] == 3
+    assert all(e["messageId"].startswith("auto-") for e in prof["recent_events"])

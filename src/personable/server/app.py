@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import uuid
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from .. import __version__
 from ..engine import Engine
 from ..errors import ErrorList, NotFound, PersonableError, Problem, ServerUnavailable, ValidationFailed
 from ..events.spec import EVENT_TYPES
+from ..events.message_id import ensure_message_id
 from ..events.validate import check_event, raw_json
 from .body import check_admin, parse_json, read_body, source_for, write_key_from
 from ..profiles.document import RECENT_EVENTS
@@ -172,9 +172,8 @@ def create_app(engine: Engine) -> FastAPI:
                                    "problems": [e.as_dict() for e in errors.items],
                                    "raw": raw_json(event)})
                 continue
-            if not isinstance(event.get("messageId"), str) or not event["messageId"].strip():
-                event["messageId"] = "api-" + uuid.uuid4().hex
-            good.append((orjson.dumps(event), source, now))
+            # Keyed by its content when it came without a messageId: a retried batch is stored once.
+            good.append((orjson.dumps(ensure_message_id(event)), source, now))
         if quarantine:
             await run_in_threadpool(engine.store.add_quarantine, quarantine)
         if not good:
