@@ -104,3 +104,25 @@ def test_a_full_refresh_never_undoes_newer_realtime_verdicts(project):
         gate.set()
         refresher.join(10)
         assert [m["profile_id"] for m in e.segments.members("viewers")] == [e.resolve("u1")]
+
+
+def test_what_counts_as_an_order_is_configured_once(project):
+    """events.order_event is read by the profile's aggregates and by RFM alike
+    (the profile counted 'Order Completed' from SQL while RFM read its own setting)."""
+    from personable.config import load_config
+    from personable.errors import ConfigError
+
+    cfg = project / "personable.yaml"
+    text = cfg.read_text()
+    cfg.write_text(text.replace("  order_event: Order Completed", "  order_event: Purchase"))
+    with Engine(project) as e:
+        e.track("u1", "Purchase", {"order_id": "o1", "revenue": 30.0})
+        e.track("u1", "Order Completed", {"order_id": "o2", "revenue": 99.0})   # not an order here
+        computed = e.profile("u1")["computed"]
+        assert (computed["order_count"], computed["revenue"]) == (1, 30.0)
+        assert e.segments.compute()["customers_scored"] == 1
+        assert e.profile("u1")["computed"]["rfm_monetary"] is not None
+    cfg.write_text(text.replace("lifecycle:", "rfm:\n  order_event: Checkout\nlifecycle:", 1))
+    with pytest.raises(ConfigError) as err:
+        load_config(project)
+    assert err.value.details[0].path == "rfm.order_event"

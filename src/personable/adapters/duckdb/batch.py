@@ -371,8 +371,8 @@ class DuckDBBatch(QualityStaging):
                                            OR timestamp - stored_last_seen > INTERVAL {timeout} MINUTE))
                                        OR timestamp - prev_ts > INTERVAL {timeout} MINUTE),
                    count(*) FILTER (WHERE type IN ('page', 'screen')),
-                   count(*) FILTER (WHERE type = 'track' AND event = 'Order Completed'),
-                   coalesce(sum(revenue) FILTER (WHERE type = 'track' AND event = 'Order Completed'), 0),
+                   count(*) FILTER (WHERE type = 'track' AND event = ?),
+                   coalesce(sum(revenue) FILTER (WHERE type = 'track' AND event = ?), 0),
                    arg_max(device, timestamp) FILTER (WHERE device IS NOT NULL),
                    max(timestamp) FILTER (WHERE device IS NOT NULL),
                    arg_max(channel, timestamp) FILTER (WHERE channel IS NOT NULL),
@@ -393,7 +393,7 @@ class DuckDBBatch(QualityStaging):
                 last_channel = CASE WHEN profiles.last_channel_at IS NULL OR excluded.last_channel_at >= profiles.last_channel_at
                                     THEN coalesce(excluded.last_channel, profiles.last_channel) ELSE profiles.last_channel END,
                 last_channel_at = greatest(profiles.last_channel_at, excluded.last_channel_at),
-                updated_at = excluded.updated_at""", [self.now, self.now])
+                updated_at = excluded.updated_at""", [self.now, self.settings.order_event, self.settings.order_event, self.now])
 
     def _update_traits(self) -> None:
         policies = pa.table({
