@@ -27,6 +27,7 @@ from typing import Any, Iterable, Iterator
 
 import orjson
 
+from ..processes import pid_alive
 from ..identity.lookup import candidate_keys
 
 SCHEMA = """
@@ -46,16 +47,6 @@ def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
     it = iter(rows)
     while chunk := list(islice(it, size)):
         yield chunk
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class SQLiteOnlineStore:
@@ -170,7 +161,7 @@ class SQLiteOnlineStore:
             "(name LIKE 'recommendations\\_staging\\_%' ESCAPE '\\' OR name LIKE 'recommendations\\_retired\\_%' ESCAPE '\\')")]
         for name in names:
             pid = name.split("_")[2]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 with self._write_lock:
                     con.execute(f"DROP TABLE IF EXISTS {name}")
 

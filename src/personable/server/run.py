@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..processes import pid_alive
 from ..config import STATE_DIR, Config
 
 MARKER = "server.json"
@@ -20,16 +21,6 @@ MARKER = "server.json"
 
 def marker_path(cfg: Config) -> Path:
     return cfg.project_dir / STATE_DIR / MARKER
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def process_start(pid: int) -> str | None:
