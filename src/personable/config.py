@@ -68,6 +68,10 @@ class ServerConfig:
     commit_interval_ms: float = 2.0
     max_batch_events: int = 5_000
     store_threads: int = 1
+    # The only folders server routes may read imports from / write exports to
+    # (relative to the project folder); the local CLI is not confined.
+    import_dir: str = "imports"
+    export_dir: str = "exports"
 
 
 @dataclass
@@ -152,6 +156,8 @@ server:
   max_body_bytes: 5000000       # larger request bodies get a 413 (RudderStack batches reach 4 MB)
   commit_interval_ms: 2         # group-commit window; an event is acknowledged once durable
   store_threads: 1              # DuckDB threads while serving: leaves cores for requests (0: all)
+  import_dir: imports           # the server reads imported files only from here (relative: to the project)
+  export_dir: exports           # ... and writes segment exports only here
 
 events:
   max_future_skew_hours: 24     # timestamps further ahead than this are rejected
@@ -206,7 +212,8 @@ sessions:
 
 # Data quality: how each trait is standardized on ingest (and by `personable
 # quality clean` over what is stored), the rules a record must pass (failing
-# records go to quarantine, naming the rule; on_invalid: flag keeps them), and
+# records are kept with the field flagged invalid; on_invalid: quarantine sends them
+# to quarantine, naming the rule), and
 # what fills a missing value (`personable quality impute`; imputed values are
 # marked as such and give way to the first real observation).
 quality:
@@ -390,6 +397,8 @@ def parse_config(raw: dict[str, Any], project_dir: Path) -> Config:
         commit_interval_ms=_get(raw, "server.commit_interval_ms", float, 2.0, errors),
         max_batch_events=_get(raw, "server.max_batch_events", int, 5_000, errors),
         store_threads=_get(raw, "server.store_threads", int, 1, errors),
+        import_dir=_get(raw, "server.import_dir", str, "imports", errors),
+        export_dir=_get(raw, "server.export_dir", str, "exports", errors),
     )
     if not 0 < server.port < 65536:
         errors.add("server.port", f"must be between 1 and 65535, got {server.port}")

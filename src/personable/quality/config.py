@@ -4,7 +4,7 @@ validation rules and missing-value policies, and the reporting currency.
     quality:
       reporting_currency: USD
       currency_rates: {EUR: 1.08, GBP: 1.27}   # 1 unit of the currency in USD
-      on_invalid: quarantine                  # or flag: keep the record, count it invalid
+      on_invalid: flag                        # the default: keep the record, flag the field; or quarantine
       fields:
         email: {standardize: email, rules: {unique: true}}
         phone: {standardize: phone, region_from: country}
@@ -59,7 +59,9 @@ class FieldSpec:
     region_from: str | None = None
     rules: tuple[Rule, ...] = ()
     missing: MissingPolicy = MissingPolicy()
-    on_invalid: str = "quarantine"
+    # Flag by default: one unreadable trait (a birth date) must not throw away
+    # the rest of the record's evidence (its email, name, consent).
+    on_invalid: str = "flag"
 
     def rule(self, kind: str) -> Rule | None:
         return next((r for r in self.rules if r.kind == kind), None)
@@ -146,10 +148,10 @@ def parse_quality(raw: Any, errors: ErrorList) -> QualityConfig:
     if not isinstance(raw, dict):
         errors.add("quality", "must be a mapping")
         return QualityConfig()
-    default_action = raw.get("on_invalid", "quarantine")
+    default_action = raw.get("on_invalid", "flag")
     if default_action not in ACTIONS:
         errors.add("quality.on_invalid", f"must be quarantine or flag, got {default_action!r}")
-        default_action = "quarantine"
+        default_action = "flag"
     reporting = str(raw.get("reporting_currency", "USD")).upper()
     if currency_code(reporting) != reporting:
         errors.add("quality.reporting_currency", f"is not an ISO 4217 currency code: {reporting!r}")
