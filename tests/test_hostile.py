@@ -278,3 +278,86 @@ def test_a_non_finite_stored_aggregate_never_reaches_a_document(engine):
     engine.refresh_online()
     engine.track("inf", "X", timestamp=T)
     assert engine.profile("inf")["computed"]["revenue"] is None
+
+
+# -- 4. the server's file access is confined -----------------------------------------
+
+def test_admin_routes_cannot_read_or_write_outside_their_folders(server, tmp_path):
+    other = tmp_path / "other-project-keys.json"
+    other.write_text('{"admin_token": "secret-of-another-project"}\n')
+    outside = tmp_path / "victim.txt"
+    outside.write_text("precious\n")
+    (server.project / "imports").mkdir(exist_ok=True)
+    (server.project / "imports" / "link.jsonl").symlink_to("/etc/passwd")
+    with server.client() as c:
+        for path in ("/etc/passwd", str(other), "../.personable/keys.json", "link.jsonl",
+                     str(server.project / "imports" / ".." / ".personable" / "keys.json")):
+            r = c.post("/v1/admin/ingest", json={"path": path}, headers=server.admin)
+            assert r.status_code == 403, (path, r.text)
+            assert r.json()["error"]["code"] == "path_not_allowed"
+        r = c.post("/v1/admin/items/import", json={"path": "/etc/passwd"}, headers=server.admin)
+        assert r.status_code == 403
+        r = c.post("/v1/admin/segments", headers=server.admin,
+                   json={"segment_id": "all", "name": "All", "rule": "event_count >= 0"})
+        r = c.post("/v1/admin/segments/all/export", json={"path": str(outside)}, headers=server.admin)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "path_not_allowed"
+        quarantine = c.get("/v1/quarantine", headers=server.admin, params={"limit": 1000}).json()["items"]
+    assert outside.read_text() == "precious\n"
+    assert not any("root:" in i["raw"] or "secret-of-another" in i["raw"] for i in quarantine)
+
+
+def test_files_inside_the_import_folder_import_and_the_cli_is_not_confined(server, tmp_path):
+    from conftest import run_cli
+
+    line = json.dumps({"type": "track", "userId": "inside", "event": "X", "timestamp": T}) + "\n"
+    (server.project / "imports").mkdir(exist_ok=True)
+    (server.project / "imports" / "in.jsonl").write_text(line)
+    with server.client() as c:
+        r = c.post("/v1/admin/ingest", json={"path": "in.jsonl"}, headers=server.admin)
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+    # The CLI (here talking to the server) still imports the user's own file from anywhere.
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text(line.replace("inside", "mine"))
+    report = json.loads(run_cli("ingest", str(mine), "--json", project=server.project).stdout)
+    assert report["accepted"] == 1 and report["origin"] == str(mine)
+    assert not [p for p in (server.project / "imports").iterdir() if p.name.startswith(".cli-")]
+
+
+# -- 7. CRM imports as documented ------------------------------------------------------
+
+def _crm_mapping(project, mapping: dict, fields: dict | None = None) -> None:
+    import yaml
+
+    raw = yaml.safe_load((project / "personable.yaml").read_text())
+    raw["imports"]["crm"] = mapping
+    raw["quality"].setdefault("fields", {}).update(fields or {})
+    (project / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def test_crm_file_with_neither_user_id_nor_email_imports(project, tmp_path):
+    from personable import Engine
+
+    _crm_mapping(project, {"phone": "phone", "first_name": "first_name"})
+    path = tmp_path / "phones.csv"
+    path.write_text("phone,first_name\n+44 20 7946 0018,Ann\n+1 415 555 0199,Bob\n")
+    with Engine(project) as engine:
+        report = engine.ingest(path, kind="crm")
+        assert report.accepted == 2 and report.quarantined == 0
+        assert engine.profile("phone:+442079460018")["traits"]["first_name"] == "Ann"
+
+
+def test_one_unreadable_trait_is_flagged_and_the_record_kept_by_default(project, tmp_path):
+    from personable import Engine
+
+    _crm_mapping(project, {"user_id": "customer_id", "email": "email", "first_name": "first_name",
+                           "timestamp": "updated_at"}, {"birth_date": {"standardize": "date"}})
+    path = tmp_path / "crm.csv"
+    path.write_text("customer_id,email,first_name,birth_date,updated_at\n"
+                    "c1,ann@example.com,Ann,the day after tomorrow,2026-01-05T00:00:00Z\n")
+    with Engine(project) as engine:
+        report = engine.ingest(path, kind="crm")
+        assert report.accepted == 1 and report.quarantined == 0
+        ann = engine.profile("c1")
+        assert ann["traits"]["email"] == "ann@example.com" and ann["traits"]["first_name"] == "Ann"
+        assert ann["trait_sources"]["birth_date"]["origin"] == "invalid"
+        assert engine.profile("email:ann@example.com")["profile_id"] == ann["profile_id"]

@@ -94,7 +94,11 @@ c4,dee@example.com,,Dee,N/A,US,2090-01-01,2026-01-08T00:00:00Z
 """
 
 
-def test_crm_import_is_standardized_and_bad_records_quarantined_with_the_rule(engine, tmp_path):
+def test_crm_import_is_standardized_and_bad_records_quarantined_with_the_rule(project, tmp_path):
+    raw = yaml.safe_load((project / "personable.yaml").read_text())
+    raw["quality"]["on_invalid"] = "quarantine"  # the default is flag (see test_hostile)
+    (project / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    engine = Engine(project)
     (tmp_path / "crm.csv").write_text(CRM)
     report = engine.ingest(tmp_path / "crm.csv", kind="crm")
     assert report.accepted == 2 and report.quarantined == 2
@@ -109,6 +113,7 @@ def test_crm_import_is_standardized_and_bad_records_quarantined_with_the_rule(en
     problems = {p["path"]: p["problem"] for q in engine.quarantine() for p in q["problems"]}
     assert "not a valid email" in problems["traits.email"]
     assert problems["traits.birth_date"].startswith("rule max failed")
+    engine.close()
 
 
 def test_flag_keeps_the_record_and_marks_the_value(project, tmp_path):

@@ -233,7 +233,8 @@ sessions:
 
 # Data quality: how each trait is standardized on ingest (and by `personable
 # quality clean` over what is stored), the rules a record must pass (failing
-# records go to quarantine, naming the rule; on_invalid: flag keeps them), and
+# records are kept with the field flagged invalid; on_invalid: quarantine sends them
+# to quarantine, naming the rule), and
 # what fills a missing value (`personable quality impute`; imputed values are
 # marked as such and give way to the first real observation).
 quality:

@@ -4,7 +4,7 @@ validation rules and missing-value policies, and the reporting currency.
     quality:
       reporting_currency: USD
       currency_rates: {EUR: 1.08, GBP: 1.27}   # 1 unit of the currency in USD
-      on_invalid: quarantine                  # or flag: keep the record, count it invalid
+      on_invalid: flag                        # the default: keep the record, flag the field; or quarantine
       fields:
         email: {standardize: email, rules: {unique: true}}
         phone: {standardize: phone, region_from: country}
@@ -61,7 +61,9 @@ class FieldSpec:
     region_from: str | None = None
     rules: tuple[Rule, ...] = ()
     missing: MissingPolicy = MissingPolicy()
-    on_invalid: str = "quarantine"
+    # Flag by default: one unreadable trait (a birth date) must not throw away
+    # the rest of the record's evidence (its email, name, consent).
+    on_invalid: str = "flag"
 
     def rule(self, kind: str) -> Rule | None:
         return next((r for r in self.rules if r.kind == kind), None)
@@ -194,7 +196,7 @@ class FieldSection(Section):
     missing: Missing = "leave"  # type: ignore[valid-type]
     """What fills a missing value (`personable quality impute`)."""
     on_invalid: Action | None = None
-    """quarantine (default: quality.on_invalid) or flag: keep the record, count the value invalid."""
+    """flag: keep the record, count the value invalid, or quarantine (default: quality.on_invalid)."""
 
     def to_spec(self, name: str, default_action: str) -> FieldSpec:
         options = {k: getattr(self, k) for k in ("formats", "region") if getattr(self, k) is not None}
@@ -219,7 +221,7 @@ class QualitySection(Section):
     """Revenue is converted to this currency (ISO 4217)."""
     currency_rates: dict[Currency, Annotated[float, Field(gt=0)]] = {}
     """1 unit of each currency in the reporting currency."""
-    on_invalid: Action = "quarantine"
+    on_invalid: Action = "flag"
     """What happens to a record breaking a rule: quarantine, or flag (kept, counted invalid)."""
     fields: dict[str, FieldSection | None] = {}
     """Per trait: standardize, formats, region, region_from, rules, missing, on_invalid."""

@@ -113,9 +113,10 @@ def _events_select(reader: str, columns: list[str], mapping: dict[str, str]) -> 
 
 
 def _crm_select(reader: str, columns: list[str], mapping: dict[str, str]) -> str:
-    user, email, ts = (mapping.get(k) for k in CRM_FIELDS)
-    if not user and not email:
-        raise ImportFailed("a CRM import needs a user_id or an email column mapping (imports.crm in personable.yaml or --map)")
+    # Neither a user id nor an email column is needed (docs/configuration.md):
+    # each row without a user id is an anonymous profile of its own, linked by
+    # whatever identifier traits it has (a phone, say) or later by resolution.
+    user, _email, ts = (mapping.get(k) for k in CRM_FIELDS)
     trait_cols = {f: c for f, c in mapping.items() if f not in ("user_id", "timestamp")}
     for col in columns:
         if col not in mapping.values():
