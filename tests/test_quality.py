@@ -136,7 +136,7 @@ def test_flag_keeps_the_record_and_marks_the_value(project, tmp_path):
 
 # -- the report ---------------------------------------------------------------------------
 def test_report_measures_each_field_and_keeps_history_with_regressions(project, tmp_path):
-    _configure(project, {"fields": {
+    _configure(project, {"on_invalid": "quarantine", "fields": {
         "email": {"standardize": "email", "rules": {"unique": True, "freshness": "30d"}},
         "plan": {"rules": {"allowed": ["free", "pro"], "required": True}}}})
     with Engine(project) as engine:
@@ -221,7 +221,8 @@ def test_quality_over_cli_and_http(project, tmp_path, server):
     (tmp_path / "crm.csv").write_text(CRM)
     run_cli("ingest", str(tmp_path / "crm.csv"), "--kind", "crm", "--json", project=project)
     report = json.loads(run_cli("quality", "--json", project=project).stdout)
-    assert report["profiles"] == 2 and any(q["path"] == "traits.email" for q in report["quarantine"])
+    # Flag is the default: the rows with an unreadable email are kept (their other evidence too), not quarantined.
+    assert report["profiles"] == 4 and not any(q["path"] == "traits.email" for q in report["quarantine"])
     with server.client() as http:
         got = http.get("/v1/quality", headers=server.admin, params={"field": "email"})
         assert got.status_code == 200 and {r["field"] for r in got.json()["fields"]} == {"email"}
