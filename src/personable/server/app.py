@@ -38,6 +38,7 @@ from .paths import confined
 from .schemas import BATCH_SCHEMA, ERRORS, body, event_schema
 
 log = logging.getLogger("personable.server")
+COLLECTION_PATHS = frozenset([f"/v1/{kind}" for kind in EVENT_TYPES] + ["/v1/batch"])
 
 
 _gc_started: list[float] = []
@@ -109,7 +110,12 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.exception_handler(PersonableError)
     async def _personable_error(request: Request, exc: PersonableError) -> ORJSONResponse:
-        return ORJSONResponse(exc.as_dict(), status_code=exc.status)
+        body = exc.as_dict()
+        if request.url.path in COLLECTION_PATHS:
+            # Our shape, plus the two top-level fields Segment-style SDKs read: RudderStack's
+            # raised a KeyError without them and retried a batch that can never succeed.
+            body = {**body, "code": exc.code, "message": exc.message}
+        return ORJSONResponse(body, status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(request: Request, exc: RequestValidationError) -> ORJSONResponse:

@@ -315,7 +315,13 @@ SELECT seq, line, received_at, source, origin,
   CASE WHEN {id_ok['previousId']} AND NOT {junk['previousId']} THEN {_s('previous_id')} END AS previous_id,
   CASE WHEN {id_ok['groupId']} THEN {_s('group_id')} END AS group_id,
   corrected_ts AS timestamp, ts_original AS original_timestamp, sent_at,
-  j_context AS context, j_properties AS properties, j_traits AS traits,
+  j_context AS context, j_properties AS properties,
+  -- Identify traits are traits merged over context.traits (traits win): RudderStack's
+  -- SDKs send identify traits in context.traits only.
+  CASE WHEN type = 'identify' AND {_t('context')} = 'OBJECT' AND json_type(j_context, '$.traits') = 'OBJECT'
+       THEN json_merge_patch(json_extract(j_context, '$.traits'),
+                             CASE WHEN {_t('traits')} = 'OBJECT' THEN j_traits ELSE '{{}}' END)
+       ELSE j_traits END AS traits,
   CASE WHEN {_t('consent_0')} = 'OBJECT' THEN j_consent_0 END AS consent_context,
   CASE WHEN {_t('consent_1')} = 'OBJECT' AND type = 'identify' THEN j_consent_1 END AS consent_traits,
   coalesce(CASE WHEN {is_string('device_type')} THEN lower({_s('device_type')}) END,
