@@ -126,3 +126,20 @@ def test_what_counts_as_an_order_is_configured_once(project):
     with pytest.raises(ConfigError) as err:
         load_config(project)
     assert err.value.details[0].path == "rfm.order_event"
+
+
+def test_configured_segments_show_their_realtime_size_before_any_refresh(project):
+    """A configured segment's size was read through a definition row only the first
+    scheduled refresh wrote: on a loaded server, realtime members were there and the
+    segment said size 0 (the segments-over-HTTP flake)."""
+    import yaml
+
+    raw = yaml.safe_load((project / "personable.yaml").read_text())
+    raw["segments"] = {"uk": {"rule": {"trait": "country", "eq": "GB"}}}
+    (project / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    with Engine(project) as e:
+        e.defer_realtime()
+        for i in range(3):
+            e.identify(f"u{i}", {"country": "GB"})
+        assert e.flush_realtime() == 3
+        assert e.segments.show("uk")["size"] == 3

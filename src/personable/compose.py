@@ -74,6 +74,7 @@ class Components:
         self.write_path = WritePath(config)
         self.segments = SegmentService(config, self.clock, self.offline, self.offline, self.offline, self.bus,
                                        self.resolve)
+        self.segments.sync_definitions()
         self.realtime = RealtimeSegments(self.segments, self.bus)
         self.bus.subscribe(PROFILES_CHANGED, self.realtime.on_changed)   # first: documents show its verdicts
         self.projection: OnlineProjection | None = None

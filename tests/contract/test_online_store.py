@@ -225,7 +225,9 @@ def test_readers_never_see_a_profile_go_cold_during_a_retrain(open_store):
     assert not failures
     assert lists and None not in lists and docs and None not in docs
     generations = [int(x) for x in lists]
-    assert generations == sorted(generations) and generations[-1] == 15
+    # Never back to an older generation (the reader may stop before it sees the last swap:
+    # the final reads below check that the last generation is what stays).
+    assert generations == sorted(generations)
     assert reader.recommendations("p-6000") == b"15" and reader.recommendations("p5999") == b"15"
 
 

@@ -104,7 +104,10 @@ class SegmentService:
             raise ValidationFailed(f"{segment_id!r} is used by {', '.join(users)}")
         self.store.delete_segment(segment_id, self.clock.now())
 
-    def _sync_definitions(self) -> None:
+    def sync_definitions(self) -> None:
+        """Record personable.yaml's segments in the store. Done at start too: a
+        segment's size is read with its definition, and realtime judging fills
+        memberships before the first scheduled refresh gets to run."""
         now = self.clock.now()
         for s in self.config.segments:
             self.store.save_segment(s.segment_id, s.name, s.description, s.raw_rule, "config", now)
@@ -113,7 +116,7 @@ class SegmentService:
     def refresh(self, segment_ids: list[str] | None = None, cause: str = "refresh") -> dict[str, Any]:
         """Recompute membership of every segment (or the given ones, and the
         segments they depend on come first), recording who entered and left."""
-        self._sync_definitions()
+        self.sync_definitions()
         segments = refresh_order(self.definitions())
         if segment_ids is not None:
             unknown = set(segment_ids) - {s.segment_id for s in segments}
