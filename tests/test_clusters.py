@@ -63,6 +63,13 @@ def test_bad_parameters_are_reported_at_fit(blobs, params, problem):
         ProfileClusterer().predict(blobs[0])
 
 
+def test_a_k_range_beyond_the_profiles_is_reported_not_a_crash(blobs):
+    # Four profiles allow at most three clusters; k_range (5, 8) used to leave
+    # nothing to fit and fail with "cannot unpack non-iterable NoneType".
+    with pytest.raises(ValueError, match=r"k_range \(5, 8\) asks for at least 5 clusters, but 4 profiles allow at most 3"):
+        ProfileClusterer(k_range=(5, 8)).fit(blobs[0][:4], ["a", "b", "c"])
+
+
 def test_clusters_recover_the_simulated_segments(project, tmp_path):
     sim = simulate(tmp_path / "sim", StoreSpec(customers=1500, days=60, seed=21))
     now = datetime(2026, 3, 2, tzinfo=timezone.utc)

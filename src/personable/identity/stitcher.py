@@ -64,13 +64,13 @@ def profile_id_for(node: Node) -> str:
 
 class _UnionFind:
     def __init__(self) -> None:
-        self.index: dict[object, int] = {}
+        self.index: dict[Node, int] = {}   # identifiers, and ("profile", id) for existing profiles
         self.parent: list[int] = []
         self.users: list[frozenset[str]] = []
         self.profiles: list[frozenset[str]] = []
-        self.first: list[object] = []
+        self.first: list[Node] = []
 
-    def add(self, key: object, users: frozenset[str] = frozenset(), profiles: frozenset[str] = frozenset()) -> int:
+    def add(self, key: Node, users: frozenset[str] = frozenset(), profiles: frozenset[str] = frozenset()) -> int:
         i = self.index.get(key)
         if i is None:
             i = len(self.parent)
@@ -112,7 +112,7 @@ def shared_identifiers(rows: list[LinkRow], max_user_ids: int = 1,
     (userIds and anonymousIds) than ``max_ids`` -- a switchboard number, a
     family email, a placeholder. Maps each to the ids that carried it."""
     users: dict[Node, set[str]] = {}
-    ids: dict[Node, set[str]] = {}
+    ids: dict[Node, set[Node]] = {}
     for row in rows:
         if row.alias:
             continue

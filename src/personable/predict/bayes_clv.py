@@ -13,10 +13,19 @@ constructor stores settings, ``fit`` learns, learned values end in ``_``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Callable
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from personable.errors import PersonableError
+
+if TYPE_CHECKING:  # the [bayes] extra; without it these are Any to the checker
+    import xarray as xr
+    from pymc_marketing.clv import BetaGeoModel as _PymcBetaGeo
+
+Floats = npt.NDArray[np.float64]
 
 _PARAMS = ("r", "alpha", "a", "b")
 _MISSING = "the Bayesian engine needs the [bayes] extra: pip install 'personable[bayes]'"
@@ -35,7 +44,7 @@ class BayesianBetaGeo:
         self.interval = interval
         self.progressbar = progressbar
 
-    def fit(self, frequency, recency, T) -> BayesianBetaGeo:
+    def fit(self, frequency: npt.ArrayLike, recency: npt.ArrayLike, T: npt.ArrayLike) -> BayesianBetaGeo:
         try:  # imported here so that `import personable` never pays for (or needs) PyMC
             from pymc_marketing.clv import BetaGeoModel as _PymcBetaGeo
         except ImportError as exc:
@@ -47,33 +56,37 @@ class BayesianBetaGeo:
         # pymc-marketing's default priors are weak (Weibull on r and alpha, a
         # hierarchical Beta on a, b); with thousands of customers the likelihood
         # dominates and the posterior centres on the MLE.
-        self.model_ = _PymcBetaGeo()
+        self.model_: _PymcBetaGeo = _PymcBetaGeo()
         self.model_.fit(data=data, draws=self.draws, tune=self.tune, chains=self.chains,
                         random_seed=self.random_seed, progressbar=self.progressbar)
-        posterior = self.model_.idata.posterior
+        if self.model_.idata is None:  # pymc-marketing's fit always samples; guard its Optional
+            raise PersonableError("pymc-marketing's fit left no posterior samples")
+        posterior = self.model_.idata["posterior"]  # by key: arviz's groups are attributes its types do not declare
         self.samples_ = {name: posterior[name].values.reshape(-1) for name in _PARAMS}
         self.params_ = {name: float(s.mean()) for name, s in self.samples_.items()}
         self.intervals_ = {name: self._bounds(s, axis=0) for name, s in self.samples_.items()}
         self.n_customers_ = len(data)
         return self
 
-    def expected_purchases(self, t, frequency, recency, T) -> dict[str, np.ndarray]:
+    def expected_purchases(self, t: npt.ArrayLike, frequency: npt.ArrayLike, recency: npt.ArrayLike,
+                           T: npt.ArrayLike) -> dict[str, np.ndarray]:
         """Expected purchases in the next ``t`` time units: ``mean``, ``low``, ``high`` per customer."""
         model = self._fitted()
         return self._per_chunk(lambda d: model.expected_purchases(data=d.drop(columns="future_t"), future_t=d.future_t),
                                self._frame(frequency, recency, T, future_t=t))
 
-    def p_alive(self, frequency, recency, T) -> dict[str, np.ndarray]:
+    def p_alive(self, frequency: npt.ArrayLike, recency: npt.ArrayLike, T: npt.ArrayLike) -> dict[str, np.ndarray]:
         """Probability the customer has not dropped out by T: ``mean``, ``low``, ``high``."""
         return self._per_chunk(self._fitted().expected_probability_alive, self._frame(frequency, recency, T))
 
-    def _fitted(self):
+    def _fitted(self) -> _PymcBetaGeo:
         if not hasattr(self, "model_"):
             raise ValueError("call fit() before predicting")
         return self.model_
 
     @staticmethod
-    def _frame(frequency, recency, T, **extra) -> pd.DataFrame:
+    def _frame(frequency: npt.ArrayLike, recency: npt.ArrayLike, T: npt.ArrayLike,
+               **extra: npt.ArrayLike) -> pd.DataFrame:
         # pymc-marketing wants a DataFrame keyed by customer_id; broadcasting lets
         # a single customer be given as scalars, as with the MLE model.
         columns = dict(frequency=frequency, recency=recency, T=T, **extra)
@@ -82,19 +95,21 @@ class BayesianBetaGeo:
         frame.insert(0, "customer_id", np.arange(len(frame)))
         return frame
 
-    def _bounds(self, values: np.ndarray, axis: int) -> tuple:
+    def _bounds(self, values: Floats, axis: int) -> tuple[Any, Any]:
+        # floats for a 1-D sample, one array of bounds per column otherwise
         tail = (1 - self.interval) / 2
         low, high = np.quantile(values, [tail, 1 - tail], axis=axis)
         return (float(low), float(high)) if np.ndim(low) == 0 else (low, high)
 
-    def _per_chunk(self, predict, data: pd.DataFrame, chunk: int = 10_000) -> dict[str, np.ndarray]:
+    def _per_chunk(self, predict: Callable[[pd.DataFrame], xr.DataArray], data: pd.DataFrame,
+                   chunk: int = 10_000) -> dict[str, np.ndarray]:
         # pymc-marketing evaluates every posterior draw for every customer at
         # once (draws x customers floats, several times over); in chunks a
         # million customers stay within memory.
         parts = [self._summarise(predict(data.iloc[i:i + chunk])) for i in range(0, len(data), chunk)]
         return {key: np.concatenate([part[key] for part in parts]) for key in ("mean", "low", "high")}
 
-    def _summarise(self, draws) -> dict[str, np.ndarray]:
+    def _summarise(self, draws: xr.DataArray) -> dict[str, np.ndarray]:
         # (chain, draw, customer) -> one row per posterior draw, one column per customer
         values = draws.transpose("chain", "draw", "customer_id").values.reshape(-1, draws.sizes["customer_id"])
         low, high = self._bounds(values, axis=0)

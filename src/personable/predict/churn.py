@@ -34,7 +34,7 @@ class ChurnModel:
         if problems:
             raise ValueError("; ".join(problems))
 
-    def _pipeline(self) -> tuple[Any, dict[str, list]]:
+    def _pipeline(self) -> tuple[Any, dict[str, list[float]]]:   # the pipeline, its search grid
         from sklearn.impute import SimpleImputer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import Pipeline
@@ -73,7 +73,8 @@ class ChurnModel:
         """Calibrated probability of churn."""
         if not hasattr(self, "estimator_"):
             raise ValueError("this ChurnModel is not fitted yet; call fit first")
-        return self.estimator_.predict_proba(np.asarray(X, dtype=float))[:, 1]
+        churn: np.ndarray = self.estimator_.predict_proba(np.asarray(X, dtype=float))[:, 1]   # sklearn: Any
+        return churn
 
     def evaluate(self, X: np.ndarray, y: np.ndarray, bins: int = 10) -> dict[str, Any]:
         from sklearn.calibration import calibration_curve

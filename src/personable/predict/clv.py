@@ -12,10 +12,13 @@ CDNOW).
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from scipy import optimize, special
 
+Floats = npt.NDArray[np.float64]
 
-def _arrays(*values) -> list[np.ndarray]:
+
+def _arrays(*values: npt.ArrayLike) -> list[Floats]:
     return [np.asarray(v, dtype=float) for v in values]
 
 
@@ -27,23 +30,24 @@ class BetaGeoModel:
         self.penalizer = penalizer
 
     @staticmethod
-    def _loglik(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    def _loglik(params: Floats, x: Floats, t_x: Floats, T: Floats) -> Floats:
         r, alpha, a, b = params
         a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
         a2 = special.gammaln(a + b) + special.gammaln(b + x) - special.gammaln(b) - special.gammaln(a + b + x)
         a3 = -(r + x) * np.log(alpha + T)
         with np.errstate(divide="ignore", invalid="ignore"):
             a4 = np.where(x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + t_x), -np.inf)
-        return a1 + a2 + np.logaddexp(a3, a4)
+        loglik: Floats = a1 + a2 + np.logaddexp(a3, a4)   # scipy.special is typed as returning Any
+        return loglik
 
-    def fit(self, frequency, recency, T) -> "BetaGeoModel":
+    def fit(self, frequency: npt.ArrayLike, recency: npt.ArrayLike, T: npt.ArrayLike) -> "BetaGeoModel":
         x, t_x, T = _arrays(frequency, recency, T)
         if len(x) == 0 or np.any(x < 0) or np.any(t_x > T) or np.any((x > 0) & (t_x <= 0)):
             raise ValueError("frequency must be >= 0, recency <= T, and recency > 0 for repeat buyers")
 
-        def objective(log_params: np.ndarray) -> float:
+        def objective(log_params: Floats) -> float:
             params = np.exp(log_params)
-            return -(self._loglik(params, x, t_x, T).sum()) + self.penalizer * np.sum(params ** 2)
+            return float(-(self._loglik(params, x, t_x, T).sum()) + self.penalizer * np.sum(params ** 2))
 
         result = optimize.minimize(objective, np.zeros(4), method="Nelder-Mead",
                                    options={"xatol": 1e-8, "fatol": 1e-8, "maxiter": 20_000, "maxfev": 40_000})
@@ -57,13 +61,14 @@ class BetaGeoModel:
     def params_(self) -> dict[str, float]:
         return {"r": float(self.r_), "alpha": float(self.alpha_), "a": float(self.a_), "b": float(self.b_)}
 
-    def p_alive(self, frequency, recency, T) -> np.ndarray:
+    def p_alive(self, frequency: npt.ArrayLike, recency: npt.ArrayLike, T: npt.ArrayLike) -> Floats:
         """Probability the customer has not dropped out by T."""
         x, t_x, T = _arrays(frequency, recency, T)
         r, alpha, a, b = self.r_, self.alpha_, self.a_, self.b_
         return 1.0 / (1.0 + _dropout_odds(x, t_x, T, r, alpha, a, b))
 
-    def expected_purchases(self, t, frequency, recency, T) -> np.ndarray:
+    def expected_purchases(self, t: npt.ArrayLike, frequency: npt.ArrayLike, recency: npt.ArrayLike,
+                           T: npt.ArrayLike) -> Floats:
         """Expected purchases in the next ``t`` time units, given the history."""
         x, t_x, T = _arrays(frequency, recency, T)
         t = np.asarray(t, dtype=float)
@@ -73,11 +78,11 @@ class BetaGeoModel:
         z = t / (alpha + T + t)
         hyp = special.hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
         numerator = (a + b + x - 1) / (a - 1) * (1 - (1 - z) ** (a - 1) * hyp)
-        return numerator / (1.0 + _dropout_odds(x, t_x, T, r, alpha, a, b))
+        expected: Floats = numerator / (1.0 + _dropout_odds(x, t_x, T, r, alpha, a, b))   # hyp2f1: Any
+        return expected
 
 
-def _dropout_odds(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, r: float, alpha: float, a: float,
-                  b: float) -> np.ndarray:
+def _dropout_odds(x: Floats, t_x: Floats, T: Floats, r: float, alpha: float, a: float, b: float) -> Floats:
     """Odds that a repeat buyer has dropped out, a / (b + x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x),
     computed in logs: a long silence after many purchases overflows the power to inf (and inf / inf made
     the expected purchases NaN); capped where exp would overflow, which only says "certainly gone"."""
@@ -95,21 +100,22 @@ class GammaGammaModel:
         self.penalizer = penalizer
 
     @staticmethod
-    def _loglik(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    def _loglik(params: Floats, x: Floats, m: Floats) -> Floats:
         p, q, v = params
-        return (special.gammaln(p * x + q) - special.gammaln(p * x) - special.gammaln(q) + q * np.log(v)
+        loglik: Floats = (special.gammaln(p * x + q) - special.gammaln(p * x) - special.gammaln(q) + q * np.log(v)
                 + (p * x - 1) * np.log(m) + p * x * np.log(x) - (p * x + q) * np.log(x * m + v))
+        return loglik   # typed here: scipy.special is typed as returning Any
 
-    def fit(self, frequency, monetary) -> "GammaGammaModel":
+    def fit(self, frequency: npt.ArrayLike, monetary: npt.ArrayLike) -> "GammaGammaModel":
         x, m = _arrays(frequency, monetary)
         keep = (x > 0) & (m > 0)
         x, m = x[keep], m[keep]
         if len(x) < 3:
             raise ValueError("Gamma-Gamma needs at least 3 repeat buyers with a positive average spend")
 
-        def objective(log_params: np.ndarray) -> float:
+        def objective(log_params: Floats) -> float:
             params = np.exp(log_params)
-            return -(self._loglik(params, x, m).sum()) + self.penalizer * np.sum(params ** 2)
+            return float(-(self._loglik(params, x, m).sum()) + self.penalizer * np.sum(params ** 2))
 
         result = optimize.minimize(objective, np.zeros(3), method="Nelder-Mead",
                                    options={"xatol": 1e-8, "fatol": 1e-8, "maxiter": 20_000, "maxfev": 40_000})
@@ -123,18 +129,20 @@ class GammaGammaModel:
     def params_(self) -> dict[str, float]:
         return {"p": float(self.p_), "q": float(self.q_), "gamma": float(self.v_)}
 
-    def expected_average_value(self, frequency, monetary) -> np.ndarray:
+    def expected_average_value(self, frequency: npt.ArrayLike, monetary: npt.ArrayLike) -> Floats:
         """Expected spend per future purchase; the population mean for non-repeat buyers."""
         x, m = _arrays(frequency, monetary)
         p, q, v = self.p_, self.q_, self.v_
         population = p * v / (q - 1)
         conditional = p * (v + x * m) / (p * x + q - 1)
-        return np.where(x > 0, conditional, population)
+        value: Floats = np.where(x > 0, conditional, population)
+        return value
 
 
-def customer_lifetime_value(bg: BetaGeoModel, gg: GammaGammaModel, frequency, recency, T, monetary,
+def customer_lifetime_value(bg: BetaGeoModel, gg: GammaGammaModel, frequency: npt.ArrayLike,
+                            recency: npt.ArrayLike, T: npt.ArrayLike, monetary: npt.ArrayLike,
                             months: int = 12, monthly_discount: float = 0.01,
-                            units_per_month: float = 4.345) -> np.ndarray:
+                            units_per_month: float = 4.345) -> Floats:
     """Discounted value of the next ``months``: expected purchases in each month
     times the expected spend per purchase, discounted monthly."""
     x, t_x, T_ = _arrays(frequency, recency, T)

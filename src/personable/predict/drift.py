@@ -37,7 +37,7 @@ def drift_report(reference: dict[str, np.ndarray], current: dict[str, np.ndarray
     above its threshold, or a KS p-value below its own)."""
     from scipy.stats import ks_2samp
 
-    columns = []
+    columns: list[dict[str, Any]] = []
     for name in reference:
         ref = np.asarray(reference[name], dtype=float)
         cur = np.asarray(current.get(name, []), dtype=float)

@@ -12,7 +12,8 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 
-from .features import EVENTS, ORDER
+from ..tables import PROFILE_EVENTS as EVENTS
+from .features import ORDER
 
 
 def next_order_value(cutoff: datetime, horizon_days: int, order_event: str = ORDER) -> ir.Table:
@@ -57,7 +58,8 @@ class NextPurchaseModel:
     def predict(self, X: np.ndarray) -> np.ndarray:
         if not hasattr(self, "estimator_"):
             raise ValueError("this NextPurchaseModel is not fitted yet; call fit first")
-        return np.maximum(self.estimator_.predict(np.asarray(X, dtype=float)), 0.0)
+        value: np.ndarray = np.maximum(self.estimator_.predict(np.asarray(X, dtype=float)), 0.0)   # sklearn: Any
+        return value
 
     def naive(self, X: np.ndarray) -> np.ndarray:
         """The baseline: the customer's average order value so far, else the population's."""
@@ -66,7 +68,7 @@ class NextPurchaseModel:
 
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         y = np.asarray(y, dtype=float)
-        out = {}
+        out: dict[str, Any] = {}
         for name, pred in (("model", self.predict(X)), ("naive", self.naive(X))):
             err = pred - y
             out[name] = {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err ** 2)))}

@@ -9,6 +9,7 @@ neighbouring hours before the best one is chosen.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -62,7 +63,7 @@ class SendTimeModel:
         # The baseline to beat: everyone at the hour the population opens most.
         self.population_best_open_hour_ = int(_smooth(opens[None, :], self.bandwidth).argmax())
         self.population_weekday_ = days.sum(axis=0) / max(days.sum(), 1e-9)
-        self.group_hour_: dict = {}
+        self.group_hour_: dict[Any, np.ndarray] = {}   # group value (a segment, a country) -> hour shares
         group_of = groups.reindex(self.profiles_) if groups is not None else pd.Series([None] * len(self.profiles_))
         if groups is not None:
             for g in group_of.dropna().unique():
@@ -88,5 +89,6 @@ class SendTimeModel:
 
 def within(hours: np.ndarray, truth: np.ndarray, tolerance: int = 1) -> np.ndarray:
     """Whether each chosen hour is within +-tolerance hours of the truth (circularly)."""
-    d = np.abs(np.asarray(hours) - np.asarray(truth)) % 24
-    return np.minimum(d, 24 - d) <= tolerance
+    d: np.ndarray = np.abs(np.asarray(hours) - np.asarray(truth)) % 24
+    close: np.ndarray = np.minimum(d, 24 - d) <= tolerance   # numpy types arithmetic on untyped arrays as Any
+    return close

@@ -10,6 +10,7 @@ which segment rules can use (``{computed: churn_risk, gt: 0.7}``).
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import time
 from datetime import datetime, timedelta
@@ -35,6 +36,10 @@ SCORES = {"churn": ("churn_risk",), "clv": ("clv_12m", "p_alive", "expected_purc
           "next_purchase": ("next_order_value",), "send_time": ("best_send_hour", "best_send_weekday")}
 
 REFERENCE_ROWS = 50_000
+
+# What each _train_<kind> returns: the artifact, its metrics, its parameters, a
+# hash of the data it saw, and its drift reference (rows of features, or None).
+Trained = tuple[Any, dict[str, Any], dict[str, Any], str, np.ndarray | None]
 
 
 def _hash(*arrays: np.ndarray) -> str:
@@ -131,7 +136,8 @@ class ModelsService:
         self.registry.set_model_artifact(name, version, str(path))
         return self.show(name, version)
 
-    def _train_churn(self, now, train_cutoff, test_cutoff, horizon, model):
+    def _train_churn(self, now: datetime, train_cutoff: datetime, test_cutoff: datetime, horizon: int,
+                     model: str | None) -> Trained:
         from .churn import ChurnModel
 
         _, X, y = self._churn_data(train_cutoff, horizon)
@@ -141,7 +147,8 @@ class ModelsService:
         metrics["cv"] = est.search_
         return est, metrics, {"model": est.model, **est.search_["best_params"]}, _hash(X, y), X
 
-    def _train_next_purchase(self, now, train_cutoff, test_cutoff, horizon, model):
+    def _train_next_purchase(self, now: datetime, train_cutoff: datetime, test_cutoff: datetime, horizon: int,
+                             model: str | None) -> Trained:
         from .next_purchase import NextPurchaseModel
 
         X, y = self._next_order_data(train_cutoff, horizon)
@@ -150,7 +157,8 @@ class ModelsService:
         _, everyone = self._features(train_cutoff)   # it scores every customer, so that is its reference
         return est, est.evaluate(Xt, yt), {"model": est.model}, _hash(X, y), everyone
 
-    def _train_clv(self, now, train_cutoff, test_cutoff, horizon, model):
+    def _train_clv(self, now: datetime, train_cutoff: datetime, test_cutoff: datetime, horizon: int,
+                   model: str | None) -> Trained:
         from .clv import BetaGeoModel, GammaGammaModel
 
         # Held-out check: fit as of the test cutoff, compare expected with actual purchases after it.
@@ -175,7 +183,8 @@ class ModelsService:
         reference = np.column_stack([x, r, t, m])
         return {"bg": bg, "gg": gg}, metrics, {**bg.params_, **gg.params_}, _hash(x, r, t, m), reference
 
-    def _train_send_time(self, now, train_cutoff, test_cutoff, horizon, model):
+    def _train_send_time(self, now: datetime, train_cutoff: datetime, test_cutoff: datetime, horizon: int,
+                         model: str | None) -> Trained:
         from .send_time import SendTimeModel, engagement_expr
 
         engagement = self.analytics.execute(engagement_expr(now)).to_pandas()
@@ -300,14 +309,17 @@ class ModelsService:
         """What the model says about rows of its own reference layout."""
         if len(X) == 0:
             return np.zeros(0)
+        scores: np.ndarray   # est is whichever kind of model was registered: Any to the checker
         if name == "churn":
-            return est.predict_proba(X)
-        if name == "next_purchase":
-            return est.predict(X)
-        return est["bg"].p_alive(X[:, 0], X[:, 1], X[:, 2])
+            scores = est.predict_proba(X)
+        elif name == "next_purchase":
+            scores = est.predict(X)
+        else:
+            scores = est["bg"].p_alive(X[:, 0], X[:, 1], X[:, 2])
+        return scores
 
     # -- maintenance -------------------------------------------------------------------------------
-    def maintain(self) -> list[dict[str, Any]]:
+    def maintain(self) -> builtins.list[dict[str, Any]]:
         """What ``serve`` runs on schedule for every model under
         ``models.maintain``: train when there is no version or the latest is
         older than ``retrain_days``; otherwise judge it on the labels that have

@@ -67,7 +67,7 @@ def read_catalog_file(path: str | Path) -> pa.Table:
     attributes = [orjson.dumps({k: v for k, v in row.items() if v not in ("", None)}, default=str).decode()
                   for row in frame[extra].to_dict("records")] if extra else [None] * len(frame)
 
-    def text(col: str) -> list:
+    def text(col: str) -> list[str | None]:
         return [v or None for v in frame[col].astype(str).str.strip()] if col in frame else [None] * len(frame)
 
     return pa.table({"item_id": ids.tolist(), "name": text("name"), "category": text("category"),

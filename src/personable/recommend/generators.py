@@ -20,6 +20,7 @@ them.
 from __future__ import annotations
 
 import copy
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -107,16 +108,21 @@ class Popularity(Generator):
         return out
 
 
-def _one_blas_thread():
+def _one_blas_thread() -> AbstractContextManager[Any]:
     """implicit runs its own threads; BLAS threads inside them oversubscribe the cores (its own advice)."""
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(1, "blas")
+    limits: AbstractContextManager[Any] = threadpool_limits(1, "blas")   # threadpoolctl is untyped
+    return limits
 
 
 class _Factors(Generator):
+    user_factors_: np.ndarray   # users x factors, learned by fit
+    item_factors_: np.ndarray   # items x factors
+
     def score(self, rows: np.ndarray) -> np.ndarray:
-        return self.user_factors_[rows] @ self.item_factors_.T
+        scores: np.ndarray = self.user_factors_[rows] @ self.item_factors_.T
+        return scores
 
 
 class ALS(_Factors):
@@ -220,7 +226,8 @@ class CoOccurrence(Generator):
         return self
 
     def score(self, rows: np.ndarray) -> np.ndarray:
-        return (self.X_[rows] @ self.similarity_.T).toarray()
+        scores: np.ndarray = (self.X_[rows] @ self.similarity_.T).toarray()   # scipy.sparse: Any to the checker
+        return scores
 
 
 class ContentBased(Generator):
@@ -250,7 +257,8 @@ class ContentBased(Generator):
         return self
 
     def score(self, rows: np.ndarray) -> np.ndarray:
-        return (self.user_vectors_[rows] @ self.item_vectors_.T).toarray()
+        scores: np.ndarray = (self.user_vectors_[rows] @ self.item_vectors_.T).toarray()   # scipy.sparse: Any
+        return scores
 
 
 class RecentlyViewed(Generator):
@@ -264,7 +272,7 @@ class RecentlyViewed(Generator):
         return self
 
     def score(self, rows: np.ndarray) -> np.ndarray:
-        block = self.last_[rows].toarray()
+        block: np.ndarray = self.last_[rows].toarray()   # scipy.sparse: Any to the checker
         block[block == 0] = -np.inf
         return block
 
@@ -294,8 +302,9 @@ class SameCategory(Generator):
         return self
 
     def score(self, rows: np.ndarray) -> np.ndarray:
-        share = self.user_share_[rows].toarray()[:, self.codes_]
-        return share * (0.5 + 0.5 * self.popularity_)
+        share: np.ndarray = self.user_share_[rows].toarray()[:, self.codes_]   # scipy.sparse: Any
+        scores: np.ndarray = share * (0.5 + 0.5 * self.popularity_)
+        return scores
 
 
 GENERATORS = {g.name: g for g in (Popularity, ALS, BPR, EASE, CoOccurrence, ContentBased, RecentlyViewed, SameCategory)}

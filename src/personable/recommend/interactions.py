@@ -58,7 +58,8 @@ class Interactions:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.matrix.shape
+        shape: tuple[int, int] = self.matrix.shape   # scipy.sparse: Any to the checker
+        return shape
 
     def user_index(self, user: str) -> int | None:
         found = np.flatnonzero(self.users == user)

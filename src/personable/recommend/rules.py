@@ -9,12 +9,13 @@ ten near-identical items.
 
 from __future__ import annotations
 
+from collections.abc import Set
 from typing import Callable, Sequence
 
 import numpy as np
 
 
-def apply_rules(items: Sequence[int], scores: Sequence[float], n: int, *, exclude: set[int] = frozenset(),
+def apply_rules(items: Sequence[int], scores: Sequence[float], n: int, *, exclude: Set[int] = frozenset(),
                 in_stock: np.ndarray | None = None, categories: np.ndarray | None = None,
                 max_per_category: int | None = None, diversity: float = 0.0,
                 pairwise: Callable[[list[int]], np.ndarray] | None = None, pool_size: int = 5) -> list[int]:
@@ -48,7 +49,7 @@ def _select(items: Sequence[int], allowed: list[int], rel: np.ndarray, head: np.
     else:
         rel = np.ones(len(pool))
     use_mmr = diversity > 0 and pairwise is not None and len(pool) > 1
-    sim = np.asarray(pairwise([items[j] for j in pool]), dtype=float) if use_mmr else None
+    sim = np.asarray(pairwise([items[j] for j in pool]), dtype=float) if use_mmr and pairwise is not None else None
     redundancy = np.zeros(len(pool))
     taken = np.zeros(len(pool), dtype=bool)
     per_category: dict[object, int] = {}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -51,21 +52,26 @@ REASONS = {
 }
 
 
+def _bought_together(order_event: str) -> G.CoOccurrence:
+    gen = G.CoOccurrence(kinds=(order_event,))
+    gen.name = "complementary"
+    return gen
+
+
 def make_generator(name: str, order_event: str = ORDER_EVENT) -> G.Generator:
     if name == "complementary":
-        gen = G.CoOccurrence(kinds=(order_event,))
-        gen.name = "complementary"
-        return gen
+        return _bought_together(order_event)
     if name == "trending":
-        gen = G.Popularity(half_life_days=7)
-        gen.name = "trending"
-        return gen
+        trending = G.Popularity(half_life_days=7)
+        trending.name = "trending"
+        return trending
     return G.GENERATORS[name]()
 
 
 def _available(in_stock: pd.Series) -> np.ndarray:
     """Unknown availability counts as in stock."""
-    return in_stock.map(lambda v: True if v is None or pd.isna(v) else bool(v)).to_numpy(bool)
+    available: np.ndarray = in_stock.map(lambda v: True if v is None or pd.isna(v) else bool(v)).to_numpy(bool)
+    return available   # typed here: pandas is Any to the checker
 
 
 def _serving_path(artifact: Path) -> Path:
@@ -96,7 +102,7 @@ class Recommender:
     def __post_init__(self) -> None:
         self.index = {item: i for i, item in enumerate(self.item_ids.tolist())}
         small = len(self.item_ids) <= self.DENSE_ITEMS
-        self._dense = {}
+        self._dense: dict[str, np.ndarray] = {}   # viewed, bought, content: item x item
         if small:
             self._dense = {"viewed": self.viewed_with.toarray().astype(np.float32),
                            "bought": self.bought_with.toarray().astype(np.float32)}
@@ -119,7 +125,8 @@ class Recommender:
             return dense[item, others]
         if table == "content":
             if self.vectors is None:
-                return (self.categories[others] == self.categories[item]).astype(float)
+                same: np.ndarray = (self.categories[others] == self.categories[item]).astype(float)   # Any: typed
+                return same
             return np.asarray((self.vectors[others] @ self.vectors[item].T).todense()).ravel()
         matrix = self.viewed_with if table == "viewed" else self.bought_with
         return np.asarray(matrix[item, others].todense()).ravel()
@@ -129,11 +136,14 @@ class Recommender:
         dense = self._dense.get("content")
         if dense is not None:
             return dense[np.ix_(items, items)]
+        alike: np.ndarray   # the sparse vectors and the catalog's columns are Any to the checker
         if self.vectors is not None:
             block = self.vectors[items]
-            return (block @ block.T).toarray()
-        cats = self.categories[items]
-        return (cats[:, None] == cats[None, :]).astype(float)
+            alike = (block @ block.T).toarray()
+        else:
+            cats = self.categories[items]
+            alike = (cats[:, None] == cats[None, :]).astype(float)
+        return alike
 
 
 class RecommendService:
@@ -247,10 +257,16 @@ class RecommendService:
         """The item-item tables, popularity and device lifts a request uses; from
         the ranker's own fitted generators where it has them."""
         table = items.set_index("item_id").reindex(data.items)
-        viewed = fitted.get("cooccurrence") or G.CoOccurrence().fit(data, items)
-        bought = fitted.get("complementary") or make_generator("complementary", self.order_event).fit(data, items)
+        # The ranker's generators by name, when it has them and they are of the kind these tables need.
+        viewed = fitted.get("cooccurrence")
+        if not isinstance(viewed, G.CoOccurrence):
+            viewed = G.CoOccurrence().fit(data, items)
+        bought = fitted.get("complementary")
+        if not isinstance(bought, G.CoOccurrence):
+            bought = _bought_together(self.order_event).fit(data, items)
         content = fitted.get("content")
-        if content is None:
+        if not isinstance(content, G.ContentBased):
+            content = None
             try:
                 content = G.ContentBased().fit(data, items)
             except ValueError:    # no catalog text: diversity falls back to categories
@@ -344,10 +360,11 @@ class RecommendService:
                                                                  kind=("kind", "first"))
         train, test = temporal_split(pairs, ratio) if split == "temporal" else stratified_split(pairs, ratio)
         users = self._user_features()
-        models = {name: (lambda name=name: make_generator(name, self.order_event)) for name in self.config.generators}
+        models: dict[str, Callable[[], G.Generator | CandidateRanker]] = {
+            name: partial(make_generator, name, self.order_event) for name in self.config.generators}
         if "popularity" not in models:
-            models["popularity"] = lambda: make_generator("popularity", self.order_event)
-        models["ranker"] = lambda: self._ranker(split)
+            models["popularity"] = partial(make_generator, "popularity", self.order_event)
+        models["ranker"] = partial(self._ranker, split)
         result = evaluate_split(train, test, models, items, users, k, progress=progress)
         result["split"] = split
         return result
@@ -386,7 +403,7 @@ class RecommendService:
         context = context or {}
         pid = self.resolve(identifier)
         doc = self.online.profile(pid, 50) if pid else None
-        if doc is None:
+        if not pid or doc is None:
             raise NotFound(f"no profile for {identifier!r}")
         payload = self.online.recommendations(pid)
         scores: dict[int, float] = {}
@@ -445,10 +462,13 @@ class RecommendService:
 
     @staticmethod
     def _recent(doc: dict[str, Any], served: Recommender, context: dict[str, Any],
-                order_event: str) -> tuple[list, list, list]:
+                order_event: str) -> tuple[list[int], list[int], list[int]]:
         """Item indexes viewed (newest first), in the cart, and purchased, from
         the profile's recent events and the request."""
-        viewed, cart, purchased, ordered_after = [], [], [], False
+        viewed: list[Any] = []      # item ids as the events carry them (None when missing)
+        cart: list[Any] = []
+        purchased: list[Any] = []
+        ordered_after = False
         for e in doc.get("recent_events") or []:       # newest first
             props = e.get("properties") or {}
             name = e.get("event")
@@ -462,8 +482,8 @@ class RecommendService:
         viewed = [str(v) for v in context.get("viewed") or []] + viewed
         cart = [str(v) for v in context.get("cart") or []] + cart
 
-        def known(ids: list) -> list[int]:
-            out = []
+        def known(ids: list[Any]) -> list[int]:
+            out: list[int] = []
             for item in ids:
                 i = served.index.get(str(item)) if item is not None else None
                 if i is not None and i not in out:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 METHODS = ("kmeans", "gmm", "agglomerative", "dbscan", "hdbscan")
 
@@ -77,7 +78,7 @@ class ProfileClusterer:
         if problems:
             raise ValueError("; ".join(problems))
 
-    def _prepare(self, X: np.ndarray, fit: bool) -> np.ndarray:
+    def _prepare(self, X: npt.NDArray[np.float64], fit: bool) -> npt.NDArray[np.float64]:
         from sklearn.decomposition import PCA
         from sklearn.impute import SimpleImputer
         from sklearn.preprocessing import StandardScaler
@@ -85,10 +86,12 @@ class ProfileClusterer:
         if fit:
             self.imputer_ = SimpleImputer(strategy="median", keep_empty_features=True).fit(X)
             self.scaler_ = StandardScaler().fit(self.imputer_.transform(X))
-            Z = self.scaler_.transform(self.imputer_.transform(X))
+        Z: npt.NDArray[np.float64] = self.scaler_.transform(self.imputer_.transform(X))
+        if fit:
             self.pca_ = PCA(self.pca, random_state=self.random_state).fit(Z) if self.pca is not None else None
-        Z = self.scaler_.transform(self.imputer_.transform(X))
-        return self.pca_.transform(Z) if self.pca_ is not None else Z
+        if self.pca_ is not None:
+            Z = self.pca_.transform(Z)
+        return Z
 
     def _model(self, k: int | None) -> Any:
         from sklearn.cluster import DBSCAN, HDBSCAN, AgglomerativeClustering, KMeans
@@ -104,7 +107,7 @@ class ProfileClusterer:
             return DBSCAN(eps=self.eps or self._auto_eps, min_samples=self.min_cluster_size)
         return HDBSCAN(min_cluster_size=self.min_cluster_size, copy=True)
 
-    def _estimate_eps(self, Z: np.ndarray) -> float:
+    def _estimate_eps(self, Z: npt.NDArray[np.float64]) -> float:
         """DBSCAN's radius when none is given: the median distance to the
         ``min_cluster_size``-th nearest neighbour (a dense point's reach)."""
         from sklearn.neighbors import NearestNeighbors
@@ -113,7 +116,7 @@ class ProfileClusterer:
         dist, _ = NearestNeighbors(n_neighbors=k + 1).fit(Z).kneighbors(Z)
         return float(np.median(dist[:, -1]))
 
-    def _sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    def _sample(self, n: int, rng: np.random.Generator) -> npt.NDArray[np.intp]:
         return rng.choice(n, size=min(n, self.sample_size), replace=False) if n > self.sample_size else np.arange(n)
 
     def fit(self, X: np.ndarray, feature_names: list[str]) -> "ProfileClusterer":
@@ -130,10 +133,18 @@ class ProfileClusterer:
         fixed = self.method in ("dbscan", "hdbscan")
         if self.method == "dbscan" and self.eps is None:
             self._auto_eps = self._estimate_eps(Z[idx])
-        ks = [None] if fixed else ([self.n_clusters] if self.n_clusters != "auto" else
-                                  list(range(self.k_range[0], min(self.k_range[1], len(idx) - 1) + 1)))
+        ks: list[int | None]
+        if fixed:
+            ks = [None]
+        elif isinstance(self.n_clusters, int):   # _check_params: an int of at least 2, or "auto"
+            ks = [self.n_clusters]
+        else:
+            ks = list(range(self.k_range[0], min(self.k_range[1], len(idx) - 1) + 1))
+            if not ks:   # a silhouette needs fewer clusters than points
+                raise ValueError(f"k_range {self.k_range!r} asks for at least {self.k_range[0]} clusters, "
+                                 f"but {len(idx)} profiles allow at most {len(idx) - 1}")
         self.scores_: dict[int, dict[str, float]] = {}
-        best = None
+        best: tuple[float, int | None, Any, npt.NDArray[np.integer[Any]]] | None = None
         for k in ks:
             model = self._model(k)
             labels = model.fit_predict(Z[idx]) if self.method != "gmm" else model.fit(Z[idx]).predict(Z[idx])
@@ -148,11 +159,12 @@ class ProfileClusterer:
             key = -score["bic"] if self.method == "gmm" else score.get("silhouette", -1.0)
             if best is None or key > best[0]:
                 best = (key, k, model, labels)
+        assert best is not None   # ks is never empty
         _, k, model, labels = best
         self.n_clusters_ = len(set(labels) - {-1})
         self.model_ = model
         # Centroids of the fitted clusters, for methods that cannot predict.
-        self.centroids_ = np.vstack([Z[idx][labels == c].mean(axis=0) for c in sorted(set(labels) - {-1})]) \
+        self.centroids_: npt.NDArray[np.float64] = np.vstack([Z[idx][labels == c].mean(axis=0) for c in sorted(set(labels) - {-1})]) \
             if self.n_clusters_ else np.zeros((0, Z.shape[1]))
         self.labels_ = self._assign(Z)
         with warnings.catch_warnings():
@@ -161,13 +173,14 @@ class ProfileClusterer:
             self.population_std_ = np.nanstd(X, axis=0)
         return self
 
-    def _assign(self, Z: np.ndarray) -> np.ndarray:
+    def _assign(self, Z: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
         if self.method in ("kmeans", "gmm"):
             return np.asarray(self.model_.predict(Z))
         if not len(self.centroids_):
             return np.full(len(Z), -1)
-        d = ((Z[:, None, :] - self.centroids_[None, :, :]) ** 2).sum(axis=2)
-        return d.argmin(axis=1)
+        d: npt.NDArray[np.float64] = ((Z[:, None, :] - self.centroids_[None, :, :]) ** 2).sum(axis=2)
+        nearest: npt.NDArray[np.intp] = d.argmin(axis=1)   # numpy types argmin along an axis as Any
+        return nearest
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Assign profiles to the clusters found by ``fit``."""

@@ -18,7 +18,7 @@ import ibis.expr.types as ir
 
 from .. import tables
 from .rules import (PROFILE_COLUMNS, All, Any_, Compare, ComputedCond, EventCond, InSegment, Not, Rule, TraitCond,
-                    compare_value)
+                    Scalar, compare_value)
 
 PROFILES = tables.PROFILES
 TRAITS = tables.TRAIT_VALUES
@@ -94,7 +94,7 @@ def _text_compare(c: Compare, text: ir.StringValue, number: ir.FloatingValue | N
     return (hit if c.op in ("eq", "in") else ~hit) & text.notnull()
 
 
-def _equals(text: ir.StringValue, number: ir.FloatingValue, target) -> ir.BooleanValue:
+def _equals(text: ir.StringValue, number: ir.FloatingValue, target: Scalar) -> ir.BooleanValue:
     if isinstance(target, bool):
         return text == ibis.literal("true" if target else "false")
     if isinstance(target, (int, float)):

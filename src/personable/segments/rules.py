@@ -68,7 +68,7 @@ class PropertyCond:
 @dataclass(frozen=True)
 class EventCond:
     event: str | None
-    type: str | None
+    type: str                         # track, page, ...: the parser always settles it
     count: Compare                    # on how many matching events
     within_seconds: int | None
     where: tuple[PropertyCond, ...]
@@ -102,7 +102,7 @@ def _scalar_ok(v: Any) -> bool:
     return isinstance(v, (str, int, float, bool)) and not (isinstance(v, float) and v != v)
 
 
-def _compare(raw: dict, path: str, errors: ErrorList, allowed: tuple[str, ...] = OPS,
+def _compare(raw: dict[str, Any], path: str, errors: ErrorList, allowed: tuple[str, ...] = OPS,
              default: Compare | None = None) -> Compare | None:
     ops = [k for k in raw if k in OPS]
     if not ops:
@@ -175,9 +175,10 @@ def parse_rule(raw: Any, path: str, errors: ErrorList) -> Rule | None:
             errors.add(f"{path}.{kind}", "must be a non-empty list of conditions")
             return None
         parsed = [parse_rule(item, f"{path}.{kind}[{i}]", errors) for i, item in enumerate(items)]
-        if any(p is None for p in parsed):
+        children = tuple(p for p in parsed if p is not None)
+        if len(children) != len(parsed):
             return None
-        return All(tuple(parsed)) if kind == "all" else Any_(tuple(parsed))
+        return All(children) if kind == "all" else Any_(children)
     if kind == "not":
         inner = parse_rule(raw["not"], f"{path}.not", errors)
         return Not(inner) if inner is not None else None
@@ -316,7 +317,7 @@ def compare_value(c: Compare, v: Any, now: datetime | None = None) -> bool:
     compare as numbers, everything else as text; a missing value only satisfies
     ``exists: false``."""
     if c.op == "exists":
-        return (v is not None) == c.value
+        return bool((v is not None) == c.value)
     if v is None:
         return False
     if c.op in ("within", "older_than"):
@@ -329,8 +330,8 @@ def compare_value(c: Compare, v: Any, now: datetime | None = None) -> bool:
         if n is None:
             return False
         if c.op == "between":
-            return c.value[0] <= n <= c.value[1]
-        return {"gt": n > c.value, "gte": n >= c.value, "lt": n < c.value, "lte": n <= c.value}[c.op]
+            return bool(c.value[0] <= n <= c.value[1])
+        return bool({"gt": n > c.value, "gte": n >= c.value, "lt": n < c.value, "lte": n <= c.value}[c.op])
     if c.op in ("contains", "starts_with"):
         t = _text(v)
         return t is not None and (c.value in t if c.op == "contains" else t.startswith(c.value))

@@ -14,6 +14,7 @@ batch-computed traits (RFM, lifecycle, clusters) change when those are recompute
 
 from __future__ import annotations
 
+import builtins
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable
@@ -58,7 +59,7 @@ class SegmentService:
         (parsed once per version: this runs for every realtime evaluation)."""
         configured = list(self.config.segments)
         ids = {s.segment_id for s in configured}
-        stored = []
+        stored: list[SegmentDef] = []
         for segment_id, name, description, rule, updated_at in self.store.api_segments():
             if segment_id in ids:
                 continue
@@ -67,8 +68,9 @@ class SegmentService:
                 self._parsed[key] = parse_segment(segment_id, {"name": name, "description": description,
                                                           "rule": orjson.loads(rule)},
                                              f"segments.{segment_id}", ErrorList(), "api")
-            if self._parsed[key]:
-                stored.append(self._parsed[key])
+            parsed = self._parsed[key]
+            if parsed:
+                stored.append(parsed)
         return configured + stored
 
     def _get(self, segment_id: str) -> SegmentDef:
@@ -238,11 +240,11 @@ class SegmentService:
         return {**seg.as_dict(), "size": row.get("size", 0), "refreshed_at": row.get("refreshed_at"),
                 "sizes": self.store.segment_sizes(segment_id)}
 
-    def members(self, segment_id: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    def members(self, segment_id: str, limit: int = 100, offset: int = 0) -> builtins.list[dict[str, Any]]:
         self._get(segment_id)
         return self.store.segment_members(segment_id, limit, offset)
 
-    def history(self, profile: str | None = None, segment_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    def history(self, profile: str | None = None, segment_id: str | None = None, limit: int = 200) -> builtins.list[dict[str, Any]]:
         pid = (self.resolve(profile) or profile) if profile else None
         return self.store.membership_history(pid, segment_id, limit)
 

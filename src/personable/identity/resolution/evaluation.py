@@ -24,9 +24,9 @@ def _febrl_records(df: Any, source: str | None = None) -> pa.Table:
     """FEBRL rows as person records, standardized the way personable would:
     dates of birth (YYYYMMDD there) to ISO 8601, names and text cleaned."""
     df = df.reset_index().rename(columns={"rec_id": "unique_id"})
-    out: dict[str, list] = {"unique_id": [str(v) for v in df["unique_id"]]}
+    out: dict[str, list[str | None]] = {"unique_id": [str(v) for v in df["unique_id"]]}
     for name, kind in FEBRL_FIELDS:
-        values = []
+        values: list[str | None] = []
         for v in df[name]:
             if v is None or v != v:  # NaN
                 values.append(None)
@@ -39,7 +39,7 @@ def _febrl_records(df: Any, source: str | None = None) -> pa.Table:
     return pa.table(out)
 
 
-def _scores(predicted: set, true: set) -> dict[str, float]:
+def _scores(predicted: set[tuple[Any, ...]], true: set[tuple[Any, ...]]) -> dict[str, float]:
     tp = len(predicted & true)
     precision = tp / len(predicted) if predicted else 1.0
     recall = tp / len(true) if true else 1.0
@@ -75,10 +75,11 @@ def febrl1_scores(db: Any, threshold: float = 0.5) -> dict[str, float]:
     return {**_scores(predicted, {tuple(sorted(p)) for p in links}), "records": len(df), "seconds": round(seconds, 2)}
 
 
-def pairwise_scores(assigned: list, truth: list) -> dict[str, float]:
-    """Precision / recall / F1 over pairs of records placed in one cluster."""
-    def pairs(labels: list) -> set:
-        groups: dict = defaultdict(list)
+def pairwise_scores(assigned: list[Any], truth: list[Any]) -> dict[str, float]:
+    """Precision / recall / F1 over pairs of records placed in one cluster
+    (labels of any hashable kind: cluster ids, profile ids, entity numbers)."""
+    def pairs(labels: list[Any]) -> set[tuple[Any, ...]]:
+        groups: dict[Any, list[int]] = defaultdict(list)
         for i, label in enumerate(labels):
             groups[label].append(i)
         return {p for g in groups.values() for p in itertools.combinations(g, 2)}

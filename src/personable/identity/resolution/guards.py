@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,10 +27,10 @@ IDENTIFYING = ("email", "phone")
 
 @dataclass
 class Blocked:
-    values: list[dict] = field(default_factory=list)     # {field, value, records, reason}
-    clusters: list[dict] = field(default_factory=list)   # {size, profiles (first 20), reason}
+    values: list[dict[str, Any]] = field(default_factory=list)     # {field, value, records, reason}
+    clusters: list[dict[str, Any]] = field(default_factory=list)   # {size, profiles (first 20), reason}
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, list[dict[str, Any]]]:
         return {"values": self.values, "clusters": self.clusters}
 
 
@@ -55,7 +56,7 @@ def blank_unusable(records: pa.Table, cfg: ResolutionConfig, junk: frozenset[str
         if name not in records.column_names:
             continue
         values = records.column(name).to_pylist()
-        counts: Counter = Counter()
+        counts: Counter[str] = Counter()
         if kind in IDENTIFYING:
             pairs = set(zip(values, owners)) if owners is not None else None
             counts = Counter(v for v, _ in pairs if v is not None) if pairs is not None else Counter(v for v in values if v is not None)

@@ -34,7 +34,7 @@ class Scored:
     training: str = "em"               # how m was learned: labels | em | defaults
 
 
-def _splink():
+def _splink() -> tuple[Any, Any, Any, Any, Any]:   # splink, its comparison library, Linker, SettingsCreator, block_on
     try:
         import splink
         import splink.comparison_library as cl
@@ -82,7 +82,7 @@ MIN_LABELLED_PAIRS = 30
 def _labelled_pairs(tables: list[pa.Table], label: str) -> int:
     from collections import Counter
 
-    counts: Counter = Counter()
+    counts: Counter[Any] = Counter()   # label values: whatever the records carry
     for t in tables:
         counts.update(v for v in t.column(label).to_pylist() if v is not None)
     return sum(n * (n - 1) // 2 for n in counts.values())
@@ -112,7 +112,7 @@ def train_and_predict(records: pa.Table | Sequence[pa.Table], cfg: ResolutionCon
 
     ``db`` is a Splink ``DatabaseAPI`` from the backend (``ResolutionLedger.splink_api``)."""
     splink, _cl, Linker, _SettingsCreator, block_on = _splink()
-    tables = list(records) if isinstance(records, (list, tuple)) else [records]
+    tables: list[pa.Table] = list(records) if isinstance(records, (list, tuple)) else [records]
     if sum(t.num_rows for t in tables) < 2:
         return Scored(_empty_pairs(), {}, [], "defaults")
     frames = [db.register(t, table_name=f"records_{i}") for i, t in enumerate(tables)]
@@ -133,7 +133,7 @@ def train_and_predict(records: pa.Table | Sequence[pa.Table], cfg: ResolutionCon
                 settings._probability_two_random_records_match = 1e-9
             linker.training.estimate_u_using_random_sampling(max_pairs=cfg.u_max_pairs, seed=seed)
             trained = 0
-            by_labels = bool(label) and _labelled_pairs(tables, label) >= MIN_LABELLED_PAIRS
+            by_labels = bool(label and _labelled_pairs(tables, label) >= MIN_LABELLED_PAIRS)
             if by_labels:
                 linker.training.estimate_m_from_label_column(label)
                 trained = 1

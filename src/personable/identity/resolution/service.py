@@ -11,6 +11,7 @@ explained (each comparison's level and match weight), audited, and can be undone
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from ...ports import EventBus, PipelineSettings, ProfileMerges, ResolutionLedger
 
 Progress = Callable[[str], None]
+Facts = dict[str, tuple[datetime, bool]]   # profile id -> (created at, has a userId): ResolutionLedger.profile_facts
 
 
 class ResolutionService:
@@ -83,9 +85,10 @@ class ResolutionService:
         store.finish_resolution_run(run_id, self.clock.now(), summary, scored.model)
         return summary
 
-    def _classify(self, pairs: list[dict[str, Any]], facts: dict, decided: dict, blocked: Blocked) -> list[dict[str, Any]]:
+    def _classify(self, pairs: list[dict[str, Any]], facts: Facts, decided: dict[tuple[str, str], str],
+                  blocked: Blocked) -> list[dict[str, Any]]:
         cfg = self.cfg
-        rows = []
+        rows: list[dict[str, Any]] = []
         for p in pairs:
             left, right, explanation = p["left"], p["right"], p["explanation"]
             if (left, right) in decided:
@@ -109,14 +112,15 @@ class ResolutionService:
         return rows
 
     @staticmethod
-    def _merges(rows: list[dict[str, Any]], facts: dict) -> list[tuple[str, str, float]]:
-        """Each merged cluster folds into one survivor (see ``_survivor_key``)."""
+    def _merges(rows: list[dict[str, Any]], facts: Facts) -> list[tuple[str, str, float | None]]:
+        """Each merged cluster folds into one survivor (see ``_survivor_key``).
+        Typed as ProfileMerges.merge_profiles takes them (there a merge may have no probability)."""
         auto = [r for r in rows if r["status"] == "merged"]
         best: dict[str, float] = {}
         for r in auto:
             for side in ("left_profile", "right_profile"):
                 best[r[side]] = max(best.get(r[side], 0.0), r["match_probability"])
-        out = []
+        out: list[tuple[str, str, float | None]] = []
         for group in components([(r["left_profile"], r["right_profile"]) for r in auto]):
             survivor = min(group, key=lambda pid: _survivor_key(pid, facts))
             out += [(pid, survivor, best[pid]) for pid in group if pid != survivor]
@@ -176,7 +180,8 @@ class ResolutionService:
         qc = self.config.quality
         fields = [(f.name, f.region_from) for f in qc.fields]
 
-        def standardize(values: list) -> list:
+        def standardize(values: list[tuple[str, str, str | None]]
+                        ) -> list[tuple[str, str, str | None, str | None, str | None, str, bool]]:
             return standardize_values(values, qc, self.config.identity.default_region)
 
         rebuilt = self.merges.unmerge(merge, actor, now, self.settings, standardize, fields)
@@ -188,7 +193,7 @@ class ResolutionService:
                 "rebuilt": rebuilt}
 
 
-def _survivor_key(pid: str, facts: dict) -> tuple:
+def _survivor_key(pid: str, facts: Facts) -> tuple[bool, datetime, str]:
     """A known user's profile survives, then the oldest, then the smallest id:
     the id an application already holds stays valid."""
     created, has_user = facts[pid]
