@@ -87,3 +87,42 @@ def run(url: str, path: str, bodies: list[bytes], rate: float, write_key: str) -
 
 def run_raw(url: str, requests: list[bytes], rate: float) -> tuple[list[float], list[int], float]:
     return asyncio.run(open_loop_raw(url, requests, rate))
+
+
+async def closed_loop_raw(url: str, requests: list[bytes], seconds: float,
+                          connections: int = 4) -> tuple[int, list[int], float]:
+    """Send ``requests`` in order, as fast as the server answers, over
+    ``connections`` keep-alive connections, until all are sent or ``seconds``
+    have passed; returns the requests answered, their statuses and the elapsed
+    time. For throughput (``/v1/batch``), where open-loop pacing would only
+    measure the pace."""
+    u = urlparse(url)
+    statuses: list[int] = []
+    it = iter(requests)
+    start = time.perf_counter()
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(u.hostname, u.port)
+        try:
+            for request in it:
+                statuses.append(await _one(reader, writer, request))
+                if time.perf_counter() - start >= seconds:
+                    break
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return len(statuses), statuses, time.perf_counter() - start
+
+
+def run_closed(url: str, requests: list[bytes], seconds: float, connections: int = 4) -> tuple[int, list[int], float]:
+    return asyncio.run(closed_loop_raw(url, requests, seconds, connections))
+
+
+def post_requests(url: str, path: str, bodies: list[bytes], write_key: str) -> list[bytes]:
+    """POST requests with the write key (Basic auth), ready for the raw loops."""
+    host = urlparse(url).hostname
+    auth = base64.b64encode(f"{write_key}:".encode()).decode()
+    return [(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\n"
+             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+            for body in bodies]

@@ -1,7 +1,7 @@
 """`make bench`: measured numbers, each against a reference from the same run,
 written with the exact command to docs/benchmarks.md.
 
-  python benchmarks/run.py [--events N] [--customers N]
+  python benchmarks/run.py [--only SECTION] [--arch-events N] [--customers N] ...
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, default=11_500, help="simulated customers (11.5k x 60 days ~ 1M events)")
     ap.add_argument("--days", type=int, default=60)
-    ap.add_argument("--only", choices=["foundation", "resolution", "segments", "predict", "recommend"], help="run one section only")
+    ap.add_argument("--only", choices=["foundation", "architecture", "resolution", "segments", "predict", "recommend"], help="run one section only")
     ap.add_argument("--records", type=int, nargs="+", default=[100_000, 1_000_000],
                     help="person records for the resolution speed runs")
     ap.add_argument("--profiles", type=int, default=1_000_000, help="profiles for the segment refresh benchmark")
@@ -165,6 +165,9 @@ def main() -> None:
                     help="customers for the model training and scoring times")
     ap.add_argument("--sim-customers", type=int, default=8_000, help="simulated customers for the model quality")
     ap.add_argument("--rec-customers", type=int, default=5_000, help="simulated customers for recommendations")
+    ap.add_argument("--arch-events", type=int, default=1_000_000,
+                    help="events in the realistic-profiles file (issue 11's ingest ratio)")
+    ap.add_argument("--arch-visitors", type=int, default=200_000, help="anonymous visitors in that file")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args()
     code_commit()
@@ -174,6 +177,13 @@ def main() -> None:
     cmd = ("python benchmarks/run.py " + " ".join(sys.argv[1:])).strip()
     if args.only in (None, "foundation"):
         foundation(args, work, cmd)
+    if args.only in (None, "architecture"):
+        from arch_bench import run_architecture_benchmarks
+
+        write_section(Path(args.out), "architecture",
+                      run_architecture_benchmarks(work / "arch", cmd, args.arch_events, args.arch_visitors,
+                                                  args.customers, args.days))
+        print(f"wrote {args.out}")
     if args.only in (None, "resolution"):
         from resolution_bench import run_resolution_benchmarks
 
