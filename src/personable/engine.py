@@ -115,9 +115,10 @@ class Engine:
         return report
 
     def warm_up(self) -> None:
-        """Do the one-time work of the first batch now (imports, compiling the
-        quality rules and realtime segment queries), before a server takes
-        traffic: done on the first request it held the interpreter for ~0.1 s."""
+        """Do the one-time work of the first batch now (imports, building the
+        realtime segment expressions, planning the write path), before a server
+        takes traffic: done on the first request it held the interpreter for ~0.1 s.
+        The store compiles each expression the first time it runs it."""
         for seg in self.segments.definitions():
             self.segments.realtime_expr(seg)
         # An empty batch through the whole write path: first-time planning and imports.

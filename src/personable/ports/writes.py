@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ContextManager, Iterable, Protocol
 
 import pyarrow as pa
 
+from ..events.spec import ORDER_COMPLETED
 from ..identity.stitcher import ExistingProfile, LinkRow, Node, StitchPlan
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ class PipelineSettings:
     trait_policies: tuple[tuple[str, str], ...]
     reporting_currency: str = "USD"
     currency_rates: tuple[tuple[str, float], ...] = ()   # (ISO 4217 code, 1 unit in the reporting currency)
-    order_event: str = "Order Completed"   # events.order_event: what the profile counts as an order
+    order_event: str = ORDER_COMPLETED   # events.order_event: what the profile counts as an order
 
 
 @dataclass(frozen=True)
