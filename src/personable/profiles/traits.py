@@ -1,0 +1,100 @@
+"""Which observation of a trait or a consent a profile keeps.
+
+Traits: per (profile, key) the newest observation by event time, or the oldest
+for keys whose policy is ``first_write_wins``; an imputed value only stands in
+until a real observation arrives. Placeholders for "no value" (quality status
+``missing``) are not observations, and ``consent`` is not a trait (it is the
+consent map, kept apart). Consents: the newest observation per purpose wins
+(ties: the later one in the batch); every observation is also logged.
+
+The adapter lists the batch's observations as long tables (``TRAIT_OBSERVATIONS``,
+``CONSENT_OBSERVATIONS``: one row per key, the value as JSON text); these
+expressions pick the winners, and ``REPLACES`` says when a winner replaces
+what is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import ibis
+import ibis.expr.types as ir
+
+from ..tables import TS
+
+FIRST_WRITE_WINS, LAST_WRITE_WINS = "first_write_wins", "last_write_wins"
+IMPUTED = "imputed"
+CONSENT_KEY = "consent"
+
+# When the batch's winner replaces the stored row: "older" = its observation
+# is older than the stored one; "not_older" = at least as new.
+Replaces = Literal["older", "not_older"]
+REPLACES: dict[str, Replaces] = {FIRST_WRITE_WINS: "older", LAST_WRITE_WINS: "not_older"}
+
+TRAIT_OBSERVATIONS = ibis.table({
+    "profile_id": "string", "seq": "int64", "timestamp": TS, "source": "string", "message_id": "string",
+    "key": "string", "value": "json", "raw_value": "json", "origin": "string", "status": "string",
+}, name="_trait_kv")
+CONSENT_OBSERVATIONS = ibis.table({
+    "profile_id": "string", "seq": "int64", "timestamp": TS, "source": "string", "message_id": "string",
+    "purpose": "string", "granted": "boolean",
+}, name="_consent_kv")
+TRAIT_COLUMNS = ("profile_id", "key", "value", "observed_at", "source", "message_id", "raw_value", "origin")
+CONSENT_COLUMNS = ("profile_id", "purpose", "granted", "observed_at", "source", "message_id")
+
+
+def _first_per(t: ir.Table, key: str, newest: bool) -> ir.Table:
+    order = [ibis.desc(t.timestamp) if newest else ibis.asc(t.timestamp), ibis.desc(t.seq)]
+    ranked = t.mutate(_rank=ibis.row_number().over(group_by=[t.profile_id, t[key]], order_by=order))
+    return ranked.filter(ranked._rank == 0).drop("_rank")
+
+
+def trait_winners(policies: dict[str, str], default: str) -> dict[str, ir.Table]:
+    """Per policy, the batch's winning observation of each (profile, key)."""
+    t = TRAIT_OBSERVATIONS
+    kept = t.filter((t.key != CONSENT_KEY) & (t.status.isnull() | (t.status != "missing")))
+    first_keys = sorted(k for k, p in policies.items() if p == FIRST_WRITE_WINS)
+    last_keys = sorted(k for k, p in policies.items() if p == LAST_WRITE_WINS)
+    if default == FIRST_WRITE_WINS:
+        is_first = ~kept.key.isin(last_keys) if last_keys else ibis.literal(True)
+    else:
+        is_first = kept.key.isin(first_keys) if first_keys else ibis.literal(False)
+    out = {}
+    for policy, rows in ((FIRST_WRITE_WINS, kept.filter(is_first)), (LAST_WRITE_WINS, kept.filter(~is_first))):
+        won = _first_per(rows, "key", newest=(policy == LAST_WRITE_WINS))
+        out[policy] = won.select(profile_id=won.profile_id, key=won.key, value=won.value, observed_at=won.timestamp,
+                                 source=won.source, message_id=won.message_id, raw_value=won.raw_value,
+                                 origin=won.origin)
+    return out
+
+
+def consent_log() -> ir.Table:
+    """Every consent observation of the batch, in batch order."""
+    c = CONSENT_OBSERVATIONS
+    return c.order_by(c.seq).select(c.profile_id, c.purpose, c.granted, observed_at=c.timestamp, source=c.source,
+                                    message_id=c.message_id)
+
+
+def consent_winners() -> ir.Table:
+    won = _first_per(CONSENT_OBSERVATIONS, "purpose", newest=True)
+    return won.select(won.profile_id, won.purpose, won.granted, observed_at=won.timestamp, source=won.source,
+                      message_id=won.message_id)
+
+
+def moved_to_survivor(table: str, key: str, columns: tuple[str, ...], types: dict[str, str]) -> ir.Table:
+    """The rows of profiles merged away, moved onto their survivor: the newest
+    observation per key wins among them (the upsert then compares it with the
+    survivor's own row: only a newer one replaces it)."""
+    rows = ibis.table({c: types[c] for c in columns}, name=table)
+    m = ibis.table({"from_profile": "string", "into_profile": "string"}, name="_merges")
+    j = rows.join(m, rows.profile_id == m.from_profile)
+    ranked = j.mutate(_rank=ibis.row_number().over(group_by=[j.into_profile, j[key]],
+                                                   order_by=[ibis.desc(j.observed_at)]))
+    won = ranked.filter(ranked._rank == 0)
+    return won.select(profile_id=won.into_profile, **{c: won[c] for c in columns if c != "profile_id"})
+
+
+TRAIT_TYPES = {"profile_id": "string", "key": "string", "value": "json", "observed_at": TS, "source": "string",
+               "message_id": "string", "raw_value": "json", "origin": "string"}
+CONSENT_TYPES = {"profile_id": "string", "purpose": "string", "granted": "boolean", "observed_at": TS,
+                 "source": "string", "message_id": "string"}
