@@ -16,7 +16,7 @@ import pyarrow as pa
 from ...ports import PipelineSettings, StagedInput
 from ..sql.compiler import SqlCompiler
 from ..sql.write_batch import SqlBatch
-from .batch_quality import QualityStaging
+from .batch_quality import DuckDBQualityHooks
 from .parse_sql import parse_sql, q
 
 
@@ -33,7 +33,7 @@ class ParseStatements:
         return self._cache[key]
 
 
-class DuckDBBatch(QualityStaging, SqlBatch):
+class DuckDBBatch(DuckDBQualityHooks, SqlBatch):
     def __init__(self, con: duckdb.DuckDBPyConnection, staged: StagedInput, settings: PipelineSettings,
                  compile: SqlCompiler, parse_statement: ParseStatements):
         super().__init__(staged, settings, compile)

@@ -28,6 +28,7 @@ from ...events.attribution import NEW_EVENTS, stored_events
 from ...identity.stitcher import ANON, USER, ExistingProfile, LinkRow, Node, StitchPlan
 from ...ports import IngestReport, PipelineSettings, StagedInput
 from ...profiles import aggregates, traits
+from .quality_staging import QualityStaging
 from .upsert import combine_upsert, upsert
 
 REJECT_PROBLEM = "is not valid UTF-8 or not a readable line"
@@ -66,25 +67,11 @@ def write_rules(settings: PipelineSettings) -> WriteRules:
     )
 
 
-class SqlBatch:
-    # -- hooks a backend provides --------------------------------------------
+class SqlBatch(QualityStaging):
+    # -- hooks a backend provides (and _exec, _rows, _put, _temp: see QualityStaging)
     NO_PROBLEMS = "len(problems) = 0"     # SQL: the record in _parsed has no problem
 
-    def _exec(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        raise NotImplementedError
-
     def _execmany(self, sql: str, rows: list[Sequence[Any]]) -> None:
-        raise NotImplementedError
-
-    def _rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
-
-    def _put(self, name: str, table: pa.Table) -> None:
-        """A temporary table ``name`` holding ``table`` (replacing one of that name)."""
-        raise NotImplementedError
-
-    def _temp(self, name: str, select_sql: str) -> None:
-        """A temporary table ``name`` holding the rows of ``select_sql`` (replacing one of that name)."""
         raise NotImplementedError
 
     def _problems_value(self, problems: list[dict[str, str]]) -> Any:
