@@ -1,5 +1,5 @@
 """Pick an adapter from a URL scheme (``duckdb:///path``, ``sqlite:///path``,
-``redis://host:port/db``, later ``kafka://``, ``spark://``), or from a user's
+``redis://host:port/db``, ``postgresql://user@host/db``, later ``kafka://``, ``spark://``), or from a user's
 own ``module:Class``. Each factory imports its backend lazily, so a project that
 does not use Redis never needs its client installed."""
 
@@ -15,6 +15,7 @@ from ..errors import ConfigError
 _FACTORIES: dict[str, Callable[[str, Path], Any]] = {}
 _INSTALL_HINTS = {
     "redis": "pip install 'personable[redis]'",
+    "postgresql": "pip install 'personable[postgres]'",
     "kafka": "pip install 'personable[kafka]'",
     "spark": "pip install 'personable[spark]'",
 }
@@ -77,6 +78,18 @@ def _redis(url: str, project_dir: Path) -> Any:
 
 register("redis", _redis)
 register("rediss", _redis)  # Redis over TLS
+
+
+def _postgres(url: str, project_dir: Path) -> Any:
+    try:
+        from .postgres import PostgresStore
+    except ImportError as exc:
+        raise ConfigError(f"postgresql:// URLs need psycopg; install it with {_INSTALL_HINTS['postgresql']} ({exc})") from exc
+    return PostgresStore(url)
+
+
+register("postgresql", _postgres)
+register("postgres", _postgres)
 
 
 def open_event_log(url: str, project_dir: Path) -> Any:

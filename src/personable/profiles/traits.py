@@ -81,17 +81,40 @@ def consent_winners() -> ir.Table:
                       message_id=won.message_id)
 
 
-def moved_to_survivor(table: str, key: str, columns: tuple[str, ...], types: dict[str, str]) -> ir.Table:
-    """The rows of profiles merged away, moved onto their survivor: the newest
-    observation per key wins among them (the upsert then compares it with the
-    survivor's own row: only a newer one replaces it)."""
+def _moved(table: str, key: str, columns: tuple[str, ...], types: dict[str, str],
+           newest: bool, keys: tuple[list[str], bool] | None = None) -> ir.Table:
     rows = ibis.table({c: types[c] for c in columns}, name=table)
     m = ibis.table({"from_profile": "string", "into_profile": "string"}, name="_merges")
     j = rows.join(m, rows.profile_id == m.from_profile)
-    ranked = j.mutate(_rank=ibis.row_number().over(group_by=[j.into_profile, j[key]],
-                                                   order_by=[ibis.desc(j.observed_at)]))
+    if keys is not None:
+        names, inside = keys
+        if names:
+            j = j.filter(j[key].isin(names) if inside else ~j[key].isin(names))
+        elif inside:
+            j = j.filter(ibis.literal(False))
+    order = ibis.desc(j.observed_at) if newest else ibis.asc(j.observed_at)
+    ranked = j.mutate(_rank=ibis.row_number().over(group_by=[j.into_profile, j[key]], order_by=[order]))
     won = ranked.filter(ranked._rank == 0)
     return won.select(profile_id=won.into_profile, **{c: won[c] for c in columns if c != "profile_id"})
+
+
+def moved_traits(policies: dict[str, str], default: str) -> dict[str, ir.Table]:
+    """Per policy, the traits of profiles merged away, moved onto their
+    survivor: among them the newest per key wins (the oldest for
+    first_write_wins keys); the upsert then compares it with the survivor's
+    own row by the same policy (``REPLACES``)."""
+    firsts = sorted(k for k, p in policies.items() if p == FIRST_WRITE_WINS)
+    lasts = sorted(k for k, p in policies.items() if p == LAST_WRITE_WINS)
+    # Which keys are first_write_wins: the listed ones, or all but the listed last ones.
+    first_keys = (lasts, False) if default == FIRST_WRITE_WINS else (firsts, True)
+    last_keys = (lasts, True) if default == FIRST_WRITE_WINS else (firsts, False)
+    return {FIRST_WRITE_WINS: _moved("profile_traits", "key", TRAIT_COLUMNS, TRAIT_TYPES, False, first_keys),
+            LAST_WRITE_WINS: _moved("profile_traits", "key", TRAIT_COLUMNS, TRAIT_TYPES, True, last_keys)}
+
+
+def moved_consents() -> ir.Table:
+    """The consents of profiles merged away, moved onto their survivor: the newest per purpose."""
+    return _moved("profile_consents", "purpose", CONSENT_COLUMNS, CONSENT_TYPES, True)
 
 
 TRAIT_TYPES = {"profile_id": "string", "key": "string", "value": "json", "observed_at": TS, "source": "string",

@@ -48,7 +48,7 @@ class WriteRules:
     traits: dict[str, Any]
     consent_log: Any
     consents: Any
-    moved_traits: Any
+    moved_traits: dict[str, Any]
     moved_consents: Any
 
 
@@ -61,9 +61,8 @@ def write_rules(settings: PipelineSettings) -> WriteRules:
         traits=traits.trait_winners(dict(settings.trait_policies), settings.trait_default_policy),
         consent_log=traits.consent_log(),
         consents=traits.consent_winners(),
-        moved_traits=traits.moved_to_survivor("profile_traits", "key", traits.TRAIT_COLUMNS, traits.TRAIT_TYPES),
-        moved_consents=traits.moved_to_survivor("profile_consents", "purpose", traits.CONSENT_COLUMNS,
-                                                traits.CONSENT_TYPES),
+        moved_traits=traits.moved_traits(dict(settings.trait_policies), settings.trait_default_policy),
+        moved_consents=traits.moved_consents(),
     )
 
 
@@ -300,14 +299,20 @@ class SqlBatch(QualityStaging):
         self._temp("_folded", self.compile(self.rules.folded))
         self._exec("DELETE FROM profiles WHERE profile_id IN (SELECT from_profile FROM _merges)")
         self._exec(upsert("profiles", aggregates.PROFILE_COLUMNS, [aggregates.PROFILE_KEY], "SELECT * FROM _folded"))
-        for table, key, columns, moved in (
-                ("profile_traits", "key", traits.TRAIT_COLUMNS, self.rules.moved_traits),
-                ("profile_consents", "purpose", traits.CONSENT_COLUMNS, self.rules.moved_consents)):
-            # The merged profiles' rows move onto the survivor; per key the newest wins.
-            self._temp("_moved", self.compile(moved))
+        # The merged profiles' rows move onto the survivor, by the same policies as new observations.
+        moves: list[tuple[str, str, tuple[str, ...], Any, traits.Replaces]] = [
+            ("profile_traits", "key", traits.TRAIT_COLUMNS, moved, traits.REPLACES[policy])
+                 for policy, moved in self.rules.moved_traits.items()]
+        moves.append(("profile_consents", "purpose", traits.CONSENT_COLUMNS, self.rules.moved_consents, "not_older"))
+        for i, (table, key, columns, moved, replaces) in enumerate(moves):
+            self._temp(f"_moved{i}", self.compile(moved))
+        for table in ("profile_traits", "profile_consents"):
             self._exec(f"DELETE FROM {table} WHERE profile_id IN (SELECT from_profile FROM _merges)")
-            self._exec(upsert(table, columns, ["profile_id", key], "SELECT * FROM _moved",
-                              where=f"excluded.observed_at > {table}.observed_at"))
+        for i, (table, key, columns, moved, replaces) in enumerate(moves):
+            # Ties keep the survivor's own row.
+            newer = "<" if replaces == "older" else ">"
+            self._exec(upsert(table, columns, ["profile_id", key], f"SELECT * FROM _moved{i}",
+                              where=f"excluded.observed_at {newer} {table}.observed_at"))
         self._exec("""UPDATE consent_log SET profile_id = m.into_profile FROM _merges m
                       WHERE consent_log.profile_id = m.from_profile""")
         self._report.merges = len(merges)

@@ -1,0 +1,165 @@
+"""The write path on PostgreSQL: the hooks under ``adapters.sql.SqlBatch``.
+
+Raw lines are parsed and validated in Python (``events.parse``, the one
+implementation of the spec for stores that do not compile it) and copied into
+``_parsed``; everything after that is the shared SQL of ``SqlBatch`` with
+PostgreSQL's JSON idioms below. Temporary tables live for the transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Callable, Iterable, Sequence
+
+import orjson
+import pyarrow as pa
+
+from ...events.parse import COLUMNS, ParseContext, parse_lines
+from ...ports import PipelineSettings, StagedInput
+from ..sql.write_batch import SqlBatch
+from ..sql.quality_staging import q
+
+_PG_TYPES = {
+    pa.string(): "TEXT", pa.large_string(): "TEXT", pa.int64(): "BIGINT", pa.int32(): "INTEGER",
+    pa.float64(): "DOUBLE PRECISION", pa.bool_(): "BOOLEAN",
+}
+_PARSED_TYPES = {
+    "seq": "BIGINT", "received_at": "TIMESTAMPTZ", "timestamp": "TIMESTAMPTZ", "original_timestamp": "TIMESTAMPTZ",
+    "sent_at": "TIMESTAMPTZ", "revenue": "DOUBLE PRECISION", "context": "JSONB", "properties": "JSONB",
+    "traits": "JSONB", "consent_context": "JSONB", "consent_traits": "JSONB", "problems": "JSONB",
+}
+
+
+def pg_type(dtype: pa.DataType) -> str:
+    if pa.types.is_timestamp(dtype):
+        return "TIMESTAMPTZ"
+    if pa.types.is_list(dtype):
+        return pg_type(dtype.value_type) + "[]"
+    if dtype in _PG_TYPES:
+        return _PG_TYPES[dtype]
+    raise TypeError(f"no PostgreSQL type for Arrow {dtype}")
+
+
+def pg_params(sql: str) -> str:
+    """``?`` placeholders (the shared SQL's) as psycopg's ``%s``."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def copy_rows(cur: Any, name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    with cur.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+class PostgresBatch(SqlBatch):
+    NO_PROBLEMS = "jsonb_array_length(problems) = 0"
+
+    def __init__(self, con: Any, staged: StagedInput, settings: PipelineSettings, compile: Callable[[Any], str]):
+        super().__init__(staged, settings, compile)
+        self.con = con
+
+    # -- hooks ------------------------------------------------------------------
+    def _exec(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        if params is None:
+            self.con.execute(sql)
+        else:
+            self.con.execute(pg_params(sql), list(params))
+
+    def _execmany(self, sql: str, rows: list[Sequence[Any]]) -> None:
+        with self.con.cursor() as cur:
+            cur.executemany(pg_params(sql), [list(r) for r in rows])
+
+    def _rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        cur = self.con.execute(sql) if params is None else self.con.execute(pg_params(sql), list(params))
+        return list(cur.fetchall())
+
+    def _put(self, name: str, table: pa.Table) -> None:
+        cols = ", ".join(f"{f.name} {pg_type(f.type)}" for f in table.schema)
+        self.con.execute(f"DROP TABLE IF EXISTS {name}")
+        self.con.execute(f"CREATE TEMP TABLE {name} ({cols}) ON COMMIT DROP")
+        if table.num_rows:
+            with self.con.cursor() as cur:
+                copy_rows(cur, name, table.column_names, zip(*(c.to_pylist() for c in table.columns)))
+
+    def _temp(self, name: str, select_sql: str) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS {name}")
+        self.con.execute(f"CREATE TEMP TABLE {name} ON COMMIT DROP AS {select_sql}")
+
+    def _problems_value(self, problems: list[dict[str, str]]) -> Any:
+        return orjson.dumps(problems).decode()
+
+    def _quarantine_parsed(self) -> None:
+        self.con.execute("""
+            INSERT INTO quarantine (received_at, source, origin, record_no, message_id, problems, raw)
+            SELECT received_at, source, origin, seq, message_id, problems, left(line, 65536)
+            FROM _parsed WHERE jsonb_array_length(problems) > 0""")
+
+    def _problem_sample(self) -> list[dict[str, Any]]:
+        rows = self.con.execute("""SELECT seq, message_id, problems FROM _parsed
+                                   WHERE jsonb_array_length(problems) > 0 ORDER BY seq LIMIT 20""").fetchall()
+        return [{"record": seq, "messageId": mid, "problems": probs} for seq, mid, probs in rows]
+
+    def _trait_kv_select(self) -> str:
+        # jsonb_each of a non-object fails, and a WHERE does not guard a lateral call: the CASE does.
+        return """
+            SELECT s.profile_id, s.seq, s.timestamp, s.source, s.message_id, e.key,
+                   CASE WHEN tv.status = 'standardized' THEN to_jsonb(tv.value) ELSE e.value END AS value,
+                   CASE WHEN tv.status = 'standardized' THEN e.value END AS raw_value,
+                   coalesce(tv.status, 'observed') AS origin, tv.status
+            FROM _stored s
+            CROSS JOIN LATERAL jsonb_each(CASE WHEN s.type = 'identify' AND jsonb_typeof(s.traits) = 'object'
+                                               THEN s.traits ELSE '{}'::jsonb END) e
+            LEFT JOIN _tv tv ON tv.seq = s.seq AND tv.field = e.key"""
+
+    def _consent_kv_select(self) -> str:
+        parts = []
+        for column in ("consent_context", "consent_traits"):
+            parts.append(f"""
+                SELECT s.profile_id, s.seq, s.timestamp, s.source, s.message_id, e.key AS purpose,
+                       (e.value #>> '{{}}')::BOOLEAN AS granted
+                FROM _stored s
+                CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(s.{column}) = 'object'
+                                                   THEN s.{column} ELSE '{{}}'::jsonb END) e""")
+        return " UNION ALL ".join(parts)
+
+    def _std_traits_select(self) -> str:
+        return """SELECT seq, jsonb_object_agg(field, value) AS std_traits FROM _tv
+                  WHERE status IN ('standardized', 'observed') GROUP BY seq"""
+
+    def _field_rows_sql(self, fields: list[tuple[str, str | None]], table: str, valid_only: bool) -> str:
+        cond = "type = 'identify' AND jsonb_typeof(traits) = 'object'"
+        if valid_only:
+            cond += f" AND {self.NO_PROBLEMS}"
+        parts = []
+        for name, hint in fields:
+            hint_sql = f"traits ->> {q(hint)}" if hint else "NULL::TEXT"
+            parts.append(f"SELECT seq, {q(name)} AS field, traits ->> {q(name)} AS raw, {hint_sql} AS hint "
+                         f"FROM {table} WHERE {cond} "
+                         f"AND jsonb_typeof(traits -> {q(name)}) IN ('string', 'number', 'boolean')")
+        return " UNION ALL ".join(parts)
+
+    def _append_rule_problems(self, problems_sql: str) -> None:
+        self._temp("_rule_problems", f"""
+            SELECT seq, jsonb_agg(jsonb_build_object('path', path, 'problem', problem) ORDER BY path, problem)
+                   AS problems
+            FROM ({problems_sql}) p GROUP BY seq""")
+        self.con.execute("""UPDATE _parsed SET problems = _parsed.problems || r.problems
+                            FROM _rule_problems r WHERE _parsed.seq = r.seq""")
+
+    # -- staging: parse in Python, copy in ---------------------------------------------
+    def stage_lines(self, lines: Iterable[tuple[int, str | None]]) -> None:
+        s, st = self.staged, self.settings
+        ctx = ParseContext(received_at=self.now, source=s.source, origin=s.origin,
+                           require_timestamp=s.require_timestamp, junk=frozenset(st.junk_values),
+                           max_future=timedelta(hours=st.max_future_hours),
+                           identifier_traits=st.identifier_traits, validate=not s.validated)
+        records = parse_lines(lines, ctx)
+        idents = [f"ident_{i}" for i in range(len(st.identifier_traits))]
+        columns = [*COLUMNS, *idents, "problems"]
+        defs = ", ".join(f"{c} {_PARSED_TYPES.get(c, 'TEXT')}" for c in columns)
+        self.con.execute("DROP TABLE IF EXISTS _parsed")
+        self.con.execute(f"CREATE TEMP TABLE _parsed ({defs}) ON COMMIT DROP")
+        with self.con.cursor() as cur:
+            copy_rows(cur, "_parsed", columns, (
+                [*(r[c] for c in COLUMNS), *(r[c] for c in idents), orjson.dumps(r["problems"]).decode()]
+                for r in records))
