@@ -137,3 +137,66 @@ def test_random_events_agree(engine, events):
     engine.store.cursor().execute("DELETE FROM quarantine")  # engine.sql() is read-only
     got = sql_paths(engine, events)
     assert got == [python_paths(e) for e in events]
+
+
+RICH = [
+    {"type": "identify", "userId": 7, "anonymousId": "a7", "messageId": "r1", "timestamp": "2026-02-01T10:00:00Z",
+     "sentAt": "2026-02-01T10:00:05Z", "traits": {"email": "A@B.com", "consent": {"ads": True}, "n": None},
+     "context": {"traits": {"email": "old@b.com", "phone": "+1 555 0100", "x": 1}, "userAgent": "Mozilla (iPad)",
+                 "consent": {"categoryPreferences": {"email": False}}}},
+    {"type": "track", "anonymousId": "a8", "event": "Order Completed", "timestamp": "2026-02-01T10:00:00+02:00",
+     "properties": {"total": 12.5, "currency": "eur"}, "context": {"device": {"type": "Mobile"}, "channel": "Web",
+                                                                    "traits": {"email": "c@d.com"}}},
+    {"type": "page", "userId": "u9", "originalTimestamp": "2026-02-01T09:00:00Z", "channel": "Server",
+     "context": {"campaign": {"medium": "CPC"}, "userAgent": "Android Mobi"}, "properties": {"revenue": 3}},
+    {"type": "screen", "userId": "u9", "name": "Home", "context": {"userAgent": "Desktop thing"}},
+    {"type": "alias", "userId": "u10", "previousId": "a7", "timestamp": "2026-02-01T10:00:00Z"},
+    {"type": "group", "userId": "u10", "groupId": 55, "timestamp": "2026-02-01T10:00:00Z", "traits": {"plan": "x"}},
+]
+PARSED_COLUMNS = ("message_id", "type", "event", "name", "user_id", "anonymous_id", "previous_id", "group_id",
+                  "timestamp", "original_timestamp", "sent_at", "context", "properties", "traits", "consent_context",
+                  "consent_traits", "device", "channel", "revenue", "currency", "ident_0", "ident_1")
+JSON_COLUMNS = {"context", "properties", "traits", "consent_context", "consent_traits"}
+
+
+def test_python_parser_and_sql_parser_give_the_same_records(tmp_path):
+    """events/parse.py (stores that parse in Python, e.g. PostgreSQL) and the
+    DuckDB store's bulk SQL turn the same lines into the same records."""
+    import pyarrow as pa
+
+    from personable.adapters.duckdb import DuckDBStore
+    from personable.config import load_config, write_starter
+    from personable.events.parse import ParseContext, parse_line
+    from personable.ingest.pipeline import settings_from
+    from personable.ports import StagedInput
+
+    write_starter(tmp_path, "parse")
+    settings = settings_from(load_config(tmp_path))
+    assert len(settings.identifier_traits) >= 2
+    events = RICH + CORPUS[:23]
+    lines = [json.dumps(e) for e in events] + ["{not json", "[1, 2]"]
+    store = DuckDBStore(None)
+    staged = StagedInput(source="s", origin="o", lines=pa.table({"line": lines}), received_at=NOW)
+    with store.batch(staged, settings) as batch:
+        cols = ", ".join(PARSED_COLUMNS)
+        sql_rows = batch.con.execute(f"SELECT seq, {cols}, problems FROM _parsed ORDER BY seq").fetchall()
+    ctx = ParseContext(received_at=NOW, source="s", origin="o", require_timestamp=False, junk=JUNK,
+                       max_future=timedelta(hours=settings.max_future_hours),
+                       identifier_traits=settings.identifier_traits)
+    assert len(sql_rows) == len(lines)
+    compared = 0
+    for row in sql_rows:
+        seq, values, problems = row[0], row[1:-1], row[-1]
+        mine = parse_line(seq, lines[seq - 1], ctx)
+        if problems:  # an invalid record only needs the same verdict, by field
+            assert {p["path"] for p in mine["problems"]} == {p["path"] for p in problems}, lines[seq - 1]
+            continue
+        assert mine["problems"] == [], lines[seq - 1]
+        for name, value in zip(PARSED_COLUMNS, values):
+            theirs = mine[name]
+            if name in JSON_COLUMNS:
+                value, theirs = (None if value is None else json.loads(value)), (None if theirs is None else json.loads(theirs))
+            assert theirs == value, f"{name} of {lines[seq - 1]}: python {theirs!r} != sql {value!r}"
+        compared += 1
+    assert compared >= len(RICH) + 3   # the rich events and the valid ones of the corpus, field by field
+    store.close()
