@@ -45,6 +45,11 @@ class OfflineBackend(EventWrites, Analytics, SegmentStore, ComputedTraits, Model
     def close(self) -> None: ...
 
 
+# What an Engine needs of its offline store beyond the write path and analytics.
+SERVED_BY_ENGINE = frozenset({"offline", "segments", "computed_traits", "models", "resolution", "quality_jobs",
+                              "catalog"})
+
+
 class Components:
     def __init__(self, config: Config, clock: Clock | None = None):
         self.config = config
@@ -58,6 +63,12 @@ class Components:
             raise
 
     def _open_rest(self, config: Config) -> None:
+        missing = sorted(SERVED_BY_ENGINE - self.offline.capabilities)
+        if missing:
+            raise ConfigError(f"store.offline {config.offline_url.split('://')[0]}:// does not serve "
+                              f"{', '.join(missing)} yet, which a project needs; it serves "
+                              f"{', '.join(sorted(self.offline.capabilities))}. Use duckdb:// for now "
+                              "(docs/architecture.md, 'Where it stands')")
         online_url = config.online_url
         # "duckdb://" with no path: online reads come straight from the offline file,
         # nothing is projected.

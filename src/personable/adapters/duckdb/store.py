@@ -32,7 +32,8 @@ from .schema import current_version, migrate
 
 
 class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore, ModelsStore, CatalogStore):
-    capabilities = frozenset({"offline", "online", "transactions", "bulk_file_read", "threads"})
+    capabilities = frozenset({"offline", "online", "transactions", "bulk_file_read", "threads", "segments",
+                              "computed_traits", "models", "resolution", "quality_jobs", "catalog"})
 
     def __init__(self, path: str | Path | None):
         self.path = str(path) if path else ":memory:"
