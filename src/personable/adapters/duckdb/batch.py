@@ -16,6 +16,7 @@ import pyarrow as pa
 from ...ports import PipelineSettings, StagedInput
 from ..sql.compiler import SqlCompiler
 from ..sql.write_batch import SqlBatch
+from .session import DuckDBSession
 from .batch_quality import DuckDBQualityHooks
 from .parse_sql import parse_sql, q
 
@@ -36,31 +37,11 @@ class ParseStatements:
 class DuckDBBatch(DuckDBQualityHooks, SqlBatch):
     def __init__(self, con: duckdb.DuckDBPyConnection, staged: StagedInput, settings: PipelineSettings,
                  compile: SqlCompiler, parse_statement: ParseStatements):
-        super().__init__(staged, settings, compile)
+        super().__init__(DuckDBSession(con), staged, settings, compile)
         self.con = con
         self._parse_statement = parse_statement
 
     # -- hooks -------------------------------------------------------------------
-    def _exec(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        self.con.execute(sql, params)
-
-    def _execmany(self, sql: str, rows: list[Sequence[Any]]) -> None:
-        self.con.executemany(sql, rows)
-
-    def _rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
-        return self.con.execute(sql, params).fetchall()
-
-    def _put(self, name: str, table: pa.Table) -> None:
-        # Registered Arrow is read by reference; the copy keeps it valid after unregister.
-        self.con.register("_arrow_in", table)
-        try:
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _arrow_in")
-        finally:
-            self.con.unregister("_arrow_in")
-
-    def _temp(self, name: str, select_sql: str) -> None:
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}")
-
     def _problems_value(self, problems: list[dict[str, str]]) -> Any:
         return problems
 

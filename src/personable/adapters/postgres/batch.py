@@ -17,12 +17,9 @@ import pyarrow as pa
 from ...events.parse import COLUMNS, ParseContext, parse_lines
 from ...ports import PipelineSettings, StagedInput
 from ..sql.write_batch import SqlBatch
+from .session import PostgresSession, copy_rows
 from ..sql.quality_staging import q
 
-_PG_TYPES = {
-    pa.string(): "TEXT", pa.large_string(): "TEXT", pa.int64(): "BIGINT", pa.int32(): "INTEGER",
-    pa.float64(): "DOUBLE PRECISION", pa.bool_(): "BOOLEAN",
-}
 _PARSED_TYPES = {
     "seq": "BIGINT", "received_at": "TIMESTAMPTZ", "timestamp": "TIMESTAMPTZ", "original_timestamp": "TIMESTAMPTZ",
     "sent_at": "TIMESTAMPTZ", "revenue": "DOUBLE PRECISION", "context": "JSONB", "properties": "JSONB",
@@ -30,61 +27,14 @@ _PARSED_TYPES = {
 }
 
 
-def pg_type(dtype: pa.DataType) -> str:
-    if pa.types.is_timestamp(dtype):
-        return "TIMESTAMPTZ"
-    if pa.types.is_list(dtype):
-        return pg_type(dtype.value_type) + "[]"
-    if dtype in _PG_TYPES:
-        return _PG_TYPES[dtype]
-    raise TypeError(f"no PostgreSQL type for Arrow {dtype}")
-
-
-def pg_params(sql: str) -> str:
-    """``?`` placeholders (the shared SQL's) as psycopg's ``%s``."""
-    return sql.replace("%", "%%").replace("?", "%s")
-
-
-def copy_rows(cur: Any, name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    with cur.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
 class PostgresBatch(SqlBatch):
     NO_PROBLEMS = "jsonb_array_length(problems) = 0"
 
     def __init__(self, con: Any, staged: StagedInput, settings: PipelineSettings, compile: Callable[[Any], str]):
-        super().__init__(staged, settings, compile)
+        super().__init__(PostgresSession(con), staged, settings, compile)
         self.con = con
 
-    # -- hooks ------------------------------------------------------------------
-    def _exec(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        if params is None:
-            self.con.execute(sql)
-        else:
-            self.con.execute(pg_params(sql), list(params))
-
-    def _execmany(self, sql: str, rows: list[Sequence[Any]]) -> None:
-        with self.con.cursor() as cur:
-            cur.executemany(pg_params(sql), [list(r) for r in rows])
-
-    def _rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
-        cur = self.con.execute(sql) if params is None else self.con.execute(pg_params(sql), list(params))
-        return list(cur.fetchall())
-
-    def _put(self, name: str, table: pa.Table) -> None:
-        cols = ", ".join(f"{f.name} {pg_type(f.type)}" for f in table.schema)
-        self.con.execute(f"DROP TABLE IF EXISTS {name}")
-        self.con.execute(f"CREATE TEMP TABLE {name} ({cols}) ON COMMIT DROP")
-        if table.num_rows:
-            with self.con.cursor() as cur:
-                copy_rows(cur, name, table.column_names, zip(*(c.to_pylist() for c in table.columns)))
-
-    def _temp(self, name: str, select_sql: str) -> None:
-        self.con.execute(f"DROP TABLE IF EXISTS {name}")
-        self.con.execute(f"CREATE TEMP TABLE {name} ON COMMIT DROP AS {select_sql}")
-
+    # -- hooks -------------------------------------------------------------------
     def _problems_value(self, problems: list[dict[str, str]]) -> Any:
         return orjson.dumps(problems).decode()
 
@@ -97,7 +47,7 @@ class PostgresBatch(SqlBatch):
     def _problem_sample(self) -> list[dict[str, Any]]:
         rows = self.con.execute("""SELECT seq, message_id, problems FROM _parsed
                                    WHERE jsonb_array_length(problems) > 0 ORDER BY seq LIMIT 20""").fetchall()
-        return [{"record": seq, "messageId": mid, "problems": probs} for seq, mid, probs in rows]
+        return [{"record": seq, "messageId": mid, "problems": orjson.loads(probs)} for seq, mid, probs in rows]
 
     def _trait_kv_select(self) -> str:
         # jsonb_each of a non-object fails, and a WHERE does not guard a lateral call: the CASE does.

@@ -31,6 +31,7 @@ from ...ports import PipelineSettings, StagedInput
 from ...profiles.document import RECENT_EVENTS, build_document
 from ..sql.compiler import SqlCompiler
 from .batch import PostgresBatch
+from .session import PostgresSession, copy_rows, json_as_text
 from .schema import current_version, migrate
 
 WRITE_LOCK = 7_311_002  # pg_advisory_xact_lock key held by each write batch
@@ -44,6 +45,7 @@ def _connect(url: str) -> Any:
     except psycopg.Error as exc:
         raise StoreError(f"cannot connect to PostgreSQL at {_safe(url)}: {exc}".strip()) from exc
     con.execute("SET TimeZone = 'UTC'")
+    json_as_text(con)
     return con
 
 
@@ -116,8 +118,6 @@ class PostgresStore:
         """Records rejected before the write path, in one COPY."""
         if not rows:
             return
-        from .batch import copy_rows
-
         con = self.cursor()
         with con.transaction(), con.cursor() as cur:
             copy_rows(cur, "quarantine", ["received_at", "source", "origin", "record_no", "message_id", "problems", "raw"],
@@ -128,6 +128,8 @@ class PostgresStore:
     def quarantine(self, limit: int = 50, offset: int = 0) -> pa.Table:
         rows = self._dicts("""SELECT id, received_at, source, origin, record_no, message_id, problems, raw
                               FROM quarantine ORDER BY id DESC LIMIT %s OFFSET %s""", [limit, offset])
+        for r in rows:
+            r["problems"] = orjson.loads(r["problems"]) if r["problems"] else []
         problem = pa.struct([("path", pa.string()), ("problem", pa.string())])
         schema = pa.schema([("id", pa.int64()), ("received_at", pa.timestamp("us", tz="UTC")), ("source", pa.string()),
                             ("origin", pa.string()), ("record_no", pa.int64()), ("message_id", pa.string()),
@@ -224,14 +226,20 @@ class PostgresStore:
                     JOIN events e ON e.profile_id = x.stored) r
                 WHERE rn <= {RECENT_EVENTS} ORDER BY pid, rn""", {"ids": ids}):
             by[row["pid"]].setdefault("recent", []).append(row)
+        def decoded(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
+            return [{**r, **{k: None if r[k] is None else orjson.loads(r[k]) for k in keys}} for r in rows]
+
         out = []
         for p in profiles:
             rows = by[p["profile_id"]]
+            rows["traits"] = decoded(rows.get("traits", []), "value", "raw_value")
+            rows["computed"] = decoded(rows.get("computed", []), "value")
+            rows["recent"] = decoded(rows.get("recent", []), "properties")
             doc = build_document(
-                p, rows.get("traits", []), rows.get("identities", []), rows.get("consents", []),
-                [(c["key"], c["value"]) for c in rows.get("computed", [])],
+                p, rows["traits"], rows.get("identities", []), rows.get("consents", []),
+                [(c["key"], c["value"]) for c in rows["computed"]],
                 [(s["segment_id"], s["entered_at"]) for s in rows.get("segments", [])],
-                [m["from_profile"] for m in rows.get("merged", [])], rows.get("recent", []))
+                [m["from_profile"] for m in rows.get("merged", [])], rows["recent"])
             out.append((p["profile_id"], orjson.dumps(doc).decode()))
         return out
 

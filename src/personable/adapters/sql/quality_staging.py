@@ -22,6 +22,8 @@ from typing import Any, Callable, Sequence
 
 import pyarrow as pa
 
+from .session import SqlSession
+
 TV_COLUMNS = "seq BIGINT, field TEXT, raw TEXT, value TEXT, status TEXT, problem TEXT, quarantine BOOLEAN"
 
 
@@ -31,6 +33,7 @@ def q(text: str) -> str:
 
 
 class QualityStaging:
+    db: SqlSession
     compile: Callable[[Any], str]
     _quality_fields: list[tuple[str, str | None]]
     _quality_source: str
@@ -45,19 +48,18 @@ class QualityStaging:
         """Add the problems of ``problems_sql`` (seq, path, problem) to their records in _parsed."""
         raise NotImplementedError
 
+    # -- the batch's connection ---------------------------------------------------
     def _exec(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        raise NotImplementedError
+        self.db.execute(sql, params)
 
     def _rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+        return self.db.rows(sql, params)
 
     def _put(self, name: str, table: pa.Table) -> None:
-        """A temporary table ``name`` holding ``table`` (replacing one of that name)."""
-        raise NotImplementedError
+        self.db.put(name, table)
 
     def _temp(self, name: str, select_sql: str) -> None:
-        """A temporary table ``name`` holding the rows of ``select_sql`` (replacing one of that name)."""
-        raise NotImplementedError
+        self.db.temp(name, select_sql)
 
     def trait_values(self, fields: list[tuple[str, str | None]], table: str = "_parsed") -> list[tuple[str, str, str | None]]:
         """Distinct (field, observed text, hint text) among the batch's identify traits."""

@@ -29,6 +29,7 @@ from ...identity.stitcher import ANON, USER, ExistingProfile, LinkRow, Node, Sti
 from ...ports import IngestReport, PipelineSettings, StagedInput
 from ...profiles import aggregates, traits
 from .quality_staging import QualityStaging
+from .session import SqlSession
 from .upsert import combine_upsert, upsert
 
 REJECT_PROBLEM = "is not valid UTF-8 or not a readable line"
@@ -67,11 +68,10 @@ def write_rules(settings: PipelineSettings) -> WriteRules:
 
 
 class SqlBatch(QualityStaging):
-    # -- hooks a backend provides (and _exec, _rows, _put, _temp: see QualityStaging)
-    NO_PROBLEMS = "len(problems) = 0"     # SQL: the record in _parsed has no problem
+    """The statements run on ``db`` (a backend's ``SqlSession``, in the batch's transaction)."""
 
-    def _execmany(self, sql: str, rows: list[Sequence[Any]]) -> None:
-        raise NotImplementedError
+    # -- hooks a backend provides --------------------------------------------------
+    NO_PROBLEMS = "len(problems) = 0"     # SQL: the record in _parsed has no problem
 
     def _problems_value(self, problems: list[dict[str, str]]) -> Any:
         """A list of {path, problem} as a parameter for the quarantine's problems column."""
@@ -96,7 +96,8 @@ class SqlBatch(QualityStaging):
         raise NotImplementedError
 
     # -- state ---------------------------------------------------------------
-    def __init__(self, staged: StagedInput, settings: PipelineSettings, compile: Callable[[Any], str]):
+    def __init__(self, db: SqlSession, staged: StagedInput, settings: PipelineSettings, compile: Callable[[Any], str]):
+        self.db = db
         self.compile = compile
         self.staged = staged
         self.settings = settings
@@ -142,7 +143,7 @@ class SqlBatch(QualityStaging):
         if not rejects:
             return
         problems = [{"path": "$", "problem": REJECT_PROBLEM}]
-        self._execmany(
+        self.db.executemany(
             "INSERT INTO quarantine (received_at, source, origin, record_no, problems, raw) VALUES (?, ?, ?, ?, ?, ?)",
             [[self.now, self.staged.source, self.staged.origin, line_no, self._problems_value(problems), text]
              for line_no, text in rejects],
@@ -269,7 +270,7 @@ class SqlBatch(QualityStaging):
                               row_number() OVER (PARTITION BY kind, value ORDER BY timestamp, source) AS rn
                        FROM ({seen}) s) f ON f.kind = n.kind AND f.value = n.value AND f.rn = 1""")
         if plan.conflicts:
-            self._execmany(
+            self.db.executemany(
                 "INSERT INTO identity_conflicts (kind, value, kept_users, refused_users, seen_at) VALUES (?, ?, ?, ?, ?)",
                 [[c.node[0], c.node[1], list(c.kept_profile_users), list(c.refused_users), self.now]
                  for c in plan.conflicts],

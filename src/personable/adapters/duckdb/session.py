@@ -1,0 +1,61 @@
+"""DuckDB's side of the shared SQL (``adapters/sql/session.py``)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import pyarrow as pa
+
+from ..sql.session import SqlSession
+
+
+class DuckDBSession(SqlSession):
+    def __init__(self, con: Any):
+        self.con = con
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self.con.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.con.executemany(sql, rows)
+
+    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        return list(self.con.execute(sql, params).fetchall())
+
+    def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        return self.con.execute(sql, params).to_arrow_table()
+
+    def put(self, name: str, table: pa.Table) -> None:
+        # Registered Arrow is read by reference; the copy keeps it valid after unregister.
+        self.con.register("_arrow_in", table)
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _arrow_in")
+        finally:
+            self.con.unregister("_arrow_in")
+
+    def temp(self, name: str, select_sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}")
+
+    def in_list(self, column: str) -> str:
+        # A list parameter lets DuckDB look rows up through an index on ``column``.
+        return f"list_contains(?, {column})"
+
+    def json_text(self, expr: str) -> str:
+        return f"({expr} ->> '$')"
+
+    def json_field_text(self, expr: str, field: str) -> str:
+        from .parse_sql import json_path, q
+
+        return f"({expr} ->> {q(json_path(field))})"
+
+    def to_json(self, expr: str) -> str:
+        return f"to_json({expr})"
+
+    def json_param(self) -> str:
+        return "?::JSON"
+
+    def json_object_agg(self, key: str, value: str) -> str:
+        return f"json_group_object({key}, {value})"
+
+    def is_object(self, expr: str) -> str:
+        return f"(json_type({expr}) = 'OBJECT')"
