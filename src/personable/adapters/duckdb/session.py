@@ -22,8 +22,13 @@ class DuckDBSession(SqlSession):
     def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         return list(self.con.execute(sql, params).fetchall())
 
+    def dicts(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        cur = self.con.execute(sql, params)
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
+
     def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-        return self.con.execute(sql, params).to_arrow_table()
+        return self.con.sql(sql, params=list(params) if params is not None else None).to_arrow_table()
 
     def put(self, name: str, table: pa.Table) -> None:
         # Registered Arrow is read by reference; the copy keeps it valid after unregister.
@@ -36,9 +41,9 @@ class DuckDBSession(SqlSession):
     def temp(self, name: str, select_sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}")
 
-    def in_list(self, column: str) -> str:
-        # A list parameter lets DuckDB look rows up through an index on ``column``.
-        return f"list_contains(?, {column})"
+    def in_list(self, column: str, values: str = "?") -> str:
+        # A list lets DuckDB look rows up through an index on ``column``.
+        return f"list_contains({values}, {column})"
 
     def json_text(self, expr: str) -> str:
         return f"({expr} ->> '$')"
@@ -48,11 +53,14 @@ class DuckDBSession(SqlSession):
 
         return f"({expr} ->> {q(json_path(field))})"
 
+    def json_object_at(self, expr: str, *path: str) -> str:
+        from .parse_sql import json_path, q
+
+        p = q(json_path(*path))
+        return f"CASE WHEN json_type({expr}, {p}) = 'OBJECT' THEN json_extract({expr}, {p}) END"
+
     def to_json(self, expr: str) -> str:
         return f"to_json({expr})"
-
-    def json_param(self) -> str:
-        return "?::JSON"
 
     def json_object_agg(self, key: str, value: str) -> str:
         return f"json_group_object({key}, {value})"

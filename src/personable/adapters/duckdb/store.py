@@ -22,16 +22,20 @@ from ...ports import PipelineSettings, StagedInput
 from ..sql.compiler import SqlCompiler
 from .batch import DuckDBBatch, ParseStatements
 from .files import lines_select
-from .catalog_store import CatalogStore
-from .models_store import ModelsStore
-from .quality_jobs import QualityJobs
+from ..sql.catalog_store import CatalogStore
+from ..sql.computed_store import ComputedStore
+from ..sql.models_store import ModelsStore
+from ..sql.quality_jobs import QualityJobs
+from ..sql.resolution_store import ResolutionStore
+from ..sql.session import SqlSession
 from .reads import ProfileReads
-from .resolution_store import ResolutionStore
-from .segments_store import SegmentsStore
+from .segments_store import DuckDBSegments
+from .session import DuckDBSession
 from .schema import current_version, migrate
 
 
-class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore, ModelsStore, CatalogStore):
+class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, ComputedStore, ModelsStore,
+                  CatalogStore):
     capabilities = frozenset({"offline", "online", "transactions", "bulk_file_read", "threads", "segments",
                               "computed_traits", "models", "resolution", "quality_jobs", "catalog"})
 
@@ -92,6 +96,18 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore, Mod
 
     def _new_batch(self, con: duckdb.DuckDBPyConnection, staged: StagedInput, settings: PipelineSettings) -> DuckDBBatch:
         return DuckDBBatch(con, staged, settings, self.compile, self._parse_statements)
+
+    # -- what the shared SQL mixins need (adapters/sql/store_base.py) -----------------
+    def _session(self) -> SqlSession:
+        return DuckDBSession(self.cursor())
+
+    @contextmanager
+    def _writing(self) -> Iterator[SqlSession]:
+        with self._transaction() as con:
+            yield DuckDBSession(con)
+
+    def _batch_on(self, db: SqlSession, staged: StagedInput, settings: PipelineSettings) -> DuckDBBatch:
+        return self._new_batch(getattr(db, "con"), staged, settings)
 
     @contextmanager
     def batch(self, staged: StagedInput, settings: PipelineSettings) -> Iterator[DuckDBBatch]:
@@ -181,33 +197,12 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, SegmentsStore, Mod
         except duckdb.Error as exc:
             raise StoreError(f"analytics query failed: {exc}", sql=sql[:2000]) from exc
 
-    def splink_api(self) -> Any:
-        """Splink's DuckDB backend on a connection of its own to an in-memory
-        database: the resolver hands it the records as a table, so it never
-        touches (or locks) the store's file."""
-        from splink import DuckDBAPI
-
-        return DuckDBAPI(duckdb.connect(":memory:"))
-
     def quarantine_summary(self) -> list[dict[str, Any]]:
         """How many quarantined records name each field, with the most common problem."""
         rows = self.cursor().execute("""
             SELECT p.path, count(*) AS records, mode(regexp_replace(p.problem, ', got .*$|: ''.*$', '')) AS typical
             FROM quarantine, unnest(problems) AS u(p) GROUP BY p.path ORDER BY records DESC LIMIT 50""").fetchall()
         return [{"path": path, "records": n, "typical_problem": typical} for path, n, typical in rows]
-
-    def save_quality_report(self, report: dict[str, Any]) -> int:
-        import orjson
-
-        with self._write_lock:
-            return self._writer.execute("INSERT INTO quality_reports (run_at, report) VALUES (?, ?) RETURNING id",
-                                        [report["run_at"], orjson.dumps(report).decode()]).fetchall()[0][0]
-
-    def quality_reports(self, limit: int = 10) -> list[dict[str, Any]]:
-        import orjson
-
-        rows = self.cursor().execute("SELECT id, report FROM quality_reports ORDER BY id DESC LIMIT ?", [limit]).fetchall()
-        return [{"id": i, **orjson.loads(r)} for i, r in rows]
 
     def close(self) -> None:
         try:

@@ -45,6 +45,8 @@ def json_as_text(con: Any) -> None:
 
 
 class PostgresSession(SqlSession):
+    JSON = "JSONB"
+
     def __init__(self, con: Any):
         self.con = con
 
@@ -66,6 +68,11 @@ class PostgresSession(SqlSession):
     def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         cur = self.con.execute(sql) if params is None else self.con.execute(pg_params(sql), list(params))
         return list(cur.fetchall()) if cur.description else []
+
+    def dicts(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        cur = self.con.execute(sql) if params is None else self.con.execute(pg_params(sql), list(params))
+        cols = [d.name for d in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
 
     def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         cur = self.con.execute(sql) if params is None else self.con.execute(pg_params(sql), list(params))
@@ -89,8 +96,8 @@ class PostgresSession(SqlSession):
         self.con.execute(f"DROP TABLE IF EXISTS {name}")
         self.con.execute(f"CREATE TEMP TABLE {name}{scope} AS {select_sql}")
 
-    def in_list(self, column: str) -> str:
-        return f"{column} = ANY(?::text[])"
+    def in_list(self, column: str, values: str = "?") -> str:
+        return f"{column} = ANY(CAST({values} AS TEXT[]))"
 
     def json_text(self, expr: str) -> str:
         return f"({expr} #>> '{{}}')"
@@ -98,11 +105,12 @@ class PostgresSession(SqlSession):
     def json_field_text(self, expr: str, field: str) -> str:
         return f"({expr} ->> {q(field)})"
 
+    def json_object_at(self, expr: str, *path: str) -> str:
+        p = q("{" + ",".join('"' + part.replace('"', '\\"') + '"' for part in path) + "}")
+        return f"CASE WHEN jsonb_typeof({expr} #> {p}) = 'object' THEN {expr} #> {p} END"
+
     def to_json(self, expr: str) -> str:
         return f"to_jsonb({expr})"
-
-    def json_param(self) -> str:
-        return "?::jsonb"
 
     def json_object_agg(self, key: str, value: str) -> str:
         return f"jsonb_object_agg({key}, {value})"

@@ -16,6 +16,8 @@ import pyarrow as pa
 
 
 class SqlSession:
+    JSON = "JSON"   # the backend's JSON type
+
     # -- statements -------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         raise NotImplementedError
@@ -24,6 +26,9 @@ class SqlSession:
         raise NotImplementedError
 
     def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def dicts(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         raise NotImplementedError
 
     def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
@@ -38,8 +43,9 @@ class SqlSession:
         raise NotImplementedError
 
     # -- idioms --------------------------------------------------------------------------
-    def in_list(self, column: str) -> str:
-        """SQL: ``column`` is one of the values of a list given as one ``?`` parameter."""
+    def in_list(self, column: str, values: str = "?") -> str:
+        """SQL: ``column`` is one of the values of a text list (one ``?``
+        parameter, or the SQL of a list such as ``text_list(...)``)."""
         raise NotImplementedError
 
     def json_text(self, expr: str) -> str:
@@ -50,13 +56,21 @@ class SqlSession:
         """SQL: the text of the top-level ``field`` of a JSON object."""
         raise NotImplementedError
 
+    def json_object_at(self, expr: str, *path: str) -> str:
+        """SQL: the JSON object at ``path`` inside ``expr``, or NULL when it is not an object."""
+        raise NotImplementedError
+
     def to_json(self, expr: str) -> str:
         """SQL: a value as JSON."""
         raise NotImplementedError
 
     def json_param(self) -> str:
         """SQL: a ``?`` parameter holding JSON text, typed as the backend's JSON."""
-        raise NotImplementedError
+        return f"CAST(? AS {self.JSON})"
+
+    def as_json(self, expr: str) -> str:
+        """SQL: JSON text (a string column) as the backend's JSON."""
+        return f"CAST({expr} AS {self.JSON})"
 
     def json_object_agg(self, key: str, value: str) -> str:
         raise NotImplementedError
@@ -64,6 +78,13 @@ class SqlSession:
     def is_object(self, expr: str) -> str:
         """SQL: the JSON value is an object."""
         raise NotImplementedError
+
+
+def text_list(values: list[str]) -> str:
+    """A list of strings as a SQL literal, typed as a text list on every backend
+    (for statements that take no parameters, such as CREATE TABLE AS on PostgreSQL)."""
+    body = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+    return f"CAST(ARRAY[{body}] AS TEXT[])"
 
 
 def text_param(placeholder: str = "?") -> str:
