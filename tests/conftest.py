@@ -114,6 +114,25 @@ def project(tmp_path: Path) -> Path:
     return tmp_path / "proj"
 
 
+# Test modules that must hold on every offline store override ``project``:
+#     @pytest.fixture(params=OFFLINE_STORES)
+#     def project(request, tmp_path): return project_on(request, tmp_path)
+OFFLINE_STORES = [pytest.param("duckdb", id="duckdb"),
+                  pytest.param("postgres", id="postgres", marks=pytest.mark.services)]
+
+
+def project_on(request, tmp_path: Path) -> Path:
+    """A starter project whose offline store is ``request.param`` (a fresh
+    PostgreSQL database of its own for "postgres")."""
+    project = tmp_path / "proj"
+    write_starter(project, "test-shop")
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        cfg = project / "personable.yaml"
+        cfg.write_text(cfg.read_text().replace("offline: duckdb:///.personable/store.duckdb", f"offline: {url}"))
+    return project
+
+
 @pytest.fixture
 def engine(project: Path):
     from personable import Engine

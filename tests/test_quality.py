@@ -15,6 +15,14 @@ from personable.errors import ConfigError
 from personable.quality.standardize import KINDS, standardize
 
 from conftest import run_cli
+from conftest import OFFLINE_STORES, project_on
+
+
+@pytest.fixture(params=OFFLINE_STORES)
+def project(request, tmp_path):
+    """Every test here runs on each offline store."""
+    return project_on(request, tmp_path)
+
 
 
 # -- standardizers ------------------------------------------------------------------

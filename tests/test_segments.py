@@ -22,6 +22,14 @@ from personable.segments.compile import members_expr
 from personable.segments.rules import evaluate, parse_rule
 
 from conftest import run_cli
+from conftest import OFFLINE_STORES, project_on
+
+
+@pytest.fixture(params=OFFLINE_STORES)
+def project(request, tmp_path):
+    """Every test here runs on each offline store."""
+    return project_on(request, tmp_path)
+
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 

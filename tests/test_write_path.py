@@ -1,5 +1,6 @@
-"""The write path end to end on a real DuckDB file: idempotency, clock skew,
-stitching and its guards, merges, traits, consents, imports and quarantine."""
+"""The write path end to end, on every offline store (a real DuckDB file and a
+real PostgreSQL database): idempotency, clock skew, stitching and its guards,
+merges, traits, consents, imports and quarantine."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ import pytest
 from personable import Engine
 from personable.errors import ImportFailed, NotFound, ValidationFailed
 
+from conftest import OFFLINE_STORES, project_on
+
 T = "2026-02-01T10:00:00Z"
+
+
+@pytest.fixture(params=OFFLINE_STORES)
+def project(request, tmp_path):
+    return project_on(request, tmp_path)
 
 
 def test_same_message_id_is_stored_once(engine):

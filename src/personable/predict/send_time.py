@@ -27,7 +27,7 @@ def engagement_expr(cutoff: datetime | None = None) -> ir.Table:
     visits = e.type == "page"
     e = e.filter(opens | visits)
     return e.group_by(profile_id=e.profile_id, hour=e.timestamp.hour(), weekday=e.timestamp.day_of_week.index()).aggregate(
-        opens=opens.cast("int64").sum(), visits=visits.cast("int64").sum())
+        opens=opens.sum(), visits=visits.sum())
 
 
 def _smooth(counts: np.ndarray, bandwidth: int) -> np.ndarray:

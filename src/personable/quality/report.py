@@ -36,17 +36,17 @@ def _field_stats(spec: FieldSpec, now: datetime) -> ir.Table:
         invalid = invalid | b
     metrics: dict[str, Any] = {
         "observed": obs.count(),
-        "invalid": invalid.cast("int64").sum(),
+        "invalid": invalid.sum(),
         "distinct": obs.value.nunique(),
         "newest": obs.observed_at.max(),
         "oldest": obs.observed_at.min(),
     }
     for rule, b in zip(rules, broken):
-        metrics[f"rule_{rule.kind}"] = b.cast("int64").sum()
+        metrics[f"rule_{rule.kind}"] = b.sum()
     fresh = spec.rule("freshness")
     if fresh:
         cutoff = ibis.literal(now - timedelta(seconds=duration_seconds(fresh.value) or 0))
-        metrics["stale"] = (obs.observed_at < cutoff).cast("int64").sum()
+        metrics["stale"] = (obs.observed_at < cutoff).sum()
     per_source = obs.group_by("source").aggregate(**metrics)
     overall = obs.aggregate(**metrics).mutate(source=ibis.literal(ALL))
     return per_source.union(overall.select(per_source.columns))
@@ -85,7 +85,7 @@ def _imputed() -> ir.Table:
 def _currency() -> ir.Table:
     e = EVENTS.filter(EVENTS.revenue.notnull())
     return e.aggregate(with_revenue=e.count(),
-                       without_rate=(e.revenue_reporting.isnull()).cast("int64").sum(),
+                       without_rate=e.revenue_reporting.isnull().sum(),
                        currencies=e.currency.nunique())
 
 

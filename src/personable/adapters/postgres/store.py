@@ -8,11 +8,10 @@ batches interleaving there could split one person in two. Reads never wait
 for it. Each thread has its own connection (psycopg connections are not to be
 shared by concurrent threads).
 
-Implemented today: the write path (``EventWrites``), profile projection and
-reads, analytics over Ibis expressions, quarantine and stats. Segments,
-computed traits, models, resolution, quality jobs and the catalog are not yet
-ported; ``capabilities`` says so and the composition root refuses a project
-that needs them with a clear error.
+Every offline port is served: the write path and the segment, computed-trait,
+model, resolution, quality and catalog stores are the shared SQL of
+``adapters/sql/`` run on a ``PostgresSession``; what is PostgreSQL's own is
+here and in ``batch.py``, ``session.py`` and ``schema.py``.
 """
 
 from __future__ import annotations
@@ -29,7 +28,14 @@ from ...errors import ImportFailed, ReadOnlyQuery, StoreError
 from ...identity.lookup import PROFILE, candidate_keys
 from ...ports import PipelineSettings, StagedInput
 from ...profiles.document import RECENT_EVENTS, build_document
+from ..sql.catalog_store import CatalogStore
 from ..sql.compiler import SqlCompiler
+from ..sql.computed_store import ComputedStore
+from ..sql.models_store import ModelsStore
+from ..sql.quality_jobs import QualityJobs
+from ..sql.resolution_store import ResolutionStore
+from ..sql.segments_store import SegmentsStore
+from ..sql.session import SqlSession
 from .batch import PostgresBatch
 from .session import PostgresSession, copy_rows, json_as_text
 from .schema import current_version, migrate
@@ -59,8 +65,10 @@ def _safe(url: str) -> str:
     return url
 
 
-class PostgresStore:
-    capabilities = frozenset({"offline", "transactions", "threads", "concurrent_writers"})
+class PostgresStore(QualityJobs, ResolutionStore, SegmentsStore, ComputedStore, ModelsStore, CatalogStore):
+    capabilities = frozenset({"offline", "transactions", "concurrent_writers", "segments",
+                              "computed_traits", "models", "resolution", "quality_jobs", "catalog"})
+    SIZE_ORDER = "measured_at DESC, id"   # ties: the order they were recorded in
 
     def __init__(self, url: str):
         self.url = url
@@ -96,6 +104,26 @@ class PostgresStore:
             with con.transaction():
                 con.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK])
                 yield con
+
+    # -- what the shared SQL mixins need (adapters/sql/store_base.py) -----------------
+    def _session(self) -> SqlSession:
+        return PostgresSession(self.cursor())
+
+    @contextmanager
+    def _writing(self) -> Iterator[SqlSession]:
+        with self._transaction() as con:
+            yield PostgresSession(con)
+
+    def _batch_on(self, db: SqlSession, staged: StagedInput, settings: PipelineSettings) -> PostgresBatch:
+        return PostgresBatch(getattr(db, "con"), staged, settings, self.compile)
+
+    def quarantine_summary(self) -> list[dict[str, Any]]:
+        """How many quarantined records name each field, with the most common problem."""
+        rows = self.cursor().execute("""
+            SELECT p ->> 'path' AS path, count(*) AS records,
+                   mode() WITHIN GROUP (ORDER BY regexp_replace(p ->> 'problem', ', got .*$|: ''.*$', '')) AS typical
+            FROM quarantine, jsonb_array_elements(problems) AS p GROUP BY 1 ORDER BY records DESC LIMIT 50""").fetchall()
+        return [{"path": path, "records": n, "typical_problem": typical} for path, n, typical in rows]
 
     # -- the write path ---------------------------------------------------------
     @contextmanager
@@ -317,7 +345,7 @@ class PostgresFileImport:
     def chunk(self, first: int, last: int, settings: PipelineSettings) -> Iterator[PostgresBatch]:
         with self.store._transaction() as con:
             b = PostgresBatch(con, self.staged, settings, self.store.compile)
-            b.stage_lines((seq, self.lines[seq - 1]) for seq in range(first, last + 1))
+            b.stage_lines((seq, self.lines[seq - 1]) for seq in range(first, min(last, self.total) + 1))
             if first == 1:
                 b.quarantine_rejects(self.rejects)
             yield b

@@ -10,18 +10,36 @@ import threading
 from typing import Any
 
 
-def _postgres_statement_compiler() -> Any:
-    """Ibis' PostgreSQL compiler, minus the cast of JSON results to text that it
-    adds for fetching: a statement's SELECT feeding JSONB columns (CREATE TABLE
-    AS, INSERT ... SELECT) must keep JSONB."""
+def _postgres_compiler(statements: bool) -> Any:
+    """Ibis' PostgreSQL compiler for a store whose JSON columns are JSONB.
+
+    Ibis types our unbound tables' JSON as ``json`` and would call ``json_*``
+    functions, which do not take JSONB; and its unwrap of a JSON scalar renders
+    as an invalid ``->> VARIADIC`` with the sqlglot in use. Both are fixed here,
+    where the dialect is known. ``statements``: the SQL feeds a statement
+    (CREATE TABLE AS, INSERT ... SELECT), so JSON results stay JSONB instead of
+    being cast to text for fetching."""
+    import sqlglot.expressions as sge
     from ibis.backends.sql.compilers.base import SQLGlotCompiler
     from ibis.backends.sql.compilers.postgres import PostgresCompiler
 
-    class StatementCompiler(PostgresCompiler):  # type: ignore[misc]
-        def to_sqlglot(self, expr: Any, *, limit: str | None = None, params: Any = None) -> Any:
-            return SQLGlotCompiler.to_sqlglot(self, expr, limit=limit, params=params)
+    class JsonbCompiler(PostgresCompiler):  # type: ignore[misc]
+        def json_typeof(self, op: Any, arg: Any) -> Any:
+            return self.f.jsonb_typeof(arg)
 
-    return StatementCompiler()
+        def json_extract_path_text(self, op: Any, arg: Any, *rest: Any) -> Any:
+            # An anonymous call is rendered as written (no rewrite into an operator).
+            return sge.Anonymous(this="jsonb_extract_path_text",
+                                 expressions=[arg, *rest, sge.Var(this="VARIADIC ARRAY[]::TEXT[]")])
+
+        def visit_JSONGetItem(self, op: Any, *, arg: Any, index: Any) -> Any:
+            return self.f.jsonb_extract_path(arg, self.cast(index, op.index.dtype.__class__()))
+
+        if statements:
+            def to_sqlglot(self, expr: Any, *, limit: str | None = None, params: Any = None) -> Any:
+                return SQLGlotCompiler.to_sqlglot(self, expr, limit=limit, params=params)
+
+    return JsonbCompiler()
 
 
 class SqlCompiler:
@@ -33,11 +51,11 @@ class SqlCompiler:
         self._cache: dict[Any, str] = {}
         self._max = max_entries
         self._lock = threading.Lock()
-        self._statement_compiler = _postgres_statement_compiler() if statements and dialect == "postgres" else None
+        self._postgres = _postgres_compiler(statements) if dialect == "postgres" else None
 
     def _compile(self, expr: Any) -> str:
-        if self._statement_compiler is not None:
-            return str(self._statement_compiler.to_sqlglot(expr).sql(dialect="postgres"))
+        if self._postgres is not None:
+            return str(self._postgres.to_sqlglot(expr).sql(dialect="postgres"))
         import ibis
 
         return str(ibis.to_sql(expr, dialect=self.dialect))

@@ -208,7 +208,7 @@ class ResolutionStore(SqlStoreBase):
             FROM events e WHERE e.profile_id IN (SELECT profile_id FROM _rebuild_ids)""")
         batch = self._batch_on(db, StagedInput(source="resolution", origin="resolution", received_at=now), settings)
         values = batch.trait_values(quality_fields, table="_stored")
-        batch.set_standardized(standardize(values))  # type: ignore[arg-type]
+        batch.set_standardized(standardize(values))
         batch._update_profiles()
         batch._update_traits()
         batch._update_consents(log=False)  # the consent log already holds these observations

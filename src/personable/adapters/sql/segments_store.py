@@ -175,7 +175,7 @@ class SegmentsStore(SqlStoreBase):
             import pyarrow.csv as pacsv
 
             pacsv.write_csv(table, path)
-        return table.num_rows
+        return int(table.num_rows)
 
 
 def _moves(entered: list[tuple[str, str]], exited: list[tuple[str, str]]) -> pa.Table:
