@@ -58,7 +58,10 @@ class ModelsService:
 
     # -- data ------------------------------------------------------------------------------
     def _features(self, cutoff: datetime) -> tuple[list[str], np.ndarray]:
-        table = self.analytics.execute(customer_features(cutoff, order_event=self.config.order_event))
+        # In profile order: a store returns rows in any order, and the same data in
+        # another order would train another model (folds) under another data hash.
+        table = self.analytics.execute(customer_features(cutoff, order_event=self.config.order_event)
+                                       .order_by("profile_id"))
         ids = table.column("profile_id").to_pylist()
         X = np.column_stack([table.column(f).to_numpy(zero_copy_only=False).astype(float) for f in FEATURES]) \
             if table.num_rows else np.zeros((0, len(FEATURES)))

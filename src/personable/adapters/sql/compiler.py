@@ -14,13 +14,15 @@ def _postgres_compiler(statements: bool) -> Any:
     """Ibis' PostgreSQL compiler for a store whose JSON columns are JSONB.
 
     Ibis types our unbound tables' JSON as ``json`` and would call ``json_*``
-    functions, which do not take JSONB; and its unwrap of a JSON scalar renders
+    functions, which do not take JSONB (the four places Ibis branches on it
+    are overridden); and its unwrap of a JSON scalar renders
     as an invalid ``->> VARIADIC`` with the sqlglot in use. Both are fixed here,
     where the dialect is known. ``statements``: the SQL feeds a statement
     (CREATE TABLE AS, INSERT ... SELECT), so JSON results stay JSONB instead of
     being cast to text for fetching."""
+    import sqlglot as sg
     import sqlglot.expressions as sge
-    from ibis.backends.sql.compilers.base import SQLGlotCompiler
+    from ibis.backends.sql.compilers.base import NULL, STAR, SQLGlotCompiler
     from ibis.backends.sql.compilers.postgres import PostgresCompiler
 
     class JsonbCompiler(PostgresCompiler):  # type: ignore[misc]
@@ -34,6 +36,10 @@ def _postgres_compiler(statements: bool) -> Any:
 
         def visit_JSONGetItem(self, op: Any, *, arg: Any, index: Any) -> Any:
             return self.f.jsonb_extract_path(arg, self.cast(index, op.index.dtype.__class__()))
+
+        def visit_ToJSONArray(self, op: Any, *, arg: Any) -> Any:
+            return self.if_(self.json_typeof(op, arg).eq(sge.convert("array")),
+                            self.f.array(sg.select(STAR).from_(self.f.jsonb_array_elements(arg))), NULL)
 
         if statements:
             def to_sqlglot(self, expr: Any, *, limit: str | None = None, params: Any = None) -> Any:
