@@ -32,7 +32,7 @@ from ..settings import join_path
 from . import ingest_routes, model_routes, profile_routes, quality_routes, recommend_routes, resolve_routes
 from . import segment_routes
 from .collector import Collector
-from .models import Health
+from .models import Collected, Health
 from .schemas import BATCH_SCHEMA, ERRORS, body, event_schema
 
 log = logging.getLogger("personable.server")
@@ -118,7 +118,10 @@ def create_app(engine: Engine) -> FastAPI:
 
     app = FastAPI(
         title="personable", version=__version__, lifespan=lifespan, default_response_class=ORJSONResponse,
-        description="Segment-compatible event collection, identity stitching and unified profiles.",
+        description="Segment-compatible event collection, identity stitching and unified profiles. "
+                    "Every route but collection and /healthz needs the admin token (bearer).",
+        # operationIds are the handlers' names (get_profile, list_segments): what a generated client calls
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.engine, app.state.collector, app.state.admin_token = engine, collector, cfg.admin_token()
 
@@ -205,7 +208,7 @@ def create_app(engine: Engine) -> FastAPI:
             result["rejected"] = rejected
         return result
 
-    responses = {200: {"description": "Accepted and durable"}, **ERRORS}
+    responses = {200: {"model": Collected, "description": "Accepted and durable"}, **ERRORS}
 
     def collection_route(kind: str) -> None:
         async def handler(request: Request) -> ORJSONResponse:

@@ -18,19 +18,14 @@ from starlette.concurrency import run_in_threadpool
 from ..engine import Engine
 from ..errors import ServerUnavailable
 from .body import check_admin, parse_json, read_body
-from .models import ErrorResponse
+from .models import error_responses
 
 # Admin bodies are small (a path, a rule, a few numbers): a larger one is refused
 # before it is parsed, like the collection routes' max_body_bytes.
 ADMIN_BODY_BYTES = 1_000_000
 FRESH_WAIT_S = 30.0
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": desc}
-    for code, desc in ((400, "Invalid input (field path + problem in details)"), (401, "Missing or wrong admin token"),
-                       (403, "A file path outside the server's import / export folder"), (404, "Not found"),
-                       (409, "Conflicts with the project's state"), (413, "Body over the limit"),
-                       (415, "Unsupported Content-Encoding"), (503, "Store or worker unavailable; retry"))}
+ERRORS = error_responses(400, 401, 403, 404, 409, 413, 415, 503)
 
 # Shown in the OpenAPI description as the bearer scheme; require_admin does the checking
 # (in the project's error shape, with its messages).

@@ -55,6 +55,30 @@ class ErrorResponse(BaseModel):
     error: ErrorInfo
 
 
+ERROR_STATUSES = {400: "Invalid input (field path + problem in details)", 401: "Missing or wrong credentials",
+                  403: "A file path outside the server's import / export folder", 404: "Not found",
+                  409: "Conflicts with the project's state", 413: "Body over the limit",
+                  415: "Unsupported Content-Encoding", 503: "Store or worker unavailable; retry"}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, all in the project's error shape."""
+    return {status: {"model": ErrorResponse, "description": ERROR_STATUSES[status]} for status in statuses}
+
+
+class Rejected(BaseModel):
+    index: int = Field(description="The event's place in the batch")
+    details: list[ErrorDetail]
+
+
+class Collected(BaseModel):
+    """What a collection call answers (declared only: those routes answer by hand, for speed)."""
+
+    success: bool
+    accepted: Count
+    rejected: list[Rejected] | None = Field(None, description="Invalid events of a batch (stored in quarantine)")
+
+
 # -- profiles, quarantine, stats, ingest ------------------------------------------------------------
 class ProfileDocument(Open):
     """The unified profile (see docs/architecture.md, the online store)."""

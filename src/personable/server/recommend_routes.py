@@ -37,13 +37,13 @@ async def recommendations(identifier: str, engine: EngineDep, placement: str | N
 
 @router.post("/v1/admin/recommend/train", response_model=TrainedRecommender,
              summary="Train the generators and the ranker, register a version, precompute every profile's list")
-async def train(engine: EngineDep) -> object:
+async def train_recommender(engine: EngineDep) -> object:
     return await run_in_threadpool(engine.recommend.train)
 
 
 @router.post("/v1/admin/recommend/evaluate", response_model=Leaderboard,
              summary="The leaderboard: every generator and the ranker, offline")
-async def evaluate(engine: EngineDep, body: RecommendEvaluateRequest | None = None) -> object:
+async def evaluate_recommender(engine: EngineDep, body: RecommendEvaluateRequest | None = None) -> object:
     b = body or RecommendEvaluateRequest()
     return await run_in_threadpool(engine.recommend.evaluate, b.split, b.k, b.ratio)
 

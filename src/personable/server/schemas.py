@@ -4,6 +4,7 @@ error format), so their schemas are declared here for client generators."""
 from __future__ import annotations
 
 from ..events.spec import EVENT_TYPES
+from .models import error_responses
 
 _OBJ = {"type": "object", "additionalProperties": True}
 _ID = {"oneOf": [{"type": "string"}, {"type": "integer"}]}
@@ -49,15 +50,4 @@ BATCH_SCHEMA = {
         "sentAt": _TIME, "context": _OBJ, "writeKey": {"type": "string"},
     },
 }
-ERROR_SCHEMA = {
-    "type": "object",
-    "properties": {"error": {"type": "object", "properties": {
-        "code": {"type": "string"}, "message": {"type": "string"},
-        "details": {"type": "array", "items": {"type": "object", "properties": {
-            "path": {"type": "string"}, "problem": {"type": "string"}}}},
-    }}},
-}
-ERRORS = {str(code): {"description": desc, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
-          for code, desc in ((400, "Invalid input (field path + problem in details)"),
-                             (401, "Missing or wrong credentials"), (404, "Not found"),
-                             (413, "Body over the configured limit"), (415, "Unsupported Content-Encoding"))}
+ERRORS = error_responses(400, 401, 404, 413, 415)
