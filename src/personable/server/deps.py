@@ -33,7 +33,9 @@ bearer = HTTPBearer(auto_error=False, scheme_name="admin_token",
                     description="The project's admin token (.personable/keys.json): `Authorization: Bearer <token>`")
 
 
-def engine_of(request: Request) -> Engine:
+# The dependencies are coroutines: FastAPI runs a plain function in a worker
+# thread, a hop that cost the profile read ~0.2 ms per dependency.
+async def engine_of(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
@@ -41,7 +43,7 @@ def engine_of(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(engine_of)]
 
 
-def require_admin(request: Request, _: Annotated[Any, Depends(bearer)] = None) -> None:
+async def require_admin(request: Request, _: Annotated[Any, Depends(bearer)] = None) -> None:
     """The one admin check: every route of an admin router depends on it."""
     check_admin(request, request.app.state.admin_token)
 
@@ -71,7 +73,7 @@ class LimitedBodyRoute(APIRoute):
 
         async def read_then_handle(request: Request) -> Response:
             if admin:  # before reading: a stranger's body is not even buffered
-                require_admin(request)
+                await require_admin(request)
             raw = await read_body(request, ADMIN_BODY_BYTES)
             if raw.strip():
                 parsed = parse_json(raw)
