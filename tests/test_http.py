@@ -167,6 +167,7 @@ def test_a_retried_batch_without_message_ids_is_stored_once(server):
 ADMIN_BODIES = [   # (method, path, body, the field path named); before, the first two answered 500
     ("POST", "/v1/admin/segments/cluster", {"stability_boots": "five"}, "body.stability_boots"),
     ("POST", "/v1/admin/segments/cluster", {"features": 3}, "body.features"),
+    ("POST", "/v1/admin/segments/cluster", {"n_clusters": 1}, "body.n_clusters"),
     ("POST", "/v1/admin/recommend/evaluate", {"split": ["temporal"]}, "body.split"),
     ("POST", "/v1/resolve/review/decision", {"left": "a", "right": "b", "decision": "accept", "actor": 7}, "body.actor"),
     ("POST", "/v1/admin/models/clv/train", {"horizon_days": True}, "body.horizon_days"),

@@ -136,7 +136,8 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(request: Request, exc: RequestValidationError) -> ORJSONResponse:
-        details = [Problem(join_path("", e.get("loc", ())), e.get("msg", "invalid")) for e in exc.errors()]
+        details = [Problem(join_path("", e.get("loc", ())), str(e.get("msg", "invalid")).removeprefix("Value error, "))
+                   for e in exc.errors()]
         return ORJSONResponse(ValidationFailed("invalid request", details).as_dict(), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from ..segments.config import RULE_SCHEMA
 
@@ -351,9 +351,21 @@ class ComputeResult(Open):
     lifecycle_stages: list[JSONObject]
 
 
+def _cluster_count(value: Any) -> Any:
+    # One check, not a union: a union's errors name each member ("n_clusters.literal['auto']").
+    if value == "auto" or (type(value) is int and 2 <= value <= 1000):
+        return value
+    raise ValueError("must be auto or a whole number from 2 to 1000")
+
+
+ClusterCount = Annotated[int | str, BeforeValidator(_cluster_count), WithJsonSchema(
+    {"anyOf": [{"const": "auto", "type": "string"}, {"type": "integer", "minimum": 2, "maximum": 1000}],
+     "default": "auto", "description": "How many clusters, or auto (silhouette; BIC for gmm)"})]
+
+
 class ClusterRequest(Body):
     method: Literal["kmeans", "gmm", "agglomerative", "dbscan", "hdbscan"] = "kmeans"
-    n_clusters: Literal["auto"] | Annotated[int, Field(strict=True, ge=2, le=1000)] = "auto"
+    n_clusters: ClusterCount = "auto"
     pca: Annotated[float, Field(gt=0)] | None = Field(
         None, description="Keep this share of variance (below 1) or this many components (1 or more)")
     features: list[str] | None = None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -46,8 +44,3 @@ async def profile_transitions(identifier: str, engine: EngineDep, key: str | Non
                               fresh: bool = False) -> object:
     await freshen(engine, fresh)
     return {"items": await run_in_threadpool(engine.segments.transitions, identifier, key)}
-
-
-def profile_path(identifier: str, rest: str = "") -> str:
-    """The URL path of a profile route (the identifier may hold ``:``, ``@``, ``/``)."""
-    return f"/v1/profiles/{quote(identifier, safe='')}{rest}"

@@ -1,5 +1,6 @@
-"""OpenAPI pieces: the request bodies are parsed by hand (for speed and for our
-error format), so their schemas are declared here for client generators."""
+"""OpenAPI pieces of the collection routes: their bodies are parsed by hand (for
+speed and for our error format), so their schemas are declared here for client
+generators. The admin and read routes' shapes are pydantic models (models.py)."""
 
 from __future__ import annotations
 
