@@ -41,7 +41,9 @@ Accepted = tuple[bytes, str, datetime]  # (event JSON, source, received at)
 
 class Engine:
     """A thin facade over the components ``compose`` builds: the Python API,
-    and what the CLI and the HTTP layer call."""
+    and what the CLI and the HTTP layer call (a :class:`personable.api.PersonableAPI`)."""
+
+    remote = False  # the project's own files (personable.client.RemoteEngine: a server's API)
 
     def __init__(self, project: str | Path | Config = ".", *, clock: Clock | None = None):
         config = project if isinstance(project, Config) else load_config(project)

@@ -112,6 +112,37 @@ class RequestTimeout(PersonableError):
     status = 408
 
 
+class ServerRunning(PersonableError):
+    """Work that must run on the project's own files while a server owns them."""
+    code = "server_running"
+    status = 409
+
+
+def _subclasses(cls: type[PersonableError]) -> list[type[PersonableError]]:
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub, *_subclasses(sub)]
+    return out
+
+
+def error_from_dict(body: dict[str, Any], status: int) -> PersonableError:
+    """An error as the HTTP API sent it (``{"error": {...}}``'s inside), rebuilt
+    as the class that raised it: the same code, status, details and extra fields.
+
+    A code no loaded class has (e.g. ``internal``, or a domain error whose module
+    this process never imported) comes back as a PersonableError carrying it."""
+    code = str(body.get("code") or "error")
+    details = [Problem(str(d.get("path", "")), str(d.get("problem", "")))
+               for d in body.get("details") or [] if isinstance(d, dict)]
+    extra = {k: v for k, v in body.items() if k not in ("code", "message", "details")}
+    message = str(body.get("message") or f"the server answered {status}")
+    cls = next((c for c in _subclasses(PersonableError) if c.code == code and c.status == status), None)
+    error = (cls or PersonableError)(message, details, **extra)
+    if cls is None:
+        error.code, error.status = code, status
+    return error
+
+
 @dataclass
 class ErrorList:
     """Accumulates problems so a validator reports all of them at once."""

@@ -107,8 +107,7 @@ def ingest(ctx: typer.Context, path: Path = typer.Argument(..., help="JSONL, CSV
            as_json: bool = JSON) -> None:
     """Import a file through the validated write path (bad records go to quarantine)."""
     with _engine(ctx) as engine:
-        remote = getattr(engine, "remote", False)
-        with progress_bar("ingest", as_json or remote) as progress:
+        with progress_bar("ingest", as_json or engine.remote) as progress:
             kw = {"progress": progress} if progress else {}
             report = engine.ingest(path, kind, file_format, _parse_map(mapping), source, **kw)
     if as_json:
@@ -174,7 +173,7 @@ def _quick_stats(project: Path) -> dict[str, Any] | None:
 
         remote = RemoteEngine(cfg, info["url"])
         try:
-            return remote.stats()  # type: ignore[no-any-return]
+            return remote.stats()
         finally:
             remote.close()
     log = open_event_log(cfg.bus_url, cfg.project_dir)

@@ -31,14 +31,6 @@ def _clock(as_of: Optional[str]):
     return SimulatedClock(when if when.tzinfo else when.replace(tzinfo=timezone.utc))
 
 
-def _models(engine):
-    from ..errors import PersonableError
-
-    if getattr(engine, "remote", False):
-        raise PersonableError("stop `personable serve` for model work (it needs the store to itself)")
-    return engine.models
-
-
 def _metrics(m: dict) -> str:
     flat = {k: v for k, v in (m or {}).items() if isinstance(v, (int, float))}
     return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in flat.items())
@@ -52,7 +44,7 @@ def train(ctx: typer.Context, name: str = NAME,
           as_of: Optional[str] = AS_OF, as_json: bool = JSON) -> None:
     """Train, evaluate on the latest unseen window, and register a new version."""
     with _engine(ctx, _clock(as_of)) as engine:
-        result = _models(engine).train(name, horizon, model)
+        result = engine.models.train(name, horizon, model)
     if as_json:
         emit_json(result)
     else:
@@ -65,7 +57,7 @@ def train(ctx: typer.Context, name: str = NAME,
 def list_(ctx: typer.Context, as_json: bool = JSON) -> None:
     """Every registered version."""
     with _engine(ctx) as engine:
-        items = _models(engine).list()
+        items = engine.models.list()
     if as_json:
         emit_json(items)
         return
@@ -83,7 +75,7 @@ def list_(ctx: typer.Context, as_json: bool = JSON) -> None:
 def show(ctx: typer.Context, name: str = NAME, version: Optional[int] = typer.Option(None), as_json: bool = JSON) -> None:
     """One version: window, features, parameters, metrics, recent monitoring."""
     with _engine(ctx) as engine:
-        item = _models(engine).show(name, version)
+        item = engine.models.show(name, version)
     if as_json:
         emit_json(item)
         return
@@ -103,7 +95,7 @@ def evaluate(ctx: typer.Context, name: str = NAME, version: Optional[int] = type
              as_of: Optional[str] = AS_OF, as_json: bool = JSON) -> None:
     """Judge a version on the latest window whose outcome is known (kept, to show decay)."""
     with _engine(ctx, _clock(as_of)) as engine:
-        report = _models(engine).evaluate(name, version)
+        report = engine.models.evaluate(name, version)
     if as_json:
         emit_json(report)
     else:
@@ -117,7 +109,7 @@ def score(ctx: typer.Context, name: str = NAME, version: Optional[int] = typer.O
           as_of: Optional[str] = AS_OF, as_json: bool = JSON) -> None:
     """Score every profile; the scores become computed traits (usable in segments)."""
     with _engine(ctx, _clock(as_of)) as engine:
-        result = _models(engine).score(name, version)
+        result = engine.models.score(name, version)
     if as_json:
         emit_json(result)
     else:
@@ -139,7 +131,7 @@ def drift(ctx: typer.Context, name: str = NAME, version: Optional[int] = typer.O
         default = engine.config.models.drift
         thresholds = DriftThresholds(default.psi if psi is None else psi,
                                      default.ks_pvalue if ks_pvalue is None else ks_pvalue)
-        report = _models(engine).drift(name, version, thresholds, retrain)
+        report = engine.models.drift(name, version, thresholds, retrain)
     if as_json:
         emit_json(report)
         return
@@ -161,7 +153,7 @@ def maintain(ctx: typer.Context, as_of: Optional[str] = AS_OF, as_json: bool = J
             from ..errors import ValidationFailed
 
             raise ValidationFailed("no models to maintain: list them under models.maintain in personable.yaml")
-        done = _models(engine).maintain()
+        done = engine.models.maintain()
     if as_json:
         emit_json(done)
         return

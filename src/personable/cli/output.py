@@ -16,8 +16,9 @@ from ..errors import PersonableError
 console = Console()
 err_console = Console(stderr=True)
 
-# Exit codes mean something: 2 bad input or config, 3 not found, 4 server or store unavailable.
-EXIT_BY_STATUS = {400: 2, 401: 2, 413: 2, 404: 3, 503: 4}
+# Exit codes mean something: 2 bad input or config, 3 not found, 4 server or store
+# unavailable (or a server owns the project and the command needs its files).
+EXIT_BY_STATUS = {400: 2, 401: 2, 403: 2, 413: 2, 415: 2, 404: 3, 409: 4, 503: 4}
 
 
 def emit_json(data: Any) -> None:

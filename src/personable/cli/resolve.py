@@ -27,7 +27,7 @@ def run(ctx: typer.Context, as_json: bool = JSON) -> None:
     if ctx.invoked_subcommand is not None:
         return
     with _engine(ctx) as engine:
-        if as_json or getattr(engine, "remote", False):
+        if as_json or engine.remote:
             summary = engine.resolution.run()
         else:
             with console.status("resolving identities") as status:

@@ -151,12 +151,7 @@ def cluster(ctx: typer.Context,
     n_clusters: int | str = int(k) if k.isdigit() else k
     pca_value = int(pca) if pca is not None and pca >= 1 else pca
     with _engine(ctx) as engine:
-        if getattr(engine, "remote", False):
-            result = engine._call("POST", "/v1/admin/segments/cluster", json={
-                "method": method, "n_clusters": n_clusters, "pca": pca_value, "population": population,
-                "stability_boots": boots})
-        else:
-            result = engine.segments.cluster(method, n_clusters, pca_value, None, boots, population)
+        result = engine.segments.cluster(method, n_clusters, pca_value, None, boots, population)
     if as_json:
         emit_json(result)
         return

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -20,25 +21,41 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..engine import Engine
-from ..errors import ErrorList, NotFound, PersonableError, Problem, ServerUnavailable, ValidationFailed
+from ..errors import ErrorList, NotFound, PersonableError, Problem, ValidationFailed
 from ..events.spec import EVENT_TYPES
 from ..events.message_id import ensure_message_id
 from ..events.validate import check_event, raw_json
-from .body import check_admin, parse_json, read_body, source_for, write_key_from
-from ..profiles.document import RECENT_EVENTS
+from .body import parse_json, read_body, source_for, write_key_from
 from ..log_worker import LogWorker
 from ..scheduler import Job, Scheduler, Ticker
+from ..settings import join_path
+from . import ingest_routes, model_routes, profile_routes, quality_routes, recommend_routes, resolve_routes
+from . import segment_routes
 from .collector import Collector
-from .quality_routes import add_quality_routes
-from .model_routes import add_model_routes
-from .recommend_routes import add_recommend_routes
-from .segment_routes import add_segment_routes
-from .params import Int
-from .paths import confined
+from .models import Collected, Health
 from .schemas import BATCH_SCHEMA, ERRORS, body, event_schema
 
 log = logging.getLogger("personable.server")
 COLLECTION_PATHS = frozenset([f"/v1/{kind}" for kind in EVENT_TYPES] + ["/v1/batch"])
+# One router per domain, each behind the one admin dependency (deps.require_admin).
+ROUTERS = [r.router for r in (profile_routes, ingest_routes, quality_routes, resolve_routes, segment_routes,
+                              model_routes, recommend_routes)]
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's description, less its 422 answers: a request that fails
+    validation gets a 400 in the project's error shape (declared on every route)."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for operations in spec.get("paths", {}).values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        for unused in ("HTTPValidationError", "ValidationError"):
+            spec.get("components", {}).get("schemas", {}).pop(unused, None)
+        app.openapi_schema = spec
+    return app.openapi_schema
 
 
 _gc_started: list[float] = []
@@ -46,8 +63,6 @@ _gc_started: list[float] = []
 
 def _log_slow_collections(phase: str, info: dict) -> None:
     """Report collections long enough to show in request latency."""
-    import time
-
     if phase == "start":
         _gc_started[:] = [time.perf_counter()]
     elif _gc_started:
@@ -80,7 +95,6 @@ def create_app(engine: Engine) -> FastAPI:
         engine.store.set_threads(cfg.server.store_threads)
     realtime = Ticker("realtime-segments", cfg.realtime_segments_interval_ms / 1000, engine.flush_realtime)
     write_keys = cfg.write_keys()
-    admin_token = cfg.admin_token()
     max_future = timedelta(hours=cfg.max_future_skew_hours)
 
     @asynccontextmanager
@@ -104,9 +118,12 @@ def create_app(engine: Engine) -> FastAPI:
 
     app = FastAPI(
         title="personable", version=__version__, lifespan=lifespan, default_response_class=ORJSONResponse,
-        description="Segment-compatible event collection, identity stitching and unified profiles.",
+        description="Segment-compatible event collection, identity stitching and unified profiles. "
+                    "Every route but collection and /healthz needs the admin token (bearer).",
+        # operationIds are the handlers' names (get_profile, list_segments): what a generated client calls
+        generate_unique_id_function=lambda route: route.name,
     )
-    app.state.engine, app.state.collector = engine, collector
+    app.state.engine, app.state.collector, app.state.admin_token = engine, collector, cfg.admin_token()
 
     @app.exception_handler(PersonableError)
     async def _personable_error(request: Request, exc: PersonableError) -> ORJSONResponse:
@@ -119,7 +136,8 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(request: Request, exc: RequestValidationError) -> ORJSONResponse:
-        details = [Problem(".".join(str(p) for p in e.get("loc", ())), e.get("msg", "invalid")) for e in exc.errors()]
+        details = [Problem(join_path("", e.get("loc", ())), str(e.get("msg", "invalid")).removeprefix("Value error, "))
+                   for e in exc.errors()]
         return ORJSONResponse(ValidationFailed("invalid request", details).as_dict(), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
@@ -191,11 +209,7 @@ def create_app(engine: Engine) -> FastAPI:
             result["rejected"] = rejected
         return result
 
-    responses = {200: {"description": "Accepted and durable"}, **ERRORS}
-
-    async def _freshen(fresh: bool) -> None:
-        if fresh and not await run_in_threadpool(engine.wait_processed, None, 30.0):
-            raise ServerUnavailable("accepted events are not stored yet (worker behind by over 30 s); retry")
+    responses = {200: {"model": Collected, "description": "Accepted and durable"}, **ERRORS}
 
     def collection_route(kind: str) -> None:
         async def handler(request: Request) -> ORJSONResponse:
@@ -220,53 +234,13 @@ def create_app(engine: Engine) -> FastAPI:
         raise NotFound(f"unknown call type {kind!r}; use one of {', '.join(EVENT_TYPES)} or batch",
                        [Problem("type", f"unknown type {kind!r}")])
 
-    @app.get("/healthz", tags=["ops"], summary="Liveness and store status")
-    async def healthz() -> dict[str, Any]:
+    @app.get("/healthz", tags=["ops"], summary="Liveness and store status", response_model=Health)
+    async def healthz() -> object:
         return {"status": "ok", "version": __version__, "project": cfg.name,
                 "schema_version": engine.store.schema_version, "commits": collector.batches,
                 "worker_failures": worker.failures, "jobs": scheduler.status()}
 
-    @app.get("/v1/profiles/{identifier}", tags=["profiles"], responses=ERRORS,
-             summary="A unified profile by any identifier (profile id, userId, anonymousId, email:…, phone:…)")
-    async def get_profile(identifier: str, request: Request, events: Int = 20, fresh: bool = False) -> ORJSONResponse:
-        """`events`: how many recent events (at most 50). `fresh=true` waits until every event
-        accepted before this request is stored (read your writes)."""
-        check_admin(request, admin_token)
-        await _freshen(fresh)
-        doc = await run_in_threadpool(engine.profile, identifier, max(0, min(events, RECENT_EVENTS)))
-        return ORJSONResponse(doc)
-
-    @app.get("/v1/quarantine", tags=["quality"], responses=ERRORS, summary="Records that failed validation, newest first")
-    async def get_quarantine(request: Request, limit: Int = 50, offset: Int = 0, fresh: bool = False) -> ORJSONResponse:
-        check_admin(request, admin_token)
-        await _freshen(fresh)
-        rows = await run_in_threadpool(engine.quarantine, max(1, min(limit, 1000)), max(0, offset))
-        return ORJSONResponse({"items": rows, "limit": limit, "offset": offset})
-
-    @app.get("/v1/stats", tags=["ops"], responses=ERRORS, summary="Counts of events, profiles, identities")
-    async def get_stats(request: Request, fresh: bool = False) -> ORJSONResponse:
-        check_admin(request, admin_token)
-        await _freshen(fresh)
-        return ORJSONResponse(await run_in_threadpool(engine.stats))
-
-    @app.post("/v1/admin/ingest", tags=["admin"], responses=ERRORS,
-              summary="Import a file from the server's import folder (server.import_dir; used by the CLI while a server owns the project)",
-              openapi_extra=body({"type": "object", "required": ["path"], "properties": {
-                  "path": {"type": "string"}, "kind": {"enum": ["events", "crm", "orders"]},
-                  "format": {"enum": ["jsonl", "csv", "parquet"]}, "mapping": {"type": "object"},
-                  "source": {"type": "string"}}}))
-    async def admin_ingest(request: Request) -> ORJSONResponse:
-        check_admin(request, admin_token)
-        payload = parse_json(await read_body(request, 1_000_000))
-        if not isinstance(payload, dict) or not isinstance(payload.get("path"), str):
-            raise ValidationFailed("body needs a `path`", [Problem("path", "is required")])
-        report = await run_in_threadpool(
-            engine.ingest, confined(cfg, payload["path"], "import"), payload.get("kind", "events"), payload.get("format"),
-            payload.get("mapping"), payload.get("source", "import"))
-        return ORJSONResponse(report.as_dict())
-
-    add_quality_routes(app, engine, admin_token, _freshen)
-    add_segment_routes(app, engine, admin_token, _freshen)
-    add_model_routes(app, engine, admin_token)
-    add_recommend_routes(app, engine, admin_token)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -1,4 +1,4 @@
-"""HTTP routes for recommendations. Thin over ``engine.recommend``.
+"""Recommendations. Thin over ``engine.recommend``.
 
 ``GET /v1/recommendations/{identifier}`` is the serving path: the profile's
 precomputed list adjusted with the request's context, answered from memory
@@ -8,66 +8,48 @@ because it is microseconds of work.
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
 from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..engine import Engine
-from ..errors import Problem, ValidationFailed
-from .body import check_admin, read_object
+from .deps import EngineDep, admin_router
+from .models import CatalogImport, ItemsImport, Leaderboard, RecommendEvaluateRequest, Recommendations, TrainedRecommender
 from .params import OptionalInt
 from .paths import confined
-from .schemas import ERRORS, body
 
-IMPORT_SCHEMA = {"type": "object", "required": ["path"], "properties": {
-    "path": {"type": "string", "description": "A catalog file (CSV, JSON lines, Parquet) in the server's import folder (server.import_dir)"}}}
-EVALUATE_SCHEMA = {"type": "object", "properties": {
-    "split": {"enum": ["temporal", "random"]}, "k": {"type": "integer", "minimum": 1, "maximum": 100},
-    "ratio": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}}}
+router = admin_router("recommendations")
 
 
-def _ids(value: str | None) -> list[str]:
+def ids(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
-def add_recommend_routes(app: FastAPI, engine: Engine, admin_token: str | None) -> None:
-    @app.get("/v1/recommendations/{identifier}", tags=["recommendations"], responses=ERRORS,
-             summary="Top items for a profile, with scores and reasons, adjusted to the request's context")
-    async def recommendations(identifier: str, request: Request, placement: str | None = None, n: OptionalInt = None,
-                              viewed: str | None = None, cart: str | None = None,
-                              device: str | None = None) -> ORJSONResponse:
-        """`viewed` / `cart`: comma-separated item ids the page knows about (newest first);
-        `device`: the device in hand (e.g. mobile). Defaults come from the placement."""
-        check_admin(request, admin_token)
-        context = {"viewed": _ids(viewed), "cart": _ids(cart), "device": device}
-        return ORJSONResponse(engine.recommend.recommend(identifier, placement, n, context))
+@router.get("/v1/recommendations/{identifier}", response_model=Recommendations,
+            summary="Top items for a profile, with scores and reasons, adjusted to the request's context")
+async def recommendations(identifier: str, engine: EngineDep, placement: str | None = None, n: OptionalInt = None,
+                          viewed: str | None = None, cart: str | None = None,
+                          device: str | None = None) -> ORJSONResponse:
+    """`viewed` / `cart`: comma-separated item ids the page knows about (newest first);
+    `device`: the device in hand (e.g. mobile). Defaults come from the placement."""
+    context = {"viewed": ids(viewed), "cart": ids(cart), "device": device}
+    # The serving path: sent as computed (shape checked in tests/test_openapi_client.py).
+    return ORJSONResponse(engine.recommend.recommend(identifier, placement, n, context))
 
-    @app.post("/v1/admin/recommend/train", tags=["recommendations"], responses=ERRORS,
-              summary="Train the generators and the ranker, register a version, precompute every profile's list")
-    async def train(request: Request) -> ORJSONResponse:
-        check_admin(request, admin_token)
-        return ORJSONResponse(await run_in_threadpool(engine.recommend.train))
 
-    @app.post("/v1/admin/recommend/evaluate", tags=["recommendations"], responses=ERRORS,
-              openapi_extra=body(EVALUATE_SCHEMA), summary="The leaderboard: every generator and the ranker, offline")
-    async def evaluate(request: Request) -> ORJSONResponse:
-        check_admin(request, admin_token)
-        p = await read_object(request, 20_000, empty_ok=True)
-        k = p.get("k", 10)
-        ratio = p.get("ratio", 0.8)
-        if isinstance(k, bool) or not isinstance(k, int):
-            raise ValidationFailed("k must be a whole number", [Problem("k", "must be a whole number")])
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
-            raise ValidationFailed("ratio must be between 0 and 1", [Problem("ratio", "must be between 0 and 1")])
-        return ORJSONResponse(await run_in_threadpool(engine.recommend.evaluate, str(p.get("split", "temporal")), k,
-                                                      float(ratio)))
+@router.post("/v1/admin/recommend/train", response_model=TrainedRecommender,
+             summary="Train the generators and the ranker, register a version, precompute every profile's list")
+async def train_recommender(engine: EngineDep) -> object:
+    return await run_in_threadpool(engine.recommend.train)
 
-    @app.post("/v1/admin/items/import", tags=["recommendations"], responses=ERRORS, openapi_extra=body(IMPORT_SCHEMA),
-              summary="Insert or update catalog items from a file on the server's disk")
-    async def import_items(request: Request) -> ORJSONResponse:
-        check_admin(request, admin_token)
-        p = await read_object(request, 20_000, empty_ok=True)
-        if not isinstance(p.get("path"), str):
-            raise ValidationFailed("path is required", [Problem("path", "must be a file path")])
-        return ORJSONResponse(await run_in_threadpool(engine.recommend.import_catalog,
-                                                      confined(engine.config, p["path"], "import")))
+
+@router.post("/v1/admin/recommend/evaluate", response_model=Leaderboard,
+             summary="The leaderboard: every generator and the ranker, offline")
+async def evaluate_recommender(engine: EngineDep, body: RecommendEvaluateRequest | None = None) -> object:
+    b = body or RecommendEvaluateRequest()
+    return await run_in_threadpool(engine.recommend.evaluate, b.split, b.k, b.ratio)
+
+
+@router.post("/v1/admin/items/import", response_model=CatalogImport,
+             summary="Insert or update catalog items from a file on the server's disk")
+async def import_items(body: ItemsImport, engine: EngineDep) -> object:
+    return await run_in_threadpool(engine.recommend.import_catalog,
+                                   confined(engine.config, body.path, "import", "body.path"))

@@ -1,9 +1,11 @@
-"""OpenAPI pieces: the request bodies are parsed by hand (for speed and for our
-error format), so their schemas are declared here for client generators."""
+"""OpenAPI pieces of the collection routes: their bodies are parsed by hand (for
+speed and for our error format), so their schemas are declared here for client
+generators. The admin and read routes' shapes are pydantic models (models.py)."""
 
 from __future__ import annotations
 
 from ..events.spec import EVENT_TYPES
+from .models import error_responses
 
 _OBJ = {"type": "object", "additionalProperties": True}
 _ID = {"oneOf": [{"type": "string"}, {"type": "integer"}]}
@@ -49,15 +51,4 @@ BATCH_SCHEMA = {
         "sentAt": _TIME, "context": _OBJ, "writeKey": {"type": "string"},
     },
 }
-ERROR_SCHEMA = {
-    "type": "object",
-    "properties": {"error": {"type": "object", "properties": {
-        "code": {"type": "string"}, "message": {"type": "string"},
-        "details": {"type": "array", "items": {"type": "object", "properties": {
-            "path": {"type": "string"}, "problem": {"type": "string"}}}},
-    }}},
-}
-ERRORS = {str(code): {"description": desc, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
-          for code, desc in ((400, "Invalid input (field path + problem in details)"),
-                             (401, "Missing or wrong credentials"), (404, "Not found"),
-                             (413, "Body over the configured limit"), (415, "Unsupported Content-Encoding"))}
+ERRORS = error_responses(400, 401, 404, 413, 415)

@@ -1,134 +1,118 @@
-"""HTTP routes for segments (admin token required). Thin over ``engine.segments``."""
+"""Segments: definitions, membership and its history, refreshes, exports, RFM /
+lifecycle and behavioural clusters. Thin over ``engine.segments``."""
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import ORJSONResponse
+from fastapi import Query
 from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engine
-from ..errors import NotFound, Problem, ValidationFailed
-from .body import check_admin, read_object
+from .deps import EngineDep, admin_router, freshen
+from .models import (
+    ClusterRequest, ClusterResult, ComputeResult, Deleted, ExportRequest, ExportResult, JSONObject, MembersPage,
+    Memberships, RefreshResult, SegmentDefinition, SegmentDetail, SegmentList,
+)
 from .params import Int
 from .paths import confined
-from .schemas import ERRORS, body
 
-SEGMENT_SCHEMA = {"type": "object", "required": ["rule"], "properties": {
-    "name": {"type": "string"}, "description": {"type": "string"},
-    "rule": {"type": "object", "description": "A condition: trait / computed / event / in_segment / all / any / not "
-                                              "(see docs/segments.md)"}}}
-CLUSTER_SCHEMA = {"type": "object", "properties": {
-    "method": {"enum": ["kmeans", "gmm", "agglomerative", "dbscan", "hdbscan"]},
-    "n_clusters": {"oneOf": [{"const": "auto"}, {"type": "integer", "minimum": 2}]},
-    "pca": {"type": "number"}, "features": {"type": "array", "items": {"type": "string"}},
-    "population": {"enum": ["customers", "all"]}, "stability_boots": {"type": "integer", "minimum": 0}}}
-EXPORT_SCHEMA = {"type": "object", "required": ["path"], "properties": {
-    "path": {"type": "string", "description": "A file in the server's export folder (server.export_dir)"}, "format": {"enum": ["csv", "parquet"]}}}
+router = admin_router("segments")
 
 
-def add_segment_routes(app: FastAPI, engine: Engine, admin_token: str | None,
-                       freshen: Callable[[bool], Awaitable[None]]) -> None:
-    @app.get("/v1/segments", tags=["segments"], responses=ERRORS, summary="Every segment with its size")
-    async def list_segments(request: Request, fresh: bool = False) -> ORJSONResponse:
-        check_admin(request, admin_token)
-        await freshen(fresh)
-        return ORJSONResponse({"items": await run_in_threadpool(engine.segments.list)})
+def _cluster_model(engine: Engine) -> dict[str, Any]:
+    from ..segments.clusters_service import ClusterJobs
 
-    @app.get("/v1/segments/{segment_id}", tags=["segments"], responses=ERRORS,
-             summary="A segment: definition, size, and size over time")
-    async def show_segment(segment_id: str, request: Request, fresh: bool = False) -> ORJSONResponse:
-        check_admin(request, admin_token)
-        await freshen(fresh)
-        return ORJSONResponse(await run_in_threadpool(engine.segments.show, segment_id))
+    # The offline store serves the analytics and the computed traits (as compose wires them).
+    jobs = ClusterJobs(engine.config, engine.clock, engine.store, engine.store, engine.bus)
+    return jobs.model()[1]
 
-    @app.put("/v1/segments/{segment_id}", tags=["segments"], responses=ERRORS, openapi_extra=body(SEGMENT_SCHEMA),
-             summary="Define or redefine a segment (refreshed at once)")
-    async def put_segment(segment_id: str, request: Request) -> ORJSONResponse:
-        check_admin(request, admin_token)
-        payload = await read_object(request, 200_000)
-        return ORJSONResponse(await run_in_threadpool(engine.segments.create, segment_id, payload))
 
-    @app.delete("/v1/segments/{segment_id}", tags=["segments"], responses=ERRORS,
-                summary="Delete a segment defined through the API (its members exit; history is kept)")
-    async def delete_segment(segment_id: str, request: Request) -> ORJSONResponse:
-        check_admin(request, admin_token)
-        await run_in_threadpool(engine.segments.delete, segment_id)
-        return ORJSONResponse({"deleted": segment_id})
+@router.get("/v1/segments", response_model=SegmentList, summary="Every segment with its size")
+async def list_segments(engine: EngineDep, fresh: bool = False) -> object:
+    await freshen(engine, fresh)
+    return {"items": await run_in_threadpool(engine.segments.list)}
 
-    @app.get("/v1/segments/{segment_id}/members", tags=["segments"], responses=ERRORS,
-             summary="Current members, oldest membership first (paged)")
-    async def segment_members(segment_id: str, request: Request, limit: Int = 100, offset: Int = 0,
-                              fresh: bool = False) -> ORJSONResponse:
-        check_admin(request, admin_token)
-        await freshen(fresh)
-        items = await run_in_threadpool(engine.segments.members, segment_id, max(1, min(limit, 10_000)), max(0, offset))
-        return ORJSONResponse({"items": items, "limit": limit, "offset": offset})
 
-    @app.get("/v1/segments/{segment_id}/history", tags=["segments"], responses=ERRORS,
-             summary="Membership spells (entered_at, exited_at), newest first; optionally for one profile")
-    async def segment_history(segment_id: str, request: Request, profile: str | None = None,
-                              limit: Int = 200) -> ORJSONResponse:
-        check_admin(request, admin_token)
-        items = await run_in_threadpool(engine.segments.history, profile, segment_id, max(1, min(limit, 10_000)))
-        return ORJSONResponse({"items": items})
+@router.get("/v1/segments/clusters/model", response_model=JSONObject,
+            summary="The current cluster model: method, scores per k, descriptions, stability")
+async def cluster_model(engine: EngineDep) -> object:
+    return await run_in_threadpool(_cluster_model, engine)
 
-    @app.post("/v1/admin/segments/refresh", tags=["segments"], responses=ERRORS,
-              summary="Recompute every segment's membership now (or ?segment=id, repeatable)")
-    async def refresh_segments(request: Request, fresh: bool = True) -> ORJSONResponse:
-        check_admin(request, admin_token)
-        await freshen(fresh)
-        ids = request.query_params.getlist("segment") or None
-        return ORJSONResponse(await run_in_threadpool(engine.segments.refresh, ids, "manual"))
 
-    @app.post("/v1/admin/segments/{segment_id}/export", tags=["segments"], responses=ERRORS,
-              openapi_extra=body(EXPORT_SCHEMA), summary="Write the members to a CSV or Parquet file on the server")
-    async def export_segment(segment_id: str, request: Request) -> ORJSONResponse:
-        check_admin(request, admin_token)
-        payload = await read_object(request, 200_000)
-        if not isinstance(payload.get("path"), str):
-            raise ValidationFailed("body needs a `path`", [Problem("path", "is required")])
-        return ORJSONResponse(await run_in_threadpool(engine.segments.export, segment_id,
-                                                      str(confined(engine.config, payload["path"], "export")),
-                                                      payload.get("format")))
+@router.get("/v1/segments/{segment_id}", response_model=SegmentDetail,
+            summary="A segment: definition, size, and size over time")
+async def show_segment(segment_id: str, engine: EngineDep, fresh: bool = False) -> object:
+    await freshen(engine, fresh)
+    return await run_in_threadpool(engine.segments.show, segment_id)
 
-    @app.post("/v1/admin/segments/compute", tags=["segments"], responses=ERRORS,
-              summary="Recompute RFM scores and segments and lifecycle stages for every profile")
-    async def compute_traits(request: Request, fresh: bool = True) -> ORJSONResponse:
-        check_admin(request, admin_token)
-        await freshen(fresh)
-        return ORJSONResponse(await run_in_threadpool(engine.segments.compute))
 
-    @app.get("/v1/profiles/{identifier}/history", tags=["profiles"], responses=ERRORS,
-             summary="A profile's segment memberships over time and its lifecycle / RFM transitions")
-    async def profile_history(identifier: str, request: Request, fresh: bool = False) -> ORJSONResponse:
-        check_admin(request, admin_token)
-        await freshen(fresh)
-        pid = await run_in_threadpool(engine.resolve, identifier)
-        if pid is None:
-            raise NotFound(f"no profile for {identifier!r}")
-        segments = await run_in_threadpool(engine.segments.history, pid, None, 1000)
-        computed = await run_in_threadpool(engine.segments.transitions, pid)
-        return ORJSONResponse({"profile_id": pid, "segments": segments, "computed": computed})
+@router.put("/v1/segments/{segment_id}", response_model=SegmentDetail,
+            summary="Define or redefine a segment (refreshed at once)")
+async def put_segment(segment_id: str, body: SegmentDefinition, engine: EngineDep) -> object:
+    definition = body.model_dump(exclude_unset=True)
+    return await run_in_threadpool(engine.segments.create, segment_id, definition)
 
-    @app.post("/v1/admin/segments/cluster", tags=["segments"], responses=ERRORS,
-              openapi_extra=body(CLUSTER_SCHEMA),
-              summary="Fit behavioural clusters; every profile gets computed.cluster")
-    async def fit_clusters(request: Request) -> ORJSONResponse:
-        check_admin(request, admin_token)
-        payload = await read_object(request, 200_000)
-        return ORJSONResponse(await run_in_threadpool(
-            engine.segments.cluster, payload.get("method", "kmeans"), payload.get("n_clusters", "auto"),
-            payload.get("pca"), tuple(payload["features"]) if payload.get("features") else None,
-            int(payload.get("stability_boots", 5)), payload.get("population", "customers")))
 
-    @app.get("/v1/segments/clusters/model", tags=["segments"], responses=ERRORS,
-             summary="The current cluster model: method, scores per k, descriptions, stability")
-    async def cluster_model(request: Request) -> ORJSONResponse:
-        check_admin(request, admin_token)
-        from ..segments.clusters_service import ClusterJobs
+@router.delete("/v1/segments/{segment_id}", response_model=Deleted,
+               summary="Delete a segment defined through the API (its members exit; history is kept)")
+async def delete_segment(segment_id: str, engine: EngineDep) -> object:
+    await run_in_threadpool(engine.segments.delete, segment_id)
+    return {"deleted": segment_id}
 
-        _, meta = await run_in_threadpool(ClusterJobs(engine).model)
-        return ORJSONResponse(meta)
 
+@router.get("/v1/segments/{segment_id}/members", response_model=MembersPage,
+            summary="Current members, oldest membership first (paged)")
+async def segment_members(segment_id: str, engine: EngineDep, limit: Int = 100, offset: Int = 0,
+                          fresh: bool = False) -> object:
+    await freshen(engine, fresh)
+    items = await run_in_threadpool(engine.segments.members, segment_id, max(1, min(limit, 10_000)), max(0, offset))
+    return {"items": items, "limit": limit, "offset": offset}
+
+
+@router.get("/v1/segments/{segment_id}/history", response_model=Memberships,
+            summary="Membership spells (entered_at, exited_at), newest first; optionally for one profile")
+async def segment_history(segment_id: str, engine: EngineDep, profile: str | None = None,
+                          limit: Int = 200) -> object:
+    items = await run_in_threadpool(engine.segments.history, profile, segment_id, max(1, min(limit, 10_000)))
+    return {"items": items}
+
+
+@router.get("/v1/memberships", response_model=Memberships,
+            summary="Membership spells across segments, newest first: ?profile= and / or ?segment= narrow them")
+async def memberships(engine: EngineDep, profile: str | None = None, segment: str | None = None,
+                      limit: Int = 200, fresh: bool = False) -> object:
+    await freshen(engine, fresh)
+    return {"items": await run_in_threadpool(engine.segments.history, profile, segment, max(1, min(limit, 10_000)))}
+
+
+@router.post("/v1/admin/segments/refresh", response_model=RefreshResult,
+             summary="Recompute every segment's membership now (or ?segment=id, repeatable)")
+async def refresh_segments(engine: EngineDep, segment: list[str] = Query(default=[]), cause: str = "manual",
+                           fresh: bool = True) -> object:
+    """`cause` is recorded on every entry and exit this refresh makes."""
+    await freshen(engine, fresh)
+    return await run_in_threadpool(engine.segments.refresh, segment or None, cause)
+
+
+@router.post("/v1/admin/segments/{segment_id}/export", response_model=ExportResult,
+             summary="Write the members to a CSV or Parquet file on the server")
+async def export_segment(segment_id: str, body: ExportRequest, engine: EngineDep) -> object:
+    path = confined(engine.config, body.path, "export", "body.path")
+    return await run_in_threadpool(engine.segments.export, segment_id, str(path), body.format)
+
+
+@router.post("/v1/admin/segments/compute", response_model=ComputeResult,
+             summary="Recompute RFM scores and segments and lifecycle stages for every profile")
+async def compute_traits(engine: EngineDep, fresh: bool = True) -> object:
+    await freshen(engine, fresh)
+    return await run_in_threadpool(engine.segments.compute)
+
+
+@router.post("/v1/admin/segments/cluster", response_model=ClusterResult,
+             summary="Fit behavioural clusters; every profile gets computed.cluster")
+async def fit_clusters(engine: EngineDep, body: ClusterRequest | None = None) -> object:
+    b = body or ClusterRequest()
+    pca: float | int | None = int(b.pca) if b.pca is not None and b.pca >= 1 else b.pca
+    return await run_in_threadpool(engine.segments.cluster, b.method, b.n_clusters, pca,
+                                   tuple(b.features) if b.features else None, b.stability_boots, b.population)
