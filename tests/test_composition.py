@@ -145,12 +145,13 @@ def test_configured_segments_show_their_realtime_size_before_any_refresh(project
         assert e.segments.show("uk")["size"] == 3
 
 
-def test_an_offline_store_that_lacks_a_capability_is_refused_clearly(project, postgres_url):
-    """PostgreSQL serves the write path, profiles and analytics so far: a project
-    on it is refused with what is missing, not an AttributeError mid-job."""
+def test_an_offline_store_that_lacks_a_capability_is_refused_clearly(project):
+    """A store that cannot serve what a project needs (here the SQLite online
+    store named as the offline one) is refused with what is missing, not an
+    AttributeError mid-job."""
     from personable.errors import ConfigError
 
     cfg = project / "personable.yaml"
-    cfg.write_text(cfg.read_text().replace("offline: duckdb:///.personable/store.duckdb", f"offline: {postgres_url}"))
-    with pytest.raises(ConfigError, match="does not serve .*segments"):
+    cfg.write_text(cfg.read_text().replace("offline: duckdb:///.personable/store.duckdb", "offline: sqlite:///x.sqlite"))
+    with pytest.raises(ConfigError, match="does not serve .*offline.*segments"):
         Engine(project)
