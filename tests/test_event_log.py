@@ -8,6 +8,7 @@ import signal
 from datetime import datetime, timezone
 
 import httpx
+import pyarrow as pa
 
 from conftest import run_cli, start_server
 from personable import Engine
@@ -20,18 +21,18 @@ def test_log_appends_reads_rotates_and_releases(tmp_path):
     log = FileLog(tmp_path / "log", segment_bytes=40)
     for i in range(10):
         log.append([f"r{i}a".encode(), f"r{i}b".encode()])
-    got, offset = [], 0
+    got, positions = [], {}
     while True:
-        batch, offset = log.read(offset, 3)
+        batch, positions = log.read(positions, 3)
         if not batch:
             break
         got += batch
     assert got == [f"r{i}{s}".encode() for i in range(10) for s in "ab"]
-    assert offset == log.end_offset()
+    assert positions == log.end() and list(positions) == [0]   # one partition
     assert len(list((tmp_path / "log").glob("*.log"))) > 1
-    log.release(offset)
+    log.release(positions)
     assert len(list((tmp_path / "log").glob("*.log"))) == 1
-    assert log.read(offset, 10) == ([], offset)
+    assert log.read(positions, 10) == ([], positions)
     log.close()
 
 
@@ -43,7 +44,7 @@ def test_torn_tail_is_dropped_on_open(tmp_path):
     with open(segment, "ab") as fh:
         fh.write(b"half-writ")  # a crash in the middle of an append that was never acknowledged
     again = FileLog(tmp_path)
-    assert again.end_offset() == end and again.read(0, 10) == ([b"whole"], end)
+    assert again.end() == end and again.read({}, 10) == ([b"whole"], end)
     again.close()
 
 
@@ -60,7 +61,7 @@ def test_accepted_events_survive_a_restart_exactly_once(project):
     e.close()  # "crash": two accepted events not yet stored
     with Engine(project) as again:  # the backlog is stored on open
         assert again.stats()["events"] == 5
-        assert again.store.committed_offset("http") == again.log.end_offset()
+        assert again.store.committed_positions("http") == again.log.end()
         assert again.process_log() == 0
         row = again.sql("SELECT source, received_at FROM events WHERE message_id = 'm4'").to_pylist()[0]
         assert row["source"] == "web" and row["received_at"] == NOW
@@ -76,3 +77,20 @@ def test_acknowledged_events_survive_a_killed_server(project):
     server.proc.wait()
     stats = json.loads(run_cli("status", "--json", project=project).stdout)
     assert stats["events"] == 50
+
+
+def test_positions_are_per_partition_and_committed_with_the_batch(project):
+    """The store keeps one committed position per partition of the log, in the
+    batch's transaction: what a partitioned log (Kafka) needs, with no domain change."""
+    from personable.ports.eventlog import beyond, covers, furthest
+
+    assert beyond({0: 5, 1: 2}, {0: 5, 1: 1}) and not beyond({0: 5}, {0: 5, 1: 9})
+    assert covers({0: 5, 1: 2}, {1: 2}) and not covers({0: 5}, {0: 5, 1: 1})
+    assert furthest({0: 5, 1: 1}, {1: 3, 2: 4}) == {0: 5, 1: 3, 2: 4}
+    with Engine(project) as e:
+        e._write_table(pa.table({"line": [_items(1)[0][0].decode()]}), "web", "t", NOW, True,
+                       {0: 120, 3: 7})
+        assert e.store.committed_positions("http") == {0: 120, 3: 7}
+        e._write_table(pa.table({"line": [_items(1, start=1)[0][0].decode()]}), "web", "t", NOW,
+                       True, {3: 9})
+        assert e.store.committed_positions("http") == {0: 120, 3: 9}

@@ -24,7 +24,8 @@ from .config import Config, load_config
 from .errors import ErrorList, ImportFailed, NotFound, ValidationFailed
 from .events.message_id import ensure_message_id
 from .events.validate import check_event
-from .ports import PROFILES_CHANGED, IngestReport, ProfilesChanged, StagedInput
+from .ports import PROFILES_CHANGED, IngestReport, Positions, ProfilesChanged, StagedInput
+from .ports.eventlog import beyond, covers, furthest
 
 if TYPE_CHECKING:
     from .identity.resolution.service import ResolutionService
@@ -56,7 +57,7 @@ class Engine:
         # After a crash: profiles stored but not yet in the online store, and events
         # acknowledged but not yet stored, are brought up to date now.
         self.refresh_online()
-        self._applied = self.store.committed_offset(LOG_STREAM) if self.log is not None else 0
+        self._applied: dict[int, int] = self.store.committed_positions(LOG_STREAM) if self.log is not None else {}
         self.catch_up()
 
     @property
@@ -96,20 +97,20 @@ class Engine:
         return self._write_table(table, source, origin, received_at, validated)
 
     def _write_table(self, table: pa.Table, source: str, origin: str, received_at: datetime | None,
-                     validated: bool, log_offset: int | None = None) -> IngestReport:
+                     validated: bool, log_positions: Positions | None = None) -> IngestReport:
         staged = StagedInput(source=source, origin=origin, lines=table, validated=validated,
-                             log_offset=log_offset, received_at=received_at or self.clock.now())
-        report = self._commit(self.store.batch(staged, self.settings), log_offset)
+                             log_positions=log_positions, received_at=received_at or self.clock.now())
+        report = self._commit(self.store.batch(staged, self.settings), log_positions)
         self.bus.publish("events.stored", report.as_dict())
         return report
 
-    def _commit(self, batch_context: Any, log_offset: int | None = None) -> IngestReport:
+    def _commit(self, batch_context: Any, log_positions: Positions | None = None) -> IngestReport:
         """One batch through the write path; then ``profiles.changed`` (realtime
         segments and the online projection react to it)."""
         with batch_context as batch:
             report = self.components.write_path.write(batch)
-            if log_offset is not None:
-                batch.commit_log_offset(LOG_STREAM, log_offset)
+            if log_positions is not None:
+                batch.commit_log_positions(LOG_STREAM, log_positions)
             touched, removed = batch.changed_profiles()
             watermark = batch.now
         if touched or removed:
@@ -141,35 +142,35 @@ class Engine:
         return self.components.realtime.flush()
 
     # -- the request path: accept durably, store in the background -------------
-    def accept(self, items: list[Accepted]) -> int:
-        """Durably accept validated events; returns the log offset past them.
+    def accept(self, items: list[Accepted]) -> Positions:
+        """Durably accept validated events; returns the log's positions past them.
 
         With an event log (the default) this is one fsync'ed append, and the
         events reach profiles when :meth:`process_log` runs (the server's worker).
         With ``memory://`` they are written to the store right here."""
         if self.log is None:
             self._write_accepted(items, None)
-            return 0
+            return {}
         return self.log.append([b"%s\t%s\t%s" % (source.encode(), at.isoformat().encode(), line)
                                 for line, source, at in items])
 
-    def _write_accepted(self, items: list[Accepted], log_offset: int | None) -> IngestReport:
+    def _write_accepted(self, items: list[Accepted], log_positions: Positions | None) -> IngestReport:
         table = pa.table({
             "line": pa.array([line.decode() for line, _, _ in items], pa.string()),
             "source": pa.array([source for _, source, _ in items], pa.string()),
             "received_at": pa.array([at for _, _, at in items], pa.timestamp("us", tz="UTC")),
         })
-        return self._write_table(table, "http", "http", None, True, log_offset)
+        return self._write_table(table, "http", "http", None, True, log_positions)
 
     def process_log(self, max_records: int = 50_000) -> int:
         """Move the next batch of accepted events from the log into the store.
 
-        The log offset is committed in the same transaction as the events, so a
+        The log positions are committed in the same transaction as the events, so a
         crash anywhere replays exactly what was not stored. Returns how many
         records were processed (0: nothing pending)."""
         if self.log is None:
             return 0
-        committed = self.store.committed_offset(LOG_STREAM)
+        committed = self.store.committed_positions(LOG_STREAM)
         records, end = self.log.read(committed, max_records)
         if records:
             items = []
@@ -177,11 +178,11 @@ class Engine:
                 source, at, line = record.split(b"\t", 2)
                 items.append((line, source.decode(), datetime.fromisoformat(at.decode())))
             self._write_accepted(items, end)
-        if end > committed:
+        if beyond(end, committed):
             self.log.release(end)
         with self._progress:
             # Stored and in the online store: what `fresh` reads wait for.
-            self._applied = max(self._applied, end)
+            self._applied = furthest(self._applied, end)
             self._progress.notify_all()
         return len(records)
 
@@ -189,13 +190,13 @@ class Engine:
         while self.process_log():
             pass
 
-    def wait_processed(self, offset: int | None = None, timeout: float = 30.0) -> bool:
-        """Block until the log up to ``offset`` (default: everything accepted so far) is stored."""
+    def wait_processed(self, positions: Positions | None = None, timeout: float = 30.0) -> bool:
+        """Block until the log up to ``positions`` (default: everything accepted so far) is stored."""
         if self.log is None:
             return True
-        target = self.log.end_offset() if offset is None else offset
+        target = self.log.end() if positions is None else positions
         with self._progress:
-            done = self._progress.wait_for(lambda: self._applied >= target, timeout)
+            done = self._progress.wait_for(lambda: covers(self._applied, target), timeout)
         if done and self.components.realtime.deferred:
             self.flush_realtime()  # a fresh read sees segment memberships too
         return done

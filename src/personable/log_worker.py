@@ -48,4 +48,4 @@ class LogWorker:
                 continue
             self.failures = 0
             if not done:
-                engine.log.wait_beyond(engine.store.committed_offset(LOG_STREAM), self.idle_wait)
+                engine.log.wait_beyond(engine.store.committed_positions(LOG_STREAM), self.idle_wait)

@@ -17,10 +17,14 @@ if TYPE_CHECKING:
     from ..ports import EventLog, OnlineStore, ProfileReads
     from .duckdb.store import DuckDBStore
     from .filelog import FileLog
+    from .postgres.store import PostgresStore
     from .redis_online import RedisOnlineStore
     from .sqlite_online import SQLiteOnlineStore
 
     def duckdb_offline(store: DuckDBStore) -> OfflineBackend:
+        return store
+
+    def postgres_offline(store: PostgresStore) -> OfflineBackend:
         return store
 
     def duckdb_online(store: DuckDBStore) -> ProfileReads:

@@ -7,7 +7,8 @@ any point loses nothing and applies nothing twice. Kafka plays this role at
 scale; this is the same contract on one machine.
 
 Records are single lines (JSON has no raw newlines), kept in segment files named
-by the global byte offset they start at. Offsets are global byte positions.
+by the global byte offset they start at. It has one partition (0), whose
+position is a global byte offset.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Mapping
 
+PARTITION = 0
 SEGMENT_BYTES = 64 * 1024 * 1024
 READ_BYTES = 16 * 1024 * 1024
 
@@ -57,8 +60,33 @@ class FileLog:
                 fh.flush()
                 os.fsync(fh.fileno())
 
-    def append(self, records: list[bytes]) -> int:
-        """Write records durably; returns the offset just past the last one."""
+    def append(self, records: list[bytes]) -> dict[int, int]:
+        """Write records durably; returns the position just past the last one."""
+        return {PARTITION: self._append(records)}
+
+    def end(self) -> dict[int, int]:
+        return {PARTITION: self.end_offset()}
+
+    def read(self, after: Mapping[int, int], max_records: int) -> tuple[list[bytes], dict[int, int]]:
+        records, position = self.read_from(after.get(PARTITION, 0), max_records)
+        return records, {PARTITION: position}
+
+    def wait_beyond(self, after: Mapping[int, int], timeout: float) -> bool:
+        """Block until something past ``after`` is in the log (or timeout)."""
+        offset = after.get(PARTITION, 0)
+        with self._appended:
+            return self._appended.wait_for(lambda: self._end > offset, timeout)
+
+    def release(self, committed: Mapping[int, int]) -> None:
+        """Delete segments wholly before the committed position (already in the store)."""
+        offset = committed.get(PARTITION, 0)
+        segments = self._segments()
+        for start, nxt in zip(segments, segments[1:]):
+            if nxt <= offset and start != self._active_start:
+                (self.dir / self._name(start)).unlink(missing_ok=True)
+
+    # -- the one partition, by byte offset ------------------------------------------------
+    def _append(self, records: list[bytes]) -> int:
         if not records:
             return self._end
         payload = b"\n".join(records) + b"\n"
@@ -78,12 +106,7 @@ class FileLog:
         with self._lock:
             return self._end
 
-    def wait_beyond(self, offset: int, timeout: float) -> bool:
-        """Block until something past ``offset`` is in the log (or timeout)."""
-        with self._appended:
-            return self._appended.wait_for(lambda: self._end > offset, timeout)
-
-    def read(self, after: int, max_records: int) -> tuple[list[bytes], int]:
+    def read_from(self, after: int, max_records: int) -> tuple[list[bytes], int]:
         """Up to ``max_records`` complete records after ``after``, and the offset past them."""
         end = self.end_offset()
         records: list[bytes] = []
@@ -111,13 +134,6 @@ class FileLog:
             if len(records) >= max_records or len(take) < len(complete) or len(chunk) < available:
                 break
         return records, position
-
-    def release(self, offset: int) -> None:
-        """Delete segments wholly before ``offset`` (already committed to the store)."""
-        segments = self._segments()
-        for start, nxt in zip(segments, segments[1:]):
-            if nxt <= offset and start != self._active_start:
-                (self.dir / self._name(start)).unlink(missing_ok=True)
 
     def close(self) -> None:
         with self._lock:

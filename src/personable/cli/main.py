@@ -163,6 +163,7 @@ def _quick_stats(project: Path) -> dict[str, Any] | None:
     nothing it has not stored. None when there is a backlog: the Engine stores
     it on open (after a crash), and then counts."""
     from ..adapters.registry import open_adapter, open_event_log
+    from ..ports.eventlog import beyond
     from ..config import load_config
     from ..server.run import running_server
 
@@ -180,7 +181,7 @@ def _quick_stats(project: Path) -> dict[str, Any] | None:
     try:
         store = open_adapter(cfg.offline_url, cfg.project_dir)
         try:
-            if log is not None and store.committed_offset(LOG_STREAM) < log.end_offset():
+            if log is not None and beyond(log.end(), store.committed_positions(LOG_STREAM)):
                 return None
             return store.stats()  # type: ignore[no-any-return]
         finally:

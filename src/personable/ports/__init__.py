@@ -11,7 +11,7 @@ from .analytics import Analytics
 from .bus import EventBus, Handler
 from .catalog import Catalog
 from .computed import ComputedTraits
-from .eventlog import EventLog
+from .eventlog import EventLog, Positions
 from .models import ModelRegistry
 from .online import OnlineStore, ProfileReads
 from .profiles import PROFILES_CHANGED, ProfileProjection, ProfilesChanged
@@ -21,7 +21,7 @@ from .segments import RealtimeSession, SegmentStore
 from .writes import (BatchWriter, EventWrites, FileImport, IngestReport, PipelineSettings, StagedInput)
 
 __all__ = [
-    "Analytics", "BatchWriter", "Catalog", "ComputedTraits", "EventBus", "EventLog", "EventWrites", "FileImport",
+    "Analytics", "BatchWriter", "Catalog", "ComputedTraits", "EventBus", "EventLog", "Positions", "EventWrites", "FileImport",
     "Handler", "IngestReport", "ModelRegistry", "OnlineStore", "PROFILES_CHANGED", "PipelineSettings",
     "ProfileMerges", "ProfileProjection", "ProfileReads", "ProfilesChanged", "QualityStore", "RealtimeSession",
     "ResolutionLedger", "SegmentStore", "StagedInput", "Standardize",

@@ -3,7 +3,9 @@
 While ``personable serve`` runs it owns the project's DuckDB file and writes
 ``.personable/server.json``; CLI commands on the same project see it and talk
 to the server over HTTP instead of opening the file, so both work side by side
-without lock errors or lost writes.
+without lock errors or lost writes. A project on a store that serves many
+processes (PostgreSQL) writing straight to it (``store.bus: memory://``) may
+run several servers: the first writes the marker, the others only serve.
 """
 
 from __future__ import annotations
@@ -73,15 +75,26 @@ def serve(cfg: Config, host: str | None = None, port: int | None = None, log_lev
     from .app import create_app
 
     existing = running_server(cfg)
-    if existing:
-        raise ServerUnavailable(f"a server (pid {existing['pid']}) already serves this project at {existing['url']}")
+    several = ("several servers need a store that serves many processes (postgresql://) "
+               "and store.bus: memory:// (the file event log is one process's)")
+    if existing and not existing.get("shared"):
+        raise ServerUnavailable(f"a server (pid {existing['pid']}) already serves this project at {existing['url']}; "
+                                f"{several}")
     host = host or cfg.server.host
     port = port or cfg.server.port
     engine = Engine(cfg)
+    # A store that serves many processes (PostgreSQL) may have many servers; the
+    # event log stays one process's, so they write through (store.bus: memory://).
+    shared = "concurrent_writers" in engine.store.capabilities and engine.log is None
+    if existing and not shared:
+        engine.close()
+        raise ServerUnavailable(f"a server (pid {existing['pid']}) already serves this project at {existing['url']}; "
+                                f"{several}")
     app = create_app(engine)
     path = marker_path(cfg)
-    path.write_text(json.dumps({"pid": os.getpid(), "started": process_start(os.getpid()),
-                                "url": f"http://{host}:{port}"}))
+    if not existing:   # the first server is the one the CLI finds; the others only serve
+        path.write_text(json.dumps({"pid": os.getpid(), "started": process_start(os.getpid()),
+                                    "url": f"http://{host}:{port}", "shared": shared}))
     try:
         # An idle kept-alive connection is closed after 5 s and a request's
         # headers may not exceed 64 KB, so slow or idle clients cannot pile up

@@ -125,10 +125,6 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, Co
         finally:
             con.close()
 
-    def committed_offset(self, stream: str) -> int:
-        rows = self.cursor().execute("SELECT committed FROM log_offsets WHERE stream = ?", [stream]).fetchall()
-        return int(rows[0][0]) if rows else 0
-
     def add_quarantine(self, rows: list[dict[str, Any]]) -> None:
         """Records rejected before the write path (e.g. by the HTTP validator).
 

@@ -151,6 +151,14 @@ CREATE TABLE items (
 );
 CREATE TABLE recommendations (profile_id TEXT PRIMARY KEY, payload JSONB NOT NULL);
 """),
+    (9, "event-log positions per partition (a partitioned log, e.g. Kafka, has one per partition)", """
+CREATE TABLE log_positions (
+    stream TEXT NOT NULL, partition INTEGER NOT NULL, committed BIGINT NOT NULL, updated_at TIMESTAMPTZ,
+    PRIMARY KEY (stream, partition)
+);
+INSERT INTO log_positions SELECT stream, 0, committed, updated_at FROM log_offsets;
+DROP TABLE log_offsets;
+"""),
 ]
 
 

@@ -138,10 +138,6 @@ class PostgresStore(QualityJobs, ResolutionStore, SegmentsStore, ComputedStore, 
     def open_file(self, staged: StagedInput) -> Iterator["PostgresFileImport"]:
         yield PostgresFileImport(self, staged)
 
-    def committed_offset(self, stream: str) -> int:
-        row = self.cursor().execute("SELECT committed FROM log_offsets WHERE stream = %s", [stream]).fetchone()
-        return int(row[0]) if row else 0
-
     def add_quarantine(self, rows: list[dict[str, Any]]) -> None:
         """Records rejected before the write path, in one COPY."""
         if not rows:

@@ -38,6 +38,11 @@ class SqlStoreBase:
 
         return DuckDBAPI(duckdb.connect(":memory:"))
 
+    # -- the event log's positions, committed with the batches that carried them ---------
+    def committed_positions(self, stream: str) -> dict[int, int]:
+        return {int(p): int(c) for p, c in self._session().rows(
+            "SELECT partition, committed FROM log_positions WHERE stream = ?", [stream])}
+
     # -- quality reports ------------------------------------------------------------------
     def save_quality_report(self, report: dict[str, Any]) -> int:
         import orjson

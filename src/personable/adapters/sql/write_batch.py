@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pyarrow as pa
 
@@ -362,9 +362,11 @@ class SqlBatch(QualityStaging):
         merges = self._plan.merges if self._plan else []
         return sorted(touched | {m[1] for m in merges}), [m[0] for m in merges]
 
-    def commit_log_offset(self, stream: str, offset: int) -> None:
-        self._exec(upsert("log_offsets", ["stream", "committed", "updated_at"], ["stream"],
-                          "SELECT ? AS stream, ? AS committed, ? AS updated_at"), [stream, offset, self.now])
+    def commit_log_positions(self, stream: str, positions: Mapping[int, int]) -> None:
+        self.db.executemany(upsert("log_positions", ["stream", "partition", "committed", "updated_at"],
+                                   ["stream", "partition"],
+                                   "SELECT ? AS stream, ? AS partition, ? AS committed, ? AS updated_at"),
+                            [[stream, p, pos, self.now] for p, pos in sorted(positions.items())])
 
     def report(self) -> IngestReport:
         return self._report
