@@ -11,7 +11,7 @@ events -- events are the truth, profiles are derived from them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import orjson
 import pyarrow as pa
@@ -128,7 +128,7 @@ class ResolutionStore:
                                     WHERE left_profile = ? AND right_profile = ?""", [status, actor, now, left, right])
 
     # -- merging and undoing --------------------------------------------------------
-    def merge_profiles(self, merges: list[tuple[str, str, float | None]], actor: str, now: datetime,
+    def merge_profiles(self, merges: Sequence[tuple[str, str, float | None]], actor: str, now: datetime,
                        settings: PipelineSettings) -> int:
         """Merge (from, into, match probability) with snapshots for undo; one transaction."""
         merges = [(f, i, p) for f, i, p in merges if f != i]
