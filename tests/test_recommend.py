@@ -328,3 +328,21 @@ def test_recommendations_over_http_and_the_cli(shop, tmp_path):
         assert len(json.loads(shown.stdout)["items"]) == 6     # through the running server
     finally:
         stop_server(server)
+
+
+def test_catalog_prices_are_finite_and_bounded_like_revenue(tmp_path, engine):
+    """A price of 1e308 or infinity is refused from a catalog file (as a
+    revenue would be), and an event's out-of-bound price never reaches the catalog."""
+    for value in ("1e308", "inf", "-inf", "1e16", "nan"):
+        bad = tmp_path / "prices.csv"
+        bad.write_text(f"sku,price\nA1,12\nA2,{value}\n")
+        with pytest.raises(ValidationFailed) as err:
+            engine.recommend.import_catalog(bad)
+        assert err.value.details[0].path == "price", value
+    edge = tmp_path / "edge.csv"
+    edge.write_text("sku,price\nA1,1e15\nA2,-1e15\n")
+    assert engine.recommend.import_catalog(edge)["items"] == 2
+    engine.track("u1", "Product Viewed", {"product_id": "E1", "name": "Huge", "price": 1e308})
+    engine.track("u1", "Product Viewed", {"product_id": "E2", "name": "Fine", "price": 9.5})
+    prices = dict((r["item_id"], r["price"]) for r in engine.recommend.catalog()[["item_id", "price"]].to_dict("records"))
+    assert prices["E2"] == 9.5 and (prices["E1"] is None or pd.isna(prices["E1"]))
