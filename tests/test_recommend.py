@@ -77,7 +77,7 @@ def test_personal_generators_recommend_the_users_taste(make):
     data, items = _toy()
     gen = make().fit(data, items)
     u8 = data.user_index("u8")
-    top, scores = gen.recommend(np.array([u8]), 2, data.seen())
+    top, scores = gen.recommend(data, np.array([u8]), 2, data.seen())
     names = set(data.items[top[0]])
     assert names <= {"i1", "i2", "i6"} and names & {"i1", "i2"}, names        # books, never games, never i0 again
     assert np.all(np.diff(scores[0]) <= 0)
@@ -86,16 +86,16 @@ def test_personal_generators_recommend_the_users_taste(make):
 def test_popularity_trending_recent_and_group_generators():
     data, items = _toy()
     pop = G.Popularity().fit(data, items)
-    assert data.items[pop.recommend(np.array([0]), 1)[0][0, 0]] == "i6"
+    assert data.items[pop.recommend(data, np.array([0]), 1)[0][0, 0]] == "i6"
     # Trending: with a one-hour half-life only the latest interactions count.
     trending = G.Popularity(half_life_days=1 / 24).fit(data, items)
-    assert data.items[trending.recommend(np.array([0]), 1)[0][0, 0]] in ("i0", "i6")
+    assert data.items[trending.recommend(data, np.array([0]), 1)[0][0, 0]] in ("i0", "i6")
     groups = np.array(["b"] * 4 + ["g"] * 4 + [None])
     by_group = G.Popularity().fit(data, items, groups=groups)
-    top, _ = by_group.recommend(np.array([5]), 4, data.seen())     # u5 has seen every game: nothing left there but i0-i2
+    top, _ = by_group.recommend(data, np.array([5]), 4, data.seen(), groups=groups[[5]])   # u5 has seen every game: nothing left there but i0-i2
     assert set(data.items[top[0][top[0] >= 0]]) == {"i0", "i1", "i2"}
     recent = G.RecentlyViewed().fit(data, items)
-    top, _ = recent.recommend(np.array([0]), 5)
+    top, _ = recent.recommend(data, np.array([0]), 5)
     assert list(data.items[top[0][:4]]) == ["i6", "i2", "i1", "i0"] and top[0][4] == -1   # own items, newest first
     assert G.Popularity().fit(data).clone().__dict__ == {"half_life_days": None}
 
