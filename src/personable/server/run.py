@@ -8,6 +8,7 @@ without lock errors or lost writes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -65,6 +66,64 @@ def running_server(cfg: Config) -> dict[str, Any] | None:
     return info if _answers(str(info.get("url", "")), cfg.name) else None
 
 
+REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+
+def header_timeout_protocol(seconds: float) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol (httptools, else h11) with a deadline on the
+    request line and headers: they must have arrived ``seconds`` after the
+    server started waiting for them (the connection opened, or the previous
+    response went out), else the server answers 408 and closes.
+
+    uvicorn has no such timeout: ``timeout_keep_alive`` only runs while a
+    kept-alive connection is silent, and the first byte of a request cancels
+    it, so a client that sends half a request line (or connects and sends
+    nothing) held its socket forever. The body has its own deadline in the
+    application (``body.py``), which can answer with a JSON error."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    class HeaderDeadline(AutoHTTPProtocol):   # type: ignore[misc,valid-type]   # chosen at import time
+        _deadline: asyncio.TimerHandle | None = None
+        _waiting_since: object = None    # the request cycle current when the deadline was armed
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._waiting_since = self.cycle
+            self._deadline = self.loop.call_later(seconds, self._expired)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expired(self) -> None:
+            self._deadline = None
+            if self.cycle is self._waiting_since and not self.transport.is_closing():
+                self.transport.write(REQUEST_TIMEOUT)
+                self.transport.close()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._deadline is not None and self.cycle is not self._waiting_since:
+                self._disarm()    # a new request's headers are in: the deadline is met
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            idle = self.cycle is None or self.cycle.response_complete   # not a pipelined request already in
+            if idle and not self.transport.is_closing():
+                self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeaderDeadline
+
+
 def serve(cfg: Config, host: str | None = None, port: int | None = None, log_level: str = "warning") -> None:
     import uvicorn
 
@@ -83,10 +142,12 @@ def serve(cfg: Config, host: str | None = None, port: int | None = None, log_lev
     path.write_text(json.dumps({"pid": os.getpid(), "started": process_start(os.getpid()),
                                 "url": f"http://{host}:{port}"}))
     try:
-        # An idle kept-alive connection is closed after 5 s and a request's
-        # headers may not exceed 64 KB, so slow or idle clients cannot pile up
-        # sockets until the fd limit (the body has its own timeout, body.py).
+        # An idle kept-alive connection is closed after 5 s, a request's line and
+        # headers must arrive within server.header_timeout_s, and (with h11) may
+        # not exceed 64 KB, so slow or idle clients cannot pile up sockets until
+        # the fd limit (the body has its own timeout, body.py).
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                    http=header_timeout_protocol(cfg.server.header_timeout_s),
                     timeout_keep_alive=5, h11_max_incomplete_event_size=65_536)
     finally:
         try:
