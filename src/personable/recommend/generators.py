@@ -176,14 +176,6 @@ class _Factors(Generator):
     """Item factors learned by fit; a user's factors are folded in from their history."""
 
     item_factors_: np.ndarray   # items x factors
-    regularization: float
-
-    def _user_factors(self, history: Interactions, rows: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def score(self, history: Interactions, rows: np.ndarray) -> np.ndarray:
-        scores: np.ndarray = self._user_factors(history, np.asarray(rows, dtype=np.int64)) @ self.item_factors_.T
-        return scores
 
 
 class ALS(_Factors):
@@ -207,14 +199,19 @@ class ALS(_Factors):
         self.item_factors_ = np.asarray(model.item_factors)
         return self
 
-    def _user_factors(self, history: Interactions, rows: np.ndarray) -> np.ndarray:
-        return _fold_in(self.item_factors_, self.alpha * history.matrix[rows], self.regularization)
+    def score(self, history: Interactions, rows: np.ndarray) -> np.ndarray:
+        confidence = self.alpha * history.matrix[np.asarray(rows, dtype=np.int64)]
+        scores: np.ndarray = _fold_in(self.item_factors_, confidence, self.regularization) @ self.item_factors_.T
+        return scores
 
 
 class BPR(_Factors):
     """Bayesian personalized ranking: pairwise, an item the user engaged with
-    above one they did not. A user's factors are folded in by least squares on
-    the learned item factors (BPR itself has no closed-form user step)."""
+    above one they did not. BPR has no closed-form user step, so a user is
+    folded in as the mean of the factors of the items they engaged with (as
+    in NSVD), plus each item's learned bias (implicit keeps it as the last
+    factor). Measured on MovieLens-100k (docs/benchmarks.md) this scores
+    better than the user factors BPR itself learned (nDCG@10 0.436 vs 0.292)."""
 
     name = "bpr"
 
@@ -234,9 +231,12 @@ class BPR(_Factors):
         self.item_factors_ = np.asarray(model.item_factors)
         return self
 
-    def _user_factors(self, history: Interactions, rows: np.ndarray) -> np.ndarray:
-        # Every item the user engaged with at unit confidence; a firm ridge keeps a thin history near zero.
-        return _fold_in(self.item_factors_, _seen_rows(history, rows), max(self.regularization, 0.1))
+    def score(self, history: Interactions, rows: np.ndarray) -> np.ndarray:
+        seen = _seen_rows(history, np.asarray(rows, dtype=np.int64))
+        factors, bias = self.item_factors_[:, :-1], self.item_factors_[:, -1]
+        users = np.asarray(seen @ factors) / np.maximum(np.asarray(seen.sum(axis=1)), 1.0)
+        scores: np.ndarray = users @ factors.T + bias
+        return scores
 
 
 class EASE(Generator):
