@@ -77,12 +77,14 @@ def test_the_header_deadline_starts_again_after_each_response(impatient):
 
 
 # -- in-process: the same protocol and application, a fault the test injects, a short body deadline ----
-@pytest.fixture
-def in_process(project, monkeypatch):
+@pytest.fixture(params=["auto", "h11"])
+def in_process(project, monkeypatch, request):
     """The application of `personable serve` under uvicorn with the same
-    protocol, in this process, so a test can add a route that fails and
-    shorten the body deadline."""
+    protocol (the one uvicorn picks, httptools where installed, and h11), in
+    this process, so a test can add a route that fails and shorten the body
+    deadline."""
     import uvicorn
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
     from personable import Engine
     from personable.server import body
@@ -99,7 +101,9 @@ def in_process(project, monkeypatch):
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical",
-                                           http=header_timeout_protocol(5.0), timeout_keep_alive=5))
+                                           http=header_timeout_protocol(2.0, H11Protocol if request.param == "h11"
+                                                                        else None),
+                                           timeout_keep_alive=5))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 30
@@ -126,6 +130,15 @@ def test_a_500_on_a_kept_alive_connection_says_connection_close(in_process):
         assert head.startswith(b"HTTP/1.1 500") and b"connection: close" in head.lower()
         assert b'"internal"' in body and b"injected" not in body        # no internals leak
         assert _read_until_closed(s) == b""                                # and it does close
+
+
+def test_stalled_headers_are_dropped_by_either_protocol(in_process):
+    port, _ = in_process
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _response(s)[0].startswith(b"HTTP/1.1 200")
+        s.sendall(b"POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-")
+        assert _read_until_closed(s).startswith(b"HTTP/1.1 408")
 
 
 def test_a_stalled_body_gets_a_408(in_process):

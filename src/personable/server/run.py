@@ -69,7 +69,7 @@ def running_server(cfg: Config) -> dict[str, Any] | None:
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
 
-def header_timeout_protocol(seconds: float) -> type[asyncio.Protocol]:
+def header_timeout_protocol(seconds: float, base: type[asyncio.Protocol] | None = None) -> type[asyncio.Protocol]:
     """uvicorn's HTTP protocol (httptools, else h11) with a deadline on the
     request line and headers: they must have arrived ``seconds`` after the
     server started waiting for them (the connection opened, or the previous
@@ -79,10 +79,13 @@ def header_timeout_protocol(seconds: float) -> type[asyncio.Protocol]:
     kept-alive connection is silent, and the first byte of a request cancels
     it, so a client that sends half a request line (or connects and sends
     nothing) held its socket forever. The body has its own deadline in the
-    application (``body.py``), which can answer with a JSON error."""
+    application (``body.py``), which can answer with a JSON error. ``base``:
+    uvicorn's protocol class to extend (default: the one uvicorn picks)."""
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-    class HeaderDeadline(AutoHTTPProtocol):   # type: ignore[misc,valid-type]   # chosen at import time
+    parent: Any = base or AutoHTTPProtocol
+
+    class HeaderDeadline(parent):   # type: ignore[misc,valid-type]   # uvicorn's protocols are chosen at run time
         _deadline: asyncio.TimerHandle | None = None
         _waiting_since: object = None    # the request cycle current when the deadline was armed
 
