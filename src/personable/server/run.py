@@ -85,7 +85,7 @@ def header_timeout_protocol(seconds: float, base: type[asyncio.Protocol] | None 
 
     parent: Any = base or AutoHTTPProtocol
 
-    class HeaderDeadline(parent):   # type: ignore[misc,valid-type]   # uvicorn's protocols are chosen at run time
+    class HeaderDeadline(parent):   # type: ignore[misc]   # uvicorn's protocols are chosen at run time
         _deadline: asyncio.TimerHandle | None = None
         _waiting_since: object = None    # the request cycle current when the deadline was armed
 
