@@ -141,6 +141,15 @@ def test_stalled_headers_are_dropped_by_either_protocol(in_process):
         assert _read_until_closed(s).startswith(b"HTTP/1.1 408")
 
 
+def test_headers_over_64_kb_are_refused_by_either_protocol(in_process):
+    """h11 was told the limit; httptools (what uvicorn picks where installed) had none."""
+    port, _ = in_process
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000)
+        answer = _read_until_closed(s)
+    assert answer.startswith((b"HTTP/1.1 431", b"HTTP/1.1 400")), answer[:80]   # h11 itself answers 400
+
+
 def test_a_stalled_body_gets_a_408(in_process):
     import base64
 
