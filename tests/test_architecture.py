@@ -23,7 +23,7 @@ FORBIDDEN = ("duckdb", "psycopg", "redis", "sqlite3", "personable.adapters")
 # domain packages typed so far (the rest join as they are typed; see docs/architecture.md).
 STRICT = ("ports", "compose.py", "profiles", "segments", "bus.py", "clock.py", "scheduler.py",
           "adapters/sql", "adapters/conformance.py", "ingest", "identity",
-          "predict", "recommend", "events", "quality")
+          "predict", "recommend", "events", "quality", "server/run.py")
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

@@ -41,7 +41,7 @@ def _answers(url: str, name: str) -> bool:
 
     try:
         with urllib.request.urlopen(f"{url}/healthz", timeout=1.0) as resp:
-            return json.loads(resp.read()).get("project") == name
+            return bool(json.loads(resp.read()).get("project") == name)
     except (OSError, ValueError, AttributeError):
         return False
 
