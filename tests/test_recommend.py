@@ -186,6 +186,25 @@ def test_training_registers_a_version_and_precomputes_every_profile(shop):
         assert "importance" in version["metrics"]
 
 
+
+def test_the_trained_model_files_hold_no_training_rows(shop):
+    """The ranker file carried the interaction log, the catalog and the user
+    table (8.6 MB here); now neither it nor the serving file holds a row per
+    profile or per interaction."""
+    import joblib
+    from pathlib import Path
+
+    from test_estimators import _no_rows
+
+    base, _, trained = shop
+    with Engine(base / "proj") as engine:
+        (version,) = engine.models.list()
+    ranker_file = Path(version["artifact"])
+    for path in (ranker_file, ranker_file.with_name(ranker_file.stem + "-serving.joblib")):
+        _no_rows(joblib.load(path), trained["profiles"], trained["interactions"])
+    assert ranker_file.stat().st_size < 4_000_000
+
+
 def test_recommendations_follow_the_simulated_tastes(shop):
     """The share of a customer's top 10 in their (hidden) favourite category,
     against their own history's share and what popularity would show them."""
