@@ -86,7 +86,7 @@ def simulator_quality(work: Path, customers: int, days: int, horizon: int) -> di
 
         engagement = engine.store.execute(engagement_expr()).to_pandas()
         st = SendTimeModel().fit(engagement)
-        chosen = st.table().merge(ids, on="profile_id").merge(truth[["customer_id", "preferred_hour"]], on="customer_id")
+        chosen = st.predict(engagement).merge(ids, on="profile_id").merge(truth[["customer_id", "preferred_hour"]], on="customer_id")
         out["send_time"] = {
             "profiles": len(chosen),
             "hit_rate": float(within(chosen.best_send_hour, chosen.preferred_hour).mean()),

@@ -23,7 +23,7 @@ FORBIDDEN = ("duckdb", "psycopg", "redis", "sqlite3", "personable.adapters")
 # domain packages typed so far (the rest join as they are typed; see docs/architecture.md).
 STRICT = ("ports", "compose.py", "profiles", "segments", "bus.py", "clock.py", "scheduler.py", "adapters/postgres",
           "adapters/sql", "adapters/conformance.py", "ingest", "identity",
-          "predict", "recommend", "api.py", "client.py")
+          "predict", "recommend", "api.py", "client.py", "events", "quality", "server/run.py")
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -93,6 +93,26 @@ def test_an_adapter_that_drifts_from_its_port_fails_the_type_check(tmp_path):
                            "--no-incremental", str(probe)], capture_output=True, text=True,
                           env={"MYPYPATH": str(SRC.parent), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 1 and "OnlineStore" in proc.stdout, proc.stdout
+
+
+def test_profile_merges_take_any_sequence(tmp_path):
+    """``ProfileMerges.merge_profiles`` reads its merges once, in order: a tuple
+    (or any sequence) is as good as a list, for callers and for the adapter."""
+    pytest.importorskip("mypy")
+    probe = tmp_path / "probe_merges.py"
+    probe.write_text(
+        "from datetime import datetime\n"
+        "from personable.ports import ProfileMerges\n"
+        "from personable.ports.writes import PipelineSettings\n"
+        "from personable.adapters.duckdb.store import DuckDBStore\n"
+        "def merge(m: ProfileMerges, s: PipelineSettings) -> int:\n"
+        "    return m.merge_profiles(((\"a\", \"b\", None),), \"me\", datetime.now(), s)\n"
+        "def check(x: DuckDBStore) -> ProfileMerges:\n"
+        "    return x\n")
+    proc = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent",
+                           "--ignore-missing-imports", "--no-incremental", str(probe)], capture_output=True, text=True,
+                          env={"MYPYPATH": str(SRC.parent), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stdout
 
 
 def test_scheduler_runs_on_simulated_time():

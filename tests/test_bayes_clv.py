@@ -83,3 +83,15 @@ def test_missing_extra_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "pymc_marketing.clv", None)
     with pytest.raises(PersonableError, match=r"pip install 'personable\[bayes\]'"):
         BayesianBetaGeo().fit([1, 0], [2.0, 0.0], [3.0, 3.0])
+
+
+def test_the_fitted_model_holds_no_customer(fitted):
+    """pymc-marketing's model (kept before) holds the customers it was fitted
+    on; the fitted estimator keeps only the posterior draws of r, alpha, a, b."""
+    import pickle
+
+    model, df = fitted
+    arrays = [v for v in vars(model).values() if isinstance(v, np.ndarray)]
+    arrays += [v for s in ("samples_",) for v in getattr(model, s).values()]
+    assert all(len(a) != len(df) for a in arrays) and not hasattr(model, "model_")
+    assert len(pickle.dumps(model)) < 8 * 4 * 1000 + 20_000    # four parameters x 1,000 draws, and a little

@@ -155,3 +155,17 @@ def test_an_offline_store_that_lacks_a_capability_is_refused_clearly(project):
     cfg.write_text(cfg.read_text().replace("offline: duckdb:///.personable/store.duckdb", "offline: sqlite:///x.sqlite"))
     with pytest.raises(ConfigError, match="does not serve .*offline.*segments"):
         Engine(project)
+
+
+def test_an_orders_file_becomes_the_configured_order_event(project, tmp_path):
+    """The orders file import wrote 'Order Completed' whatever events.order_event
+    said, so a project counting 'Purchase' saw no orders from its own order files."""
+    cfg = project / "personable.yaml"
+    cfg.write_text(cfg.read_text().replace("  order_event: Order Completed", "  order_event: Purchase"))
+    (tmp_path / "orders.csv").write_text("order_id,customer_id,total,currency,ordered_at\n"
+                                         "o1,c1,19.99,USD,2026-01-10T10:00:00Z\n")
+    with Engine(project) as e:
+        assert e.ingest(tmp_path / "orders.csv", kind="orders").accepted == 1
+        assert e.sql("SELECT DISTINCT event FROM events WHERE type = 'track'").to_pylist() == [{"event": "Purchase"}]
+        computed = e.profile("c1")["computed"]
+        assert (computed["order_count"], computed["revenue"]) == (1, pytest.approx(19.99))

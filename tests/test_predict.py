@@ -75,7 +75,8 @@ def test_churn_model_against_the_simulated_truth(store):
     scores, base_scores = lgbm.evaluate(Xt, yt), baseline.evaluate(Xt, yt)
     assert scores["auc"] > 0.7 and base_scores["auc"] > 0.6, (scores, base_scores)
     assert 0 < scores["brier"] < 0.25 and scores["pr_auc"] > scores["base_rate"]
-    p = lgbm.predict_proba(Xt)
+    p = lgbm.churn_probability(Xt)
+    assert np.allclose(lgbm.predict_proba(Xt).sum(axis=1), 1.0) and set(lgbm.predict(Xt)) <= {0, 1}
     assert np.all((p >= 0) & (p <= 1)) and lgbm.search_["cv_auc_mean"] > 0.6
     assert len(scores["calibration"]) >= 5
     imp = lgbm.importance(Xt, yt, repeats=2)
@@ -102,7 +103,7 @@ def test_best_send_hour_beats_the_population_hour(store):
         engagement = engine.store.execute(engagement_expr()).to_pandas()
         ids = engine.sql("SELECT value AS customer_id, profile_id FROM identities WHERE kind = 'user_id'").to_pandas()
     model = SendTimeModel().fit(engagement)
-    chosen = model.table().merge(ids, on="profile_id").merge(truth, on="customer_id")
+    chosen = model.predict(engagement).merge(ids, on="profile_id").merge(truth, on="customer_id")
     hit = within(chosen.best_send_hour, chosen.preferred_hour).mean()
     baseline = within(np.full(len(chosen), model.population_best_open_hour_), chosen.preferred_hour).mean()
     assert len(chosen) > 500 and hit > 0.5 and hit > 2 * baseline, (hit, baseline)
@@ -110,13 +111,13 @@ def test_best_send_hour_beats_the_population_hour(store):
     # Thin histories lean on the population: a profile seen once at 03:00 is not sent to at 03:00.
     thin = pd.DataFrame({"profile_id": ["x"] * 1 + ["y"] * 40, "hour": [3] + [20] * 40, "weekday": [1] * 41,
                          "opens": [0] + [1] * 40, "visits": [1] + [0] * 40})
-    few = SendTimeModel(prior_strength=3).fit(thin).table().set_index("profile_id")
+    few = SendTimeModel(prior_strength=3).fit_predict(thin).set_index("profile_id")
     assert few.loc["x", "best_send_hour"] == 20 and few.loc["y", "best_send_hour"] == 20
     assert within([23, 0, 5], [0, 23, 7]).tolist() == [True, True, False]
     # ... and on their group's habits before the population's: x's group opens at 08:00.
     grouped = pd.concat([thin, pd.DataFrame({"profile_id": ["z"] * 10, "hour": [8] * 10, "weekday": [1] * 10,
                                              "opens": [1] * 10, "visits": [0] * 10})])
-    by_group = SendTimeModel(prior_strength=3).fit(grouped, pd.Series({"x": "a", "z": "a", "y": "b"})).table()
+    by_group = SendTimeModel(prior_strength=3).fit_predict(grouped, pd.Series({"x": "a", "z": "a", "y": "b"}))
     assert by_group.set_index("profile_id").loc["x", "best_send_hour"] == 8
 
 

@@ -77,7 +77,7 @@ def test_personal_generators_recommend_the_users_taste(make):
     data, items = _toy()
     gen = make().fit(data, items)
     u8 = data.user_index("u8")
-    top, scores = gen.recommend(np.array([u8]), 2, data.seen())
+    top, scores = gen.recommend(data, np.array([u8]), 2, data.seen())
     names = set(data.items[top[0]])
     assert names <= {"i1", "i2", "i6"} and names & {"i1", "i2"}, names        # books, never games, never i0 again
     assert np.all(np.diff(scores[0]) <= 0)
@@ -86,16 +86,16 @@ def test_personal_generators_recommend_the_users_taste(make):
 def test_popularity_trending_recent_and_group_generators():
     data, items = _toy()
     pop = G.Popularity().fit(data, items)
-    assert data.items[pop.recommend(np.array([0]), 1)[0][0, 0]] == "i6"
+    assert data.items[pop.recommend(data, np.array([0]), 1)[0][0, 0]] == "i6"
     # Trending: with a one-hour half-life only the latest interactions count.
     trending = G.Popularity(half_life_days=1 / 24).fit(data, items)
-    assert data.items[trending.recommend(np.array([0]), 1)[0][0, 0]] in ("i0", "i6")
+    assert data.items[trending.recommend(data, np.array([0]), 1)[0][0, 0]] in ("i0", "i6")
     groups = np.array(["b"] * 4 + ["g"] * 4 + [None])
     by_group = G.Popularity().fit(data, items, groups=groups)
-    top, _ = by_group.recommend(np.array([5]), 4, data.seen())     # u5 has seen every game: nothing left there but i0-i2
+    top, _ = by_group.recommend(data, np.array([5]), 4, data.seen(), groups=groups[[5]])   # u5 has seen every game: nothing left there but i0-i2
     assert set(data.items[top[0][top[0] >= 0]]) == {"i0", "i1", "i2"}
     recent = G.RecentlyViewed().fit(data, items)
-    top, _ = recent.recommend(np.array([0]), 5)
+    top, _ = recent.recommend(data, np.array([0]), 5)
     assert list(data.items[top[0][:4]]) == ["i6", "i2", "i1", "i0"] and top[0][4] == -1   # own items, newest first
     assert G.Popularity().fit(data).clone().__dict__ == {"half_life_days": None}
 
@@ -184,6 +184,25 @@ def test_training_registers_a_version_and_precomputes_every_profile(shop):
         (version,) = engine.models.list()
         assert version["name"] == "recommend" and version["metrics"]["items"] == 400
         assert "importance" in version["metrics"]
+
+
+
+def test_the_trained_model_files_hold_no_training_rows(shop):
+    """The ranker file carried the interaction log, the catalog and the user
+    table (8.6 MB here); now neither it nor the serving file holds a row per
+    profile or per interaction."""
+    import joblib
+    from pathlib import Path
+
+    from test_estimators import _no_rows
+
+    base, _, trained = shop
+    with Engine(base / "proj") as engine:
+        (version,) = engine.models.list()
+    ranker_file = Path(version["artifact"])
+    for path in (ranker_file, ranker_file.with_name(ranker_file.stem + "-serving.joblib")):
+        _no_rows(joblib.load(path), trained["profiles"], trained["interactions"])
+    assert ranker_file.stat().st_size < 4_000_000
 
 
 def test_recommendations_follow_the_simulated_tastes(shop):
@@ -328,3 +347,21 @@ def test_recommendations_over_http_and_the_cli(shop, tmp_path):
         assert len(json.loads(shown.stdout)["items"]) == 6     # through the running server
     finally:
         stop_server(server)
+
+
+def test_catalog_prices_are_finite_and_bounded_like_revenue(tmp_path, engine):
+    """A price of 1e308 or infinity is refused from a catalog file (as a
+    revenue would be), and an event's out-of-bound price never reaches the catalog."""
+    for value in ("1e308", "inf", "-inf", "1e16", "nan"):
+        bad = tmp_path / "prices.csv"
+        bad.write_text(f"sku,price\nA1,12\nA2,{value}\n")
+        with pytest.raises(ValidationFailed) as err:
+            engine.recommend.import_catalog(bad)
+        assert err.value.details[0].path == "price", value
+    edge = tmp_path / "edge.csv"
+    edge.write_text("sku,price\nA1,1e15\nA2,-1e15\n")
+    assert engine.recommend.import_catalog(edge)["items"] == 2
+    engine.track("u1", "Product Viewed", {"product_id": "E1", "name": "Huge", "price": 1e308})
+    engine.track("u1", "Product Viewed", {"product_id": "E2", "name": "Fine", "price": 9.5})
+    prices = dict((r["item_id"], r["price"]) for r in engine.recommend.catalog()[["item_id", "price"]].to_dict("records"))
+    assert prices["E2"] == 9.5 and (prices["E1"] is None or pd.isna(prices["E1"]))

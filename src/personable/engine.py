@@ -259,7 +259,7 @@ class Engine:
         merged = {**self.config.imports.get(kind, {}), **(mapping or {})}
         staged = StagedInput(source=source, origin=str(path), file=str(path.resolve()), file_format=fmt,
                              record_kind=kind, mapping=merged, require_timestamp=(kind != "crm"),
-                             received_at=self.clock.now())
+                             received_at=self.clock.now(), order_event=self.config.order_event)
         total = IngestReport(origin=str(path))
         with self.store.open_file(staged) as imported:
             n = imported.total

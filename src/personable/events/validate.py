@@ -216,7 +216,7 @@ def check_event(
             _check_typed(props, spec, f"{p}properties", errors)
 
 
-def _check_typed(props: dict, spec: dict[str, str], path: str, errors: ErrorList) -> None:
+def _check_typed(props: dict[str, Any], spec: dict[str, str], path: str, errors: ErrorList) -> None:
     for key, kind in spec.items():
         if key not in props:
             continue

@@ -4,7 +4,7 @@ and the merges it makes, with an audit trail and undo."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 import pyarrow as pa
 
@@ -32,7 +32,7 @@ class ResolutionLedger(Protocol):
 
 class ProfileMerges(Protocol):
     def current_profile(self, profile_id: str) -> str: ...
-    def merge_profiles(self, merges: list[tuple[str, str, float | None]], actor: str, now: datetime,
+    def merge_profiles(self, merges: Sequence[tuple[str, str, float | None]], actor: str, now: datetime,
                        settings: PipelineSettings) -> int: ...
     def last_merge(self, from_profile: str) -> dict[str, Any] | None: ...
     def unmerge(self, merge: dict[str, Any], actor: str, now: datetime, settings: PipelineSettings,

@@ -54,6 +54,7 @@ class StagedInput:
     validated: bool = False       # lines already passed the Python validator (HTTP, Python API)
     log_positions: Mapping[int, int] | None = None  # commit these event-log positions with the batch (exactly once)
     received_at: datetime | None = None
+    order_event: str = ORDER_COMPLETED   # events.order_event: the event an orders file's rows become
 
 
 @dataclass

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 from scipy import optimize, special
+from sklearn.base import BaseEstimator
 
 Floats = npt.NDArray[np.float64]
 
@@ -22,9 +23,12 @@ def _arrays(*values: npt.ArrayLike) -> list[Floats]:
     return [np.asarray(v, dtype=float) for v in values]
 
 
-class BetaGeoModel:
+class BetaGeoModel(BaseEstimator):   # type: ignore[misc]   # scikit-learn is untyped
     """BG/NBD: while alive a customer buys at Poisson rate lambda ~ Gamma(r, alpha);
-    after each purchase they drop out with probability p ~ Beta(a, b)."""
+    after each purchase they drop out with probability p ~ Beta(a, b).
+
+    A scikit-learn estimator over three per-customer arrays (no mixin: it is
+    neither a classifier nor a regressor of a feature matrix)."""
 
     def __init__(self, penalizer: float = 0.0):
         self.penalizer = penalizer
@@ -64,25 +68,37 @@ class BetaGeoModel:
     def p_alive(self, frequency: npt.ArrayLike, recency: npt.ArrayLike, T: npt.ArrayLike) -> Floats:
         """Probability the customer has not dropped out by T."""
         x, t_x, T = _arrays(frequency, recency, T)
-        r, alpha, a, b = self.r_, self.alpha_, self.a_, self.b_
-        return 1.0 / (1.0 + _dropout_odds(x, t_x, T, r, alpha, a, b))
+        return bg_p_alive(x, t_x, T, self.r_, self.alpha_, self.a_, self.b_)
 
     def expected_purchases(self, t: npt.ArrayLike, frequency: npt.ArrayLike, recency: npt.ArrayLike,
                            T: npt.ArrayLike) -> Floats:
         """Expected purchases in the next ``t`` time units, given the history."""
         x, t_x, T = _arrays(frequency, recency, T)
-        t = np.asarray(t, dtype=float)
-        r, alpha, a, b = self.r_, self.alpha_, self.a_, self.b_
-        # ((alpha + T) / (alpha + T + t)) ** (r + x) * 2F1(r + x, b + x; a + b + x - 1; z) after Euler's
-        # transformation: the direct form overflows (inf * 0) for frequent buyers, this one stays bounded.
-        z = t / (alpha + T + t)
-        hyp = special.hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
-        numerator = (a + b + x - 1) / (a - 1) * (1 - (1 - z) ** (a - 1) * hyp)
-        expected: Floats = numerator / (1.0 + _dropout_odds(x, t_x, T, r, alpha, a, b))   # hyp2f1: Any
-        return expected
+        return bg_expected_purchases(np.asarray(t, dtype=float), x, t_x, T, self.r_, self.alpha_, self.a_, self.b_)
 
 
-def _dropout_odds(x: Floats, t_x: Floats, T: Floats, r: float, alpha: float, a: float, b: float) -> Floats:
+Params = float | Floats   # one value, or one per posterior draw (broadcast against the customers)
+
+
+def bg_p_alive(x: Floats, t_x: Floats, T: Floats, r: Params, alpha: Params, a: Params, b: Params) -> Floats:
+    """BG/NBD P(alive) for customers (x, t_x, T) under parameters (r, alpha, a, b)."""
+    alive: Floats = 1.0 / (1.0 + _dropout_odds(x, t_x, T, r, alpha, a, b))
+    return alive
+
+
+def bg_expected_purchases(t: Floats, x: Floats, t_x: Floats, T: Floats, r: Params, alpha: Params, a: Params,
+                          b: Params) -> Floats:
+    """BG/NBD expected purchases in the next ``t``, given each customer's history."""
+    # ((alpha + T) / (alpha + T + t)) ** (r + x) * 2F1(r + x, b + x; a + b + x - 1; z) after Euler's
+    # transformation: the direct form overflows (inf * 0) for frequent buyers, this one stays bounded.
+    z = t / (alpha + T + t)
+    hyp = special.hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
+    numerator = (a + b + x - 1) / (a - 1) * (1 - (1 - z) ** (a - 1) * hyp)
+    expected: Floats = numerator / (1.0 + _dropout_odds(x, t_x, T, r, alpha, a, b))   # hyp2f1: Any
+    return expected
+
+
+def _dropout_odds(x: Floats, t_x: Floats, T: Floats, r: Params, alpha: Params, a: Params, b: Params) -> Floats:
     """Odds that a repeat buyer has dropped out, a / (b + x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x),
     computed in logs: a long silence after many purchases overflows the power to inf (and inf / inf made
     the expected purchases NaN); capped where exp would overflow, which only says "certainly gone"."""
@@ -92,9 +108,10 @@ def _dropout_odds(x: Floats, t_x: Floats, T: Floats, r: float, alpha: float, a: 
     return np.where(x > 0, np.exp(np.minimum(log_odds, 700.0)), 0.0)
 
 
-class GammaGammaModel:
+class GammaGammaModel(BaseEstimator):   # type: ignore[misc]   # scikit-learn is untyped
     """Spend per purchase: each customer's mean spend ~ Gamma(p, nu), nu ~ Gamma(q, gamma);
-    fitted on repeat buyers (frequency > 0) with their average spend."""
+    fitted on repeat buyers (frequency > 0) with their average spend. A
+    scikit-learn estimator over per-customer arrays, like ``BetaGeoModel``."""
 
     def __init__(self, penalizer: float = 0.0):
         self.penalizer = penalizer

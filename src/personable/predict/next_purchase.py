@@ -11,6 +11,8 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..tables import PROFILE_EVENTS as EVENTS
 from .features import ORDER
@@ -25,12 +27,21 @@ def next_order_value(cutoff: datetime, horizon_days: int, order_event: str = ORD
     return o.group_by("profile_id").aggregate(next_order_value=o.revenue_reporting.argmin(o.timestamp))
 
 
-class NextPurchaseModel:
+class NextPurchaseModel(RegressorMixin, BaseEstimator):   # type: ignore[misc]   # scikit-learn is untyped
+    """A regressor (scikit-learn's contract); missing feature values are
+    allowed (imputed by the median). Targets that are amounts (never
+    negative) give predictions that are never negative either."""
+
     def __init__(self, model: str = "lightgbm", random_state: int = 7):
         self.model = model
         self.random_state = random_state
 
-    def fit(self, X: np.ndarray, y: np.ndarray, feature_names: list[str]) -> "NextPurchaseModel":
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def fit(self, X: Any, y: Any, feature_names: list[str] | None = None) -> "NextPurchaseModel":
         from sklearn.impute import SimpleImputer
         from sklearn.linear_model import Ridge
         from sklearn.pipeline import Pipeline
@@ -38,10 +49,11 @@ class NextPurchaseModel:
 
         if self.model not in ("lightgbm", "ridge"):
             raise ValueError(f"model must be lightgbm or ridge, got {self.model!r}")
-        X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
+        X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", dtype=float, y_numeric=True)
         if len(y) < 10:
-            raise ValueError(f"needs at least 10 customers with a next order, got {len(y)}")
-        self.feature_names_ = list(feature_names)
+            raise ValueError(f"needs at least 10 customers with a next order, got {len(y)} sample(s)")
+        self.feature_names_ = list(feature_names) if feature_names is not None else \
+            [f"x{i}" for i in range(X.shape[1])]
         if self.model == "ridge":
             self.estimator_ = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler()),
                                         ("model", Ridge(alpha=1.0))]).fit(X, y)
@@ -53,12 +65,13 @@ class NextPurchaseModel:
                                                                     objective="l1", random_state=self.random_state,
                                                                     verbose=-1, n_jobs=1))]).fit(X, y)
         self.population_mean_ = float(np.mean(y))
+        self.floor_ = 0.0 if float(np.min(y)) >= 0 else -np.inf   # an order's value is never negative
         return self
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        if not hasattr(self, "estimator_"):
-            raise ValueError("this NextPurchaseModel is not fitted yet; call fit first")
-        value: np.ndarray = np.maximum(self.estimator_.predict(np.asarray(X, dtype=float)), 0.0)   # sklearn: Any
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
+        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=float)
+        value: np.ndarray = np.maximum(self.estimator_.predict(X), self.floor_)   # sklearn: Any
         return value
 
     def naive(self, X: np.ndarray) -> np.ndarray:

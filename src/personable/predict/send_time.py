@@ -15,6 +15,8 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 from ..tables import PROFILE_EVENTS as EVENTS
 
@@ -38,7 +40,14 @@ def _smooth(counts: np.ndarray, bandwidth: int) -> np.ndarray:
     return out
 
 
-class SendTimeModel:
+class SendTimeModel(BaseEstimator):   # type: ignore[misc]   # scikit-learn is untyped
+    """``fit`` learns the habits of the population and of each group (shares
+    of engagement per hour and weekday); ``predict`` gives each profile of an
+    engagement table its best hour and weekday, its own counts shrunk towards
+    its group's habits. A scikit-learn estimator over a table (no mixin: it
+    is neither a classifier nor a transformer of a numeric matrix); it keeps
+    no profile's history."""
+
     def __init__(self, prior_strength: float = 3.0, visit_weight: float = 0.15, bandwidth: int = 1):
         self.prior_strength = prior_strength
         self.visit_weight = visit_weight
@@ -55,7 +64,7 @@ class SendTimeModel:
         ``groups``: optional profile_id -> group (a segment or cluster)."""
         if self.prior_strength < 0 or self.visit_weight < 0 or self.bandwidth < 0:
             raise ValueError("prior_strength, visit_weight and bandwidth must not be negative")
-        self.profiles_, hours = self._matrix(engagement, "hour", 24)
+        profiles, hours = self._matrix(engagement, "hour", 24)
         _, days = self._matrix(engagement, "weekday", 7)
         self.population_hour_ = hours.sum(axis=0) / max(hours.sum(), 1e-9)
         opens = pd.crosstab(engagement["profile_id"], engagement["hour"], values=engagement["opens"].astype(float),
@@ -64,23 +73,30 @@ class SendTimeModel:
         self.population_best_open_hour_ = int(_smooth(opens[None, :], self.bandwidth).argmax())
         self.population_weekday_ = days.sum(axis=0) / max(days.sum(), 1e-9)
         self.group_hour_: dict[Any, np.ndarray] = {}   # group value (a segment, a country) -> hour shares
-        group_of = groups.reindex(self.profiles_) if groups is not None else pd.Series([None] * len(self.profiles_))
         if groups is not None:
+            group_of = groups.reindex(profiles)
             for g in group_of.dropna().unique():
                 rows = hours[(group_of == g).to_numpy()]
                 self.group_hour_[g] = rows.sum(axis=0) / max(rows.sum(), 1e-9)
-        priors = np.array([self.group_hour_.get(g, self.population_hour_) for g in group_of])
+        return self
+
+    def predict(self, engagement: pd.DataFrame, groups: pd.Series | None = None) -> pd.DataFrame:
+        """Per profile of ``engagement``: best_send_hour, best_send_weekday and
+        send_time_evidence (its own weighted engagement count)."""
+        check_is_fitted(self, "population_hour_")
+        profiles, hours = self._matrix(engagement, "hour", 24)
+        _, days = self._matrix(engagement, "weekday", 7)
+        group_of = groups.reindex(profiles) if groups is not None else pd.Series([None] * len(profiles))
+        priors = np.array([self.group_hour_.get(g, self.population_hour_) for g in group_of]).reshape(-1, 24)
         k = self.prior_strength
         # Mean of own shares and the prior, weighted by how much the profile has shown us.
         posterior = hours + k * priors
-        self.best_hour_ = _smooth(posterior, self.bandwidth).argmax(axis=1)
-        self.best_weekday_ = (days + k * self.population_weekday_).argmax(axis=1)
-        self.evidence_ = hours.sum(axis=1)
-        return self
+        return pd.DataFrame({"profile_id": profiles, "best_send_hour": _smooth(posterior, self.bandwidth).argmax(axis=1),
+                             "best_send_weekday": (days + k * self.population_weekday_).argmax(axis=1),
+                             "send_time_evidence": hours.sum(axis=1)})
 
-    def table(self) -> pd.DataFrame:
-        return pd.DataFrame({"profile_id": self.profiles_, "best_send_hour": self.best_hour_,
-                             "best_send_weekday": self.best_weekday_, "send_time_evidence": self.evidence_})
+    def fit_predict(self, engagement: pd.DataFrame, groups: pd.Series | None = None) -> pd.DataFrame:
+        return self.fit(engagement, groups).predict(engagement, groups)
 
     @property
     def population_best_hour_(self) -> int:

@@ -193,8 +193,9 @@ class ModelsService:
         engagement = self.analytics.execute(engagement_expr(now)).to_pandas()
         if engagement.empty:
             raise ValueError("no email opens or visits yet")
-        est = SendTimeModel().fit(engagement, self._groups())
-        table = est.table()
+        groups = self._groups()
+        est = SendTimeModel().fit(engagement, groups)
+        table = est.predict(engagement, groups)
         metrics = {"profiles": len(table), "median_evidence": float(np.median(table.send_time_evidence)),
                    "population_best_open_hour": est.population_best_open_hour_}
         data = engagement[["hour", "weekday", "opens", "visits"]].to_numpy(float)
@@ -226,7 +227,7 @@ class ModelsService:
         now, est = self.clock.now(), saved["model"]
         if name in ("churn", "next_purchase"):
             ids, X = self._features(now)
-            values = est.predict_proba(X) if name == "churn" else est.predict(X)
+            values = est.churn_probability(X) if name == "churn" else est.predict(X)
             table = pa.table({"profile_id": pa.array(ids, pa.string()),
                               SCORES[name][0]: pa.array(np.round(values, 4), pa.float64())})
         elif name == "clv":
@@ -239,10 +240,12 @@ class ModelsService:
                               "p_alive": pa.array(np.round(bg.p_alive(x, r, t), 4)),
                               "expected_purchases_90d": pa.array(np.round(bg.expected_purchases(90 / 7.0, x, r, t), 3))})
         else:
-            from .send_time import SendTimeModel, engagement_expr
+            from sklearn.base import clone
 
-            fresh = SendTimeModel(est.prior_strength, est.visit_weight, est.bandwidth).fit(
-                self.analytics.execute(engagement_expr(now)).to_pandas(), self._groups()).table()
+            from .send_time import engagement_expr
+
+            # Refitted on the latest engagement: the habits move, and the model keeps no profile's history.
+            fresh = clone(est).fit_predict(self.analytics.execute(engagement_expr(now)).to_pandas(), self._groups())
             table = pa.table({"profile_id": pa.array(fresh.profile_id.tolist(), pa.string()),
                               "best_send_hour": pa.array(fresh.best_send_hour.astype(int).tolist(), pa.int64()),
                               "best_send_weekday": pa.array(fresh.best_send_weekday.astype(int).tolist(), pa.int64())})
@@ -314,7 +317,7 @@ class ModelsService:
             return np.zeros(0)
         scores: np.ndarray   # est is whichever kind of model was registered: Any to the checker
         if name == "churn":
-            scores = est.predict_proba(X)
+            scores = est.churn_probability(X)
         elif name == "next_purchase":
             scores = est.predict(X)
         else:

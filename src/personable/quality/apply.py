@@ -16,7 +16,7 @@ def standardize_values(values: list[tuple[str, str, str | None]], quality: Quali
 
     ``hint`` is the record's value of the field's ``region_from`` (its country),
     which decides how a phone number written without a country code is read."""
-    out = []
+    out: list[tuple[str, str, str | None, str | None, str | None, str, bool]] = []
     for name, raw, hint in values:
         spec = quality.field(name)
         if spec is None or spec.standardize is None:

@@ -147,8 +147,9 @@ def _problems(spec: FieldSpec, row: dict[str, Any]) -> list[str]:
         out.append(f"{row['invalid']} invalid value(s)" + (f" ({rules})" if rules else " (could not be standardized)"))
     if spec.rule("unique") and row["duplicates"]:
         out.append(f"{row['duplicates']} record(s) share a {spec.name} with another profile")
-    if row.get("stale"):
-        out.append(f"{row['stale']} value(s) older than {spec.rule('freshness').value}")
+    freshness = spec.rule("freshness")
+    if row.get("stale") and freshness is not None:
+        out.append(f"{row['stale']} value(s) older than {freshness.value}")
     return out
 
 

@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Callable
+from typing import Any, Callable
 
 import phonenumbers
 
@@ -63,19 +63,19 @@ def _recase(word: str, first: bool) -> str:
     return re.sub(r"[^\W\d_]+", lambda m: m.group(0).capitalize(), word.lower())
 
 
-def _name(value: str, options: dict) -> Standardized:
+def _name(value: str, options: dict[str, Any]) -> Standardized:
     words = clean_text(value).split(" ")
     return Standardized(" ".join(_recase(w, i == 0) for i, w in enumerate(words)))
 
 
-def _email(value: str, options: dict) -> Standardized:
+def _email(value: str, options: dict[str, Any]) -> Standardized:
     email = normalize_email(value)
     if email is None:
         return Standardized(None, f"is not a valid email address: {clean_text(value)[:60]!r}")
     return Standardized(email)
 
 
-def _phone(value: str, options: dict) -> Standardized:
+def _phone(value: str, options: dict[str, Any]) -> Standardized:
     region = options.get("region") or "US"
     try:
         parsed = phonenumbers.parse(clean_text(value), region)
@@ -101,7 +101,7 @@ def country_code(value: str) -> str | None:
         return None
 
 
-def _country(value: str, options: dict) -> Standardized:
+def _country(value: str, options: dict[str, Any]) -> Standardized:
     code = country_code(value)
     return Standardized(code) if code else Standardized(None, f"is not an ISO 3166 country: {value[:40]!r}")
 
@@ -123,14 +123,14 @@ def _parse_date(text: str, formats: tuple[str, ...]) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _date(value: str, options: dict) -> Standardized:
+def _date(value: str, options: dict[str, Any]) -> Standardized:
     parsed = _parse_date(clean_text(value), tuple(options.get("formats") or DEFAULT_DATE_FORMATS))
     if parsed is None:
         return Standardized(None, f"is not a date in a known format: {value[:40]!r}")
     return Standardized(parsed.date().isoformat())
 
 
-def _datetime(value: str, options: dict) -> Standardized:
+def _datetime(value: str, options: dict[str, Any]) -> Standardized:
     parsed = _parse_date(clean_text(value), tuple(options.get("formats") or DEFAULT_DATE_FORMATS))
     if parsed is None:
         return Standardized(None, f"is not a date-time in a known format: {value[:40]!r}")
@@ -148,22 +148,22 @@ def currency_code(value: str) -> str | None:
     return found.alpha_3 if found else None
 
 
-def _currency(value: str, options: dict) -> Standardized:
+def _currency(value: str, options: dict[str, Any]) -> Standardized:
     code = currency_code(value)
     return Standardized(code) if code else Standardized(None, f"is not an ISO 4217 currency: {value[:40]!r}")
 
 
-def _text(value: str, options: dict) -> Standardized:
+def _text(value: str, options: dict[str, Any]) -> Standardized:
     return Standardized(clean_text(value))
 
 
-STANDARDIZERS: dict[str, Callable[[str, dict], Standardized]] = {
+STANDARDIZERS: dict[str, Callable[[str, dict[str, Any]], Standardized]] = {
     "name": _name, "email": _email, "phone": _phone, "country": _country, "date": _date,
     "datetime": _datetime, "currency": _currency, "text": _text,
 }
 
 
-def standardize(kind: str, value: object, options: dict | None = None) -> Standardized:
+def standardize(kind: str, value: object, options: dict[str, Any] | None = None) -> Standardized:
     """The standard form of one observed value (``value`` as stored: text, number, bool)."""
     if value is None:
         return MISSING

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import Problem, ValidationFailed
-from ..events.spec import ORDER_COMPLETED
+from ..events.spec import AMOUNT_PROBLEM, MAX_AMOUNT, ORDER_COMPLETED
 from ..tables import PROFILE_EVENTS as EVENTS
 
 ID_COLUMNS = ("item_id", "product_id", "sku", "id")
@@ -58,6 +58,11 @@ def read_catalog_file(path: str | Path) -> pa.Table:
         bad = price.isna() & frame["price"].astype(str).str.strip().ne("")
         if bad.any():
             problems.append(Problem("price", f"{int(bad.sum())} prices are not numbers, e.g. {frame['price'][bad].iloc[0]!r}"))
+        # Bounded like revenue: an infinite or astronomical price would poison every sum and ratio over it.
+        huge = price.notna() & ~(price.abs() <= MAX_AMOUNT)
+        if huge.any():
+            problems.append(Problem("price", f"{int(huge.sum())} prices {AMOUNT_PROBLEM}, "
+                                             f"e.g. {frame['price'][huge].iloc[0]!r}"))
     if problems:
         raise ValidationFailed(f"the catalog {path.name} has invalid rows", problems)
     stock = frame["in_stock"].astype(str).str.strip().str.lower().map(
@@ -83,6 +88,8 @@ def items_from_events() -> ir.Table:
     rows = e.select(item_id=p["product_id"].str, name=p["name"].str, category=p["category"].str,
                     brand=p["brand"].str, price=p["price"].float, timestamp=e.timestamp)
     rows = rows.filter(rows.item_id.notnull())
+    # An event's price outside the amount bound (or not finite) is not a price: left empty, as missing.
+    rows = rows.mutate(price=(rows.price.abs() <= MAX_AMOUNT).ifelse(rows.price, ibis.null("float64")))
     return rows.group_by("item_id").aggregate(
         name=rows.name.argmax(rows.timestamp), category=rows.category.argmax(rows.timestamp),
         brand=rows.brand.argmax(rows.timestamp), price=rows.price.argmax(rows.timestamp))

@@ -55,7 +55,11 @@ def evaluate_split(train: pd.DataFrame, test: pd.DataFrame, models: dict[str, Ca
             continue
         fit_s = time.perf_counter() - started
         started = time.perf_counter()
-        top, _ = model.recommend(rows, k, seen)
+        # The users' own history (here the training split) comes from the caller: no model keeps it.
+        if isinstance(model, CandidateRanker):
+            top, _ = model.recommend(data, rows, k, seen, users=users)
+        else:
+            top, _ = model.recommend(data, rows, k, seen)
         results[name] = {**ranking_metrics(top, truth, k, counts, len(item_ids)), "fit_s": fit_s,
                          "recommend_s": time.perf_counter() - started}
         if isinstance(model, CandidateRanker):

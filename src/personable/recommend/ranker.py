@@ -14,6 +14,13 @@ rank in that generator's list; the item's popularity and attributes; the
 user's activity and attributes (segments, scores, demographics); the request's
 context (device, channel, hour, weekday, location), which at training time is
 the context of the held-out interactions.
+
+A scikit-learn estimator (``BaseEstimator``: parameters in ``__init__``,
+learned state in ``_`` attributes, ``clone``-able) that keeps no training
+data: it learns the LightGBM model, the fitted generators (item-side state
+only), each item's popularity and attribute features; whom to rank comes at
+predict time as ``history`` (their interactions), with their attributes
+(``users``) and the request's ``context``.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+from sklearn.base import BaseEstimator, clone
 
 from .generators import CHUNK, Generator
 from .interactions import Interactions
@@ -81,7 +90,9 @@ def _frame_features(frame: pd.DataFrame | None, index: np.ndarray, key: str, pre
     return pd.DataFrame(out)
 
 
-class CandidateRanker:
+class CandidateRanker(BaseEstimator):   # type: ignore[misc]   # scikit-learn is untyped
+    """Candidates from ``generators``, ordered by LightGBM LambdaRank (see the module's docstring)."""
+
     # Small trees, many samples per leaf: a few thousand queries overfit bigger ones (measured on
     # MovieLens-100k: 31 leaves 0.450 nDCG@10, 7 leaves 0.483).
     def __init__(self, generators: list[Generator], candidates: int = 50, holdout: float = 0.25,
@@ -94,14 +105,14 @@ class CandidateRanker:
         self.min_child_samples, self.random_state = min_child_samples, random_state
 
     # -- candidates and their features ----------------------------------------------------------
-    def _candidates(self, gens: list[Generator], data: Interactions, rows: np.ndarray,
+    def _candidates(self, gens: list[Generator], history: Interactions, rows: np.ndarray,
                     exclude: sp.csr_matrix | None) -> pd.DataFrame:
         """(row, item) pairs any generator proposes, with every generator's score and rank."""
-        seen = data.seen()
+        seen = history.seen()
         lists = []
         for g in gens:
             ex = exclude if exclude is not None else (seen if g.exclude_seen else None)
-            top, _ = g.recommend(rows, self.candidates, ex)
+            top, _ = g.recommend(history, rows, self.candidates, ex)
             r = np.repeat(rows, top.shape[1])
             rank = np.tile(np.arange(1, top.shape[1] + 1), len(rows))
             ok = top.ravel() >= 0
@@ -119,7 +130,7 @@ class CandidateRanker:
             item_values = cand.item.to_numpy()
             for start in range(0, len(rows), CHUNK):
                 part = rows[start:start + CHUNK]
-                scores = np.asarray(g.score(part), dtype=float)
+                scores = np.asarray(g.score(history, part), dtype=float)
                 local = pd.Index(part).get_indexer(row_values)
                 mask = local >= 0
                 values[mask] = scores[local[mask], item_values[mask]]
@@ -131,20 +142,27 @@ class CandidateRanker:
             cand[f"score_{g.name}"] = (values - worst) / np.where(best > worst, best - worst, 1.0)
         return cand
 
-    def _features(self, cand: pd.DataFrame, data: Interactions, items: pd.DataFrame | None,
-                  users: pd.DataFrame | None, context: pd.DataFrame | None) -> pd.DataFrame:
+    @staticmethod
+    def _item_features(data: Interactions, items: pd.DataFrame | None) -> pd.DataFrame:
+        """Per item (by column index): its log popularity and catalog attributes."""
         pop = np.asarray(data.seen().sum(axis=0)).ravel()
-        activity = np.asarray(data.seen().sum(axis=1)).ravel()
-        parts = [cand.drop(columns=["row", "item"]).reset_index(drop=True),
-                 pd.DataFrame({"item_popularity": np.log1p(pop[cand.item.to_numpy()]),
-                               "user_activity": np.log1p(activity[cand.row.to_numpy()])})]
+        parts = [pd.DataFrame({"item_popularity": np.log1p(pop)})]
         if items is not None and not items.empty:
             parts.append(_frame_features(items.drop(columns=[c for c in TEXT_COLUMNS if c in items]),
-                                         data.items[cand.item.to_numpy()], "item_id", "item_"))
+                                         data.items, "item_id", "item_"))
+        return pd.concat(parts, axis=1)
+
+    def _features(self, cand: pd.DataFrame, history: Interactions, item_features: pd.DataFrame,
+                  users: pd.DataFrame | None, context: pd.DataFrame | None) -> pd.DataFrame:
+        activity = np.asarray(history.seen().sum(axis=1)).ravel()
+        per_item = item_features.iloc[cand.item.to_numpy()].reset_index(drop=True)
+        parts = [cand.drop(columns=["row", "item"]).reset_index(drop=True),
+                 pd.DataFrame({"item_popularity": per_item.pop("item_popularity"),
+                               "user_activity": np.log1p(activity[cand.row.to_numpy()])}), per_item]
         if users is not None and not users.empty:
-            parts.append(_frame_features(users, data.users[cand.row.to_numpy()], "user", "user_"))
+            parts.append(_frame_features(users, history.users[cand.row.to_numpy()], "user", "user_"))
         if context is not None and not context.empty:
-            parts.append(_frame_features(context, data.users[cand.row.to_numpy()], "user", "ctx_"))
+            parts.append(_frame_features(context, history.users[cand.row.to_numpy()], "user", "ctx_"))
         X = pd.concat(parts, axis=1)
         if hasattr(self, "columns_"):
             for col in self.columns_:
@@ -169,7 +187,7 @@ class CandidateRanker:
         stage_one, kept, self.skipped_ = [], [], {}
         for g in self.generators:
             try:
-                stage_one.append(g.clone().fit(fit_part, items))
+                stage_one.append(clone(g).fit(fit_part, items))
                 kept.append(g)
             except ValueError as exc:
                 self.skipped_[g.name] = str(exc)
@@ -183,7 +201,7 @@ class CandidateRanker:
         cand, cand_y = cand[has_positive].reset_index(drop=True), cand_y[has_positive]
         if not len(cand):
             raise ValueError("no held-out interaction was found among the candidates; nothing to learn from")
-        X = self._features(cand, fit_part, items, users, context)
+        X = self._features(cand, fit_part, self._item_features(fit_part, items), users, context)
         self.columns_ = list(X.columns)
         self.categories_ = {c: X[c].cat.categories for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)}
         groups = cand.groupby("row", sort=False).size().to_numpy()
@@ -193,22 +211,33 @@ class CandidateRanker:
                                      verbose=-1, n_jobs=2)
         self.model_.fit(X, cand_y, group=groups)
         self.recall_ = float((cand_y > 0).sum() / max(labels.nnz, 1))   # how many held-out items the candidates caught
-        self.generators_ = [g.clone().fit(data, items) for g in kept]
-        self.data_, self.items_, self.users_ = data, items, users
+        self.generators_ = [clone(g).fit(data, items) for g in kept]
+        # What serving needs of the training data, per item: ids (to check a history's columns), features.
+        self.item_ids_ = np.asarray(data.items)
+        self.item_features_ = self._item_features(data, items)
         return self
 
-    def rank(self, rows: np.ndarray, exclude: sp.csr_matrix | None = None,
-             context: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Every candidate for ``rows`` with its ranker score and each generator's rank (columns row, item, score)."""
+    def rank(self, history: Interactions, rows: np.ndarray, exclude: sp.csr_matrix | None = None,
+             context: pd.DataFrame | None = None, users: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Every candidate for ``rows`` of ``history`` (their interactions, over
+        the items the ranker was fitted on) with its ranker score and each
+        generator's rank (columns row, item, score). ``users``: their attributes
+        (column ``user``), ``context``: the request's (column ``user``)."""
+        if not hasattr(self, "model_"):
+            raise ValueError("this CandidateRanker is not fitted yet; call fit first")
+        if not np.array_equal(history.items, self.item_ids_):
+            raise ValueError(f"the history's {history.shape[1]:,} items are not the {len(self.item_ids_):,} "
+                             "the ranker was fitted on")
         rows = np.asarray(rows, dtype=np.int64)
-        cand = self._candidates(self.generators_, self.data_, rows, exclude)
-        cand["score"] = self.model_.predict(self._features(cand, self.data_, self.items_, self.users_, context))
+        cand = self._candidates(self.generators_, history, rows, exclude)
+        cand["score"] = self.model_.predict(self._features(cand, history, self.item_features_, users, context))
         return cand.sort_values(["row", "score"], ascending=[True, False], kind="stable")
 
-    def recommend(self, rows: np.ndarray, n: int, exclude: sp.csr_matrix | None = None,
-                  context: pd.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def recommend(self, history: Interactions, rows: np.ndarray, n: int, exclude: sp.csr_matrix | None = None,
+                  context: pd.DataFrame | None = None,
+                  users: pd.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray]:
         rows = np.asarray(rows, dtype=np.int64)
-        ranked = self.rank(rows, exclude, context).groupby("row", sort=False).head(n)
+        ranked = self.rank(history, rows, exclude, context, users).groupby("row", sort=False).head(n)
         top = np.full((len(rows), n), -1, dtype=np.int64)
         best = np.full((len(rows), n), -np.inf)
         where = {r: j for j, r in enumerate(rows)}

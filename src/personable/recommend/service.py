@@ -52,19 +52,13 @@ REASONS = {
 }
 
 
-def _bought_together(order_event: str) -> G.CoOccurrence:
-    gen = G.CoOccurrence(kinds=(order_event,))
-    gen.name = "complementary"
-    return gen
+def _bought_together(order_event: str) -> G.Complementary:
+    return G.Complementary(kinds=(order_event,))
 
 
 def make_generator(name: str, order_event: str = ORDER_EVENT) -> G.Generator:
     if name == "complementary":
         return _bought_together(order_event)
-    if name == "trending":
-        trending = G.Popularity(half_life_days=7)
-        trending.name = "trending"
-        return trending
     return G.GENERATORS[name]()
 
 
@@ -242,11 +236,11 @@ class RecommendService:
         served.version = version
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / f"v{version}.joblib"
-        # Two files: serving loads only the small one, not the ranker and its training data.
+        # Two files: serving loads only the small one (the catalog and item-item tables), not the ranker.
         joblib.dump(ranker, path)
         joblib.dump(served, _serving_path(path))
         self.registry.set_model_artifact("recommend", version, str(path))
-        written = self._precompute(ranker, served, data, context, progress)
+        written = self._precompute(ranker, served, data, users, context, progress)
         self._served = served
         return {"version": version, "profiles": written, "items": int(data.shape[1]),
                 "interactions": int(data.matrix.nnz), "generators": [g.name for g in usable], "skipped": skipped,
@@ -293,7 +287,7 @@ class RecommendService:
                            viewed.similarity_, bought.similarity_, vectors,
                            np.argsort(-counts, kind="stable")[:500], by_group, lift)
 
-    def _precompute(self, ranker: CandidateRanker, served: Recommender, data: Interactions,
+    def _precompute(self, ranker: CandidateRanker, served: Recommender, data: Interactions, users: pd.DataFrame,
                     context: pd.DataFrame, progress: Any) -> int:
         """Every profile's ranked list with reasons, into the online store."""
         rows = np.arange(data.shape[0])
@@ -306,7 +300,7 @@ class RecommendService:
             nonlocal written
             for start in range(0, len(rows), 2000):
                 part = rows[start:start + 2000]
-                ranked = ranker.rank(part, None, context).groupby("row", sort=False).head(self.config.top_n)
+                ranked = ranker.rank(data, part, None, context, users).groupby("row", sort=False).head(self.config.top_n)
                 # The reason for an item is the generator that ranked it highest.
                 source = ranked[[f"rank_{n}" for n in names]].to_numpy().argmin(axis=1)
                 row_of, item_of, score_of = ranked.row.to_numpy(), ranked.item.to_numpy(), ranked.score.to_numpy()

@@ -8,7 +8,13 @@ silhouette (BIC for mixtures); the scores are kept in ``scores_``. It
 describes each cluster in words by the features that set it apart from the
 population, measures its own stability (adjusted Rand index between the
 clustering and refits on bootstrap samples), and assigns new profiles to the
-clusters it found (methods without a ``predict`` use the nearest centroid).
+clusters it found (methods without a ``predict``, and K-Means, use the
+nearest centroid; mixtures their own ``predict``).
+
+A scikit-learn clusterer (``BaseEstimator`` + ``ClusterMixin``) that keeps no
+row of its training data: not even ``labels_``, which scikit-learn's own
+clusterers keep (one per training row); ``fit_predict`` returns the labels,
+``predict`` gives them for any profiles.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 METHODS = ("kmeans", "gmm", "agglomerative", "dbscan", "hdbscan")
 
@@ -47,7 +55,7 @@ class ClusterDescription:
     summary: str
 
 
-class ProfileClusterer:
+class ProfileClusterer(ClusterMixin, BaseEstimator):   # type: ignore[misc]   # scikit-learn is untyped
     """Cluster profiles by behaviour; parameters are only stored here, ``fit`` learns."""
 
     def __init__(self, method: str = "kmeans", n_clusters: int | str = "auto", k_range: tuple[int, int] = (2, 8),
@@ -62,13 +70,18 @@ class ProfileClusterer:
         self.eps = eps
         self.min_cluster_size = min_cluster_size
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True    # missing features are imputed by the median
+        return tags
+
     # -- fitting -------------------------------------------------------------------------------
     def _check_params(self) -> None:
         problems = []
         if self.method not in METHODS:
             problems.append(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if not (self.n_clusters == "auto" or (isinstance(self.n_clusters, int) and self.n_clusters >= 2)):
-            problems.append(f"n_clusters must be 'auto' or a whole number of at least 2, got {self.n_clusters!r}")
+        if not (self.n_clusters == "auto" or (isinstance(self.n_clusters, int) and self.n_clusters >= 1)):
+            problems.append(f"n_clusters must be 'auto' or a whole number of at least 1, got {self.n_clusters!r}")
         lo, hi = self.k_range
         if not (2 <= lo <= hi):
             problems.append(f"k_range must be (low, high) with 2 <= low <= high, got {self.k_range!r}")
@@ -104,7 +117,7 @@ class ProfileClusterer:
         if self.method == "agglomerative":
             return AgglomerativeClustering(k, linkage="ward")
         if self.method == "dbscan":
-            return DBSCAN(eps=self.eps or self._auto_eps, min_samples=self.min_cluster_size)
+            return DBSCAN(eps=self.eps or self.eps_, min_samples=self.min_cluster_size)
         return HDBSCAN(min_cluster_size=self.min_cluster_size, copy=True)
 
     def _estimate_eps(self, Z: npt.NDArray[np.float64]) -> float:
@@ -119,24 +132,32 @@ class ProfileClusterer:
     def _sample(self, n: int, rng: np.random.Generator) -> npt.NDArray[np.intp]:
         return rng.choice(n, size=min(n, self.sample_size), replace=False) if n > self.sample_size else np.arange(n)
 
-    def fit(self, X: np.ndarray, feature_names: list[str]) -> "ProfileClusterer":
+    def fit(self, X: Any, y: None = None, feature_names: list[str] | None = None) -> "ProfileClusterer":
+        self._fit(X, feature_names)
+        return self
+
+    def fit_predict(self, X: Any, y: None = None, feature_names: list[str] | None = None) -> npt.NDArray[np.intp]:
+        """The cluster of each row of ``X`` (-1: noise, for DBSCAN and HDBSCAN)."""
+        return self._fit(X, feature_names)
+
+    def _fit(self, X: Any, feature_names: list[str] | None) -> npt.NDArray[np.intp]:
         from sklearn.metrics import silhouette_score
 
         self._check_params()
-        X = np.asarray(X, dtype=float)
+        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=float)
         if len(X) < 3:
-            raise ValueError(f"clustering needs at least 3 profiles with features, got {len(X)}")
-        self.feature_names_ = list(feature_names)
+            raise ValueError(f"clustering needs at least 3 profiles with features, got {len(X)} sample(s)")
+        self.feature_names_ = list(feature_names) if feature_names is not None else \
+            [f"x{i}" for i in range(X.shape[1])]
         Z = self._prepare(X, fit=True)
         rng = np.random.default_rng(self.random_state)
         idx = self._sample(len(Z), rng)  # agglomerative and silhouettes are quadratic: work on a sample
         fixed = self.method in ("dbscan", "hdbscan")
-        if self.method == "dbscan" and self.eps is None:
-            self._auto_eps = self._estimate_eps(Z[idx])
+        self.eps_ = self.eps if self.eps is not None else (self._estimate_eps(Z[idx]) if self.method == "dbscan" else None)
         ks: list[int | None]
         if fixed:
             ks = [None]
-        elif isinstance(self.n_clusters, int):   # _check_params: an int of at least 2, or "auto"
+        elif isinstance(self.n_clusters, int):   # _check_params: an int of at least 1, or "auto"
             ks = [self.n_clusters]
         else:
             ks = list(range(self.k_range[0], min(self.k_range[1], len(idx) - 1) + 1))
@@ -162,19 +183,25 @@ class ProfileClusterer:
         assert best is not None   # ks is never empty
         _, k, model, labels = best
         self.n_clusters_ = len(set(labels) - {-1})
-        self.model_ = model
-        # Centroids of the fitted clusters, for methods that cannot predict.
-        self.centroids_: npt.NDArray[np.float64] = np.vstack([Z[idx][labels == c].mean(axis=0) for c in sorted(set(labels) - {-1})]) \
-            if self.n_clusters_ else np.zeros((0, Z.shape[1]))
-        self.labels_ = self._assign(Z)
+        # Only a mixture is kept (its means, variances and weights): the other fitted models hold
+        # a row per training profile (labels, a merge tree, core samples). K-Means assigns to the
+        # nearest of its centres, the rest to the nearest centroid of their clusters.
+        self.model_ = model if self.method == "gmm" else None
+        self.centroids_: npt.NDArray[np.float64]
+        if self.method == "kmeans":
+            self.centroids_ = np.asarray(model.cluster_centers_, dtype=float)
+        elif self.n_clusters_:
+            self.centroids_ = np.vstack([Z[idx][labels == c].mean(axis=0) for c in sorted(set(labels) - {-1})])
+        else:
+            self.centroids_ = np.zeros((0, Z.shape[1]))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             self.population_mean_ = np.nanmean(X, axis=0)
             self.population_std_ = np.nanstd(X, axis=0)
-        return self
+        return self._assign(Z)
 
     def _assign(self, Z: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
-        if self.method in ("kmeans", "gmm"):
+        if self.model_ is not None:
             return np.asarray(self.model_.predict(Z))
         if not len(self.centroids_):
             return np.full(len(Z), -1)
@@ -182,18 +209,19 @@ class ProfileClusterer:
         nearest: npt.NDArray[np.intp] = d.argmin(axis=1)   # numpy types argmin along an axis as Any
         return nearest
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: Any) -> npt.NDArray[np.intp]:
         """Assign profiles to the clusters found by ``fit``."""
-        if not hasattr(self, "model_"):
-            raise ValueError("this ProfileClusterer is not fitted yet; call fit first")
-        return self._assign(self._prepare(np.asarray(X, dtype=float), fit=False))
+        check_is_fitted(self, "centroids_")
+        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=float)
+        return self._assign(self._prepare(X, fit=False))
 
     # -- understanding -------------------------------------------------------------------------
     def describe(self, X: np.ndarray, labels: np.ndarray | None = None, top: int = 4) -> list[ClusterDescription]:
         """Each cluster in words: the features whose mean differs most from the
-        population's, in population standard deviations."""
+        population's, in population standard deviations. ``labels``: the
+        clusters of ``X``'s rows (by default, ``predict(X)``)."""
         X = np.asarray(X, dtype=float)
-        labels = self.labels_ if labels is None else labels
+        labels = self.predict(X) if labels is None else labels
         out = []
         for c in sorted(set(labels.tolist()) - {-1}):
             rows = X[labels == c]
@@ -218,12 +246,13 @@ class ProfileClusterer:
 
         rng = np.random.default_rng(self.random_state + 1)
         X = np.asarray(X, dtype=float)
+        labels = self.predict(X)
         scores = []
         for b in range(n_boot):
             idx = rng.choice(len(X), size=len(X), replace=True)
             clone = ProfileClusterer(self.method, self.n_clusters_ if self.method not in ("dbscan", "hdbscan") else "auto",
                                      self.k_range, self.pca, self.random_state + 100 + b, self.sample_size, self.eps,
-                                     self.min_cluster_size).fit(X[idx], self.feature_names_)
-            scores.append(adjusted_rand_score(self.labels_, clone.predict(X)))
+                                     self.min_cluster_size).fit(X[idx], feature_names=self.feature_names_)
+            scores.append(adjusted_rand_score(labels, clone.predict(X)))
         return {"ari_mean": round(float(np.mean(scores)), 4), "ari_min": round(float(np.min(scores)), 4),
                 "bootstraps": n_boot}

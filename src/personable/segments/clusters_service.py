@@ -61,7 +61,7 @@ class ClusterJobs:
         ids, X, _ = self._matrix(features, customers_only=population == "customers")
         model = ProfileClusterer(method=method, n_clusters=n_clusters, pca=pca)
         try:
-            model.fit(X, list(features))
+            model.fit(X, feature_names=list(features))
         except ValueError as exc:
             raise ValidationFailed(str(exc)) from exc
         described = [asdict(d) for d in model.describe(X)]

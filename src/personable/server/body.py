@@ -21,7 +21,9 @@ from ..errors import (
 BODY_READ_TIMEOUT_S = 30.0
 
 
-async def read_body(request: Request, limit: int, timeout: float = BODY_READ_TIMEOUT_S) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float | None = None) -> bytes:
+    """The request's body, whole, within ``timeout`` seconds (default ``BODY_READ_TIMEOUT_S``, read at call time)."""
+    timeout = BODY_READ_TIMEOUT_S if timeout is None else timeout
     encoding = request.headers.get("content-encoding", "").strip().lower()
     if encoding not in ("", "identity", "gzip"):
         raise UnsupportedEncoding(f"Content-Encoding {encoding[:40]!r} is not supported; send gzip or no encoding",

@@ -10,6 +10,7 @@ run several servers: the first writes the marker, the others only serve.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -42,7 +43,7 @@ def _answers(url: str, name: str) -> bool:
 
     try:
         with urllib.request.urlopen(f"{url}/healthz", timeout=1.0) as resp:
-            return json.loads(resp.read()).get("project") == name
+            return bool(json.loads(resp.read()).get("project") == name)
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -65,6 +66,82 @@ def running_server(cfg: Config) -> dict[str, Any] | None:
     if started is not None and info.get("started") is not None:
         return info if started == info["started"] else None
     return info if _answers(str(info.get("url", "")), cfg.name) else None
+
+
+REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+HEADERS_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+MAX_HEADER_BYTES = 65_536   # h11 is told the same (h11_max_incomplete_event_size); httptools has no such limit
+
+
+def header_timeout_protocol(seconds: float, base: type[asyncio.Protocol] | None = None) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol (httptools, else h11) with a deadline on the
+    request line and headers: they must have arrived ``seconds`` after the
+    server started waiting for them (the connection opened, or the previous
+    response went out), else the server answers 408 and closes. They may not
+    exceed ``MAX_HEADER_BYTES`` either (431 and close), with httptools too.
+
+    uvicorn has no such timeout: ``timeout_keep_alive`` only runs while a
+    kept-alive connection is silent, and the first byte of a request cancels
+    it, so a client that sends half a request line (or connects and sends
+    nothing) held its socket forever. The body has its own deadline in the
+    application (``body.py``), which can answer with a JSON error. ``base``:
+    uvicorn's protocol class to extend (default: the one uvicorn picks)."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    parent: Any = base or AutoHTTPProtocol
+
+    class HeaderDeadline(parent):   # type: ignore[misc]   # uvicorn's protocols are chosen at run time
+        _deadline: asyncio.TimerHandle | None = None
+        _waiting_since: object = None    # the request cycle current when the deadline was armed
+        _header_bytes = 0                # received while waiting for the headers
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._waiting_since, self._header_bytes = self.cycle, 0
+            self._deadline = self.loop.call_later(seconds, self._expired)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _refuse(self, response: bytes) -> None:
+            self._disarm()
+            if not self.transport.is_closing():
+                self.transport.write(response)
+                self.transport.close()
+
+        def _expired(self) -> None:
+            self._deadline = None
+            if self.cycle is self._waiting_since:
+                self._refuse(REQUEST_TIMEOUT)
+
+        def connection_made(self, transport: asyncio.Transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._deadline is None:
+                return
+            if self.cycle is not self._waiting_since:
+                self._disarm()    # a new request's headers are in: the deadline is met
+            else:                 # still waiting: all of this was request line and headers
+                self._header_bytes += len(data)
+                if self._header_bytes > MAX_HEADER_BYTES:
+                    self._refuse(HEADERS_TOO_LARGE)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            idle = self.cycle is None or self.cycle.response_complete   # not a pipelined request already in
+            if idle and not self.transport.is_closing():
+                self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeaderDeadline
 
 
 def serve(cfg: Config, host: str | None = None, port: int | None = None, log_level: str = "warning") -> None:
@@ -96,11 +173,13 @@ def serve(cfg: Config, host: str | None = None, port: int | None = None, log_lev
         path.write_text(json.dumps({"pid": os.getpid(), "started": process_start(os.getpid()),
                                     "url": f"http://{host}:{port}", "shared": shared}))
     try:
-        # An idle kept-alive connection is closed after 5 s and a request's
-        # headers may not exceed 64 KB, so slow or idle clients cannot pile up
-        # sockets until the fd limit (the body has its own timeout, body.py).
+        # An idle kept-alive connection is closed after 5 s, a request's line and
+        # headers must arrive within server.header_timeout_s and may not exceed
+        # 64 KB, so slow or idle clients cannot pile up sockets until the fd
+        # limit (the body has its own timeout, body.py).
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                    timeout_keep_alive=5, h11_max_incomplete_event_size=65_536)
+                    http=header_timeout_protocol(cfg.server.header_timeout_s),
+                    timeout_keep_alive=5, h11_max_incomplete_event_size=MAX_HEADER_BYTES)
     finally:
         try:
             if json.loads(path.read_text()).get("pid") == os.getpid():

@@ -2,7 +2,7 @@
 
 Every kind of file becomes JSON event lines, so all imports share the one write
 path: JSONL events are read line by line as text; CSV / Parquet events, CRM
-customer records (-> identify) and orders (-> Order Completed) are turned into
+customer records (-> identify) and orders (-> events.order_event) are turned into
 Segment events by a generated SELECT. Column mappings say which file column
 holds which field.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import duckdb
 
 from ...errors import ImportFailed
+from ...events.spec import ORDER_COMPLETED
 from .parse_sql import q
 
 EVENT_FIELDS = ("messageId", "type", "event", "userId", "anonymousId", "previousId", "groupId",
@@ -65,7 +66,8 @@ def _check_mapping(mapping: dict[str, str], columns: list[str], path: str) -> No
         raise ImportFailed(f"{path}: mapped columns not in the file: {pretty}; the file has {', '.join(columns)}")
 
 
-def lines_select(con: duckdb.DuckDBPyConnection, path: str, fmt: str, kind: str, mapping: dict[str, str]) -> str:
+def lines_select(con: duckdb.DuckDBPyConnection, path: str, fmt: str, kind: str, mapping: dict[str, str],
+                 order_event: str = ORDER_COMPLETED) -> str:
     """A SELECT producing one JSON event per record in a ``line`` column."""
     if fmt == "jsonl" and kind == "events":
         return f"SELECT line FROM {_reader(path, fmt)}"
@@ -85,7 +87,7 @@ def lines_select(con: duckdb.DuckDBPyConnection, path: str, fmt: str, kind: str,
     if kind == "crm":
         return _crm_select(reader, columns, mapping)
     if kind == "orders":
-        return _orders_select(reader, columns, mapping)
+        return _orders_select(reader, columns, mapping, order_event)
     raise ImportFailed(f"unknown import kind {kind!r}; use events, crm or orders")
 
 
@@ -135,7 +137,7 @@ def _crm_select(reader: str, columns: list[str], mapping: dict[str, str]) -> str
           FROM (SELECT json_object({traits}) AS row_json, {user_expr} AS uid, {ts_expr} AS ts FROM {reader}))"""
 
 
-def _orders_select(reader: str, columns: list[str], mapping: dict[str, str]) -> str:
+def _orders_select(reader: str, columns: list[str], mapping: dict[str, str], order_event: str) -> str:
     m = {f: mapping.get(f) for f in ORDER_FIELDS}
     if not m["order_id"]:
         raise ImportFailed("an orders import needs an order_id column mapping (imports.orders in personable.yaml or --map)")
@@ -163,7 +165,7 @@ def _orders_select(reader: str, columns: list[str], mapping: dict[str, str]) -> 
     anon = (f"nullif(trim({_ident(m['anonymous_id'])}::VARCHAR), '')" if m["anonymous_id"]
             else f"'order-' || md5({col('order_id')})")
     ctx = f"json_object('traits', json_object('email', {_ident(m['email'])}))" if m["email"] else "json_object()"
-    return f"""SELECT json_object('type', 'track', 'event', 'Order Completed',
+    return f"""SELECT json_object('type', 'track', 'event', {q(order_event)},
         'messageId', 'order-' || {col('order_id')}, 'userId', {user}, 'anonymousId', {anon},
         'timestamp', {col('timestamp')}, 'properties', json_object({', '.join(props)}), 'context', {ctx})::VARCHAR AS line
     FROM {reader}"""

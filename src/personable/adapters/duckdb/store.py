@@ -233,7 +233,8 @@ class DuckDBFileImport:
 
     def __init__(self, store: DuckDBStore, con: duckdb.DuckDBPyConnection, staged: StagedInput):
         self.store, self.con, self.staged = store, con, staged
-        select = lines_select(con, staged.file or "", staged.file_format, staged.record_kind, staged.mapping)
+        select = lines_select(con, staged.file or "", staged.file_format, staged.record_kind, staged.mapping,
+                              staged.order_event)
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _file_lines AS SELECT row_number() OVER () AS seq, line FROM ({select})")
         except duckdb.Error as exc:
