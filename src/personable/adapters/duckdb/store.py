@@ -153,19 +153,6 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, Co
                FROM quarantine ORDER BY id DESC LIMIT $limit OFFSET $offset""",
             params={"limit": limit, "offset": offset}).to_arrow_table()
 
-    def stats(self) -> dict[str, Any]:
-        row = self.cursor().execute("""
-            SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM profiles),
-                   (SELECT count(*) FROM identities), (SELECT count(*) FROM quarantine),
-                   (SELECT count(*) FROM profile_merges), (SELECT count(*) FROM identity_conflicts),
-                   (SELECT min(timestamp) FROM events), (SELECT max(timestamp) FROM events)""").fetchall()[0]
-        keys = ("events", "profiles", "identities", "quarantined", "merges", "refused_links", "first_event", "last_event")
-        out = dict(zip(keys, row))
-        for k in ("first_event", "last_event"):
-            out[k] = out[k].isoformat() if out[k] is not None else None
-        out["schema_version"] = self.schema_version
-        return out
-
     def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
         """Read-only analytics for notebooks: run a SELECT and get Arrow back.
 

@@ -166,19 +166,6 @@ class PostgresStore(QualityJobs, ResolutionStore, SegmentsStore, ComputedStore, 
         cols = [d.name for d in cur.description]
         return [dict(zip(cols, r)) for r in cur.fetchall()]
 
-    def stats(self) -> dict[str, Any]:
-        row = self.cursor().execute("""
-            SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM profiles),
-                   (SELECT count(*) FROM identities), (SELECT count(*) FROM quarantine),
-                   (SELECT count(*) FROM profile_merges), (SELECT count(*) FROM identity_conflicts),
-                   (SELECT min(timestamp) FROM events), (SELECT max(timestamp) FROM events)""").fetchone()
-        keys = ("events", "profiles", "identities", "quarantined", "merges", "refused_links", "first_event", "last_event")
-        out = dict(zip(keys, row))
-        for k in ("first_event", "last_event"):
-            out[k] = out[k].isoformat() if out[k] is not None else None
-        out["schema_version"] = self.schema_version
-        return out
-
     def execute(self, expr: Any) -> pa.Table:
         """Run an Ibis expression compiled for PostgreSQL; Arrow back, typed by the expression's schema."""
         sql = self.query(expr)
@@ -324,7 +311,8 @@ class PostgresFileImport:
         con = duckdb.connect(":memory:")
         try:
             con.execute("SET TimeZone = 'UTC'")
-            select = lines_select(con, staged.file or "", staged.file_format, staged.record_kind, staged.mapping)
+            select = lines_select(con, staged.file or "", staged.file_format, staged.record_kind, staged.mapping,
+                                  staged.order_event)
             self.lines = con.sql(select).to_arrow_table().column("line").to_pylist()
             try:
                 self.rejects = [(int(n), text) for n, text in con.execute(

@@ -38,6 +38,23 @@ class SqlStoreBase:
 
         return DuckDBAPI(duckdb.connect(":memory:"))
 
+    @property
+    def schema_version(self) -> int:
+        raise NotImplementedError
+
+    def stats(self) -> dict[str, Any]:
+        row = self._session().rows("""
+            SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM profiles),
+                   (SELECT count(*) FROM identities), (SELECT count(*) FROM quarantine),
+                   (SELECT count(*) FROM profile_merges), (SELECT count(*) FROM identity_conflicts),
+                   (SELECT min(timestamp) FROM events), (SELECT max(timestamp) FROM events)""")[0]
+        keys = ("events", "profiles", "identities", "quarantined", "merges", "refused_links", "first_event", "last_event")
+        out = dict(zip(keys, row))
+        for k in ("first_event", "last_event"):
+            out[k] = out[k].isoformat() if out[k] is not None else None
+        out["schema_version"] = self.schema_version
+        return out
+
     # -- the event log's positions, committed with the batches that carried them ---------
     def committed_positions(self, stream: str) -> dict[int, int]:
         return {int(p): int(c) for p, c in self._session().rows(
