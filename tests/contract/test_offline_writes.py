@@ -217,3 +217,18 @@ def test_concurrent_writer_processes_lose_nothing_and_stitch_one_profile_per_per
             assert len(anons) == workers * batches
     finally:
         s.close()
+
+
+def test_a_refused_statement_is_a_store_error_with_the_statement_and_rolls_back(store):
+    """The SQL base translates the driver's errors (duckdb.Error, psycopg.Error)
+    into the project's StoreError with the statement attached, and the
+    transaction it broke leaves nothing behind."""
+    from personable.errors import StoreError
+
+    with pytest.raises(StoreError) as caught:
+        with store._writing() as db:
+            db.execute("INSERT INTO segments (segment_id, name, description, rule, origin, created_at, updated_at) "
+                       f"VALUES ('s1', 'n', 'd', {db.json_param()}, 'api', ?, ?)", ['{"trait": "x"}', NOW, NOW])
+            db.execute("SELECT no_such_column FROM segments")
+    assert "no_such_column" in caught.value.extra["sql"] and caught.value.code == "store_error"
+    assert store.stored_segments() == []

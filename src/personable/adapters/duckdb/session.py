@@ -4,31 +4,38 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import duckdb
 import pyarrow as pa
 
 from ..sql.session import SqlSession
 
 
 class DuckDBSession(SqlSession):
+    DRIVER_ERRORS = (duckdb.Error,)
     def __init__(self, con: Any):
         self.con = con
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        self.con.execute(sql, params)
+        with self.refused(sql):
+            self.con.execute(sql, params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self.con.executemany(sql, rows)
+        with self.refused(sql):
+            self.con.executemany(sql, rows)
 
     def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
-        return list(self.con.execute(sql, params).fetchall())
+        with self.refused(sql):
+            return list(self.con.execute(sql, params).fetchall())
 
     def dicts(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
-        cur = self.con.execute(sql, params)
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r)) for r in cur.fetchall()]
+        with self.refused(sql):
+            cur = self.con.execute(sql, params)
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, r)) for r in cur.fetchall()]
 
     def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-        return self.con.sql(sql, params=list(params) if params is not None else None).to_arrow_table()
+        with self.refused(sql):
+            return self.con.sql(sql, params=list(params) if params is not None else None).to_arrow_table()
 
     def put(self, name: str, table: pa.Table) -> None:
         # Registered Arrow is read by reference; the copy keeps it valid after unregister.
@@ -39,7 +46,8 @@ class DuckDBSession(SqlSession):
             self.con.unregister("_arrow_in")
 
     def temp(self, name: str, select_sql: str) -> None:
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}")
+        with self.refused(select_sql):
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}")
 
     def in_list(self, column: str, values: str = "?") -> str:
         # A list lets DuckDB look rows up through an index on ``column``.

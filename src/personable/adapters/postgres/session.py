@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
+import psycopg
 import pyarrow as pa
 
 from ..sql.quality_staging import q
@@ -45,6 +46,7 @@ def json_as_text(con: Any) -> None:
 
 
 class PostgresSession(SqlSession):
+    DRIVER_ERRORS = (psycopg.Error,)
     JSON = "JSONB"
 
     def __init__(self, con: Any):
@@ -56,30 +58,35 @@ class PostgresSession(SqlSession):
         return bool(self.con.info.transaction_status == TransactionStatus.INTRANS)
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        if params is None:
-            self.con.execute(sql)
-        else:
-            self.con.execute(pg_params(sql), list(params))
+        with self.refused(sql):
+            if params is None:
+                self.con.execute(sql)
+            else:
+                self.con.execute(pg_params(sql), list(params))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with self.con.cursor() as cur:
-            cur.executemany(pg_params(sql), [list(r) for r in rows])
+        with self.refused(sql):
+            with self.con.cursor() as cur:
+                cur.executemany(pg_params(sql), [list(r) for r in rows])
 
     def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
-        cur = self.con.execute(sql) if params is None else self.con.execute(pg_params(sql), list(params))
-        return list(cur.fetchall()) if cur.description else []
+        with self.refused(sql):
+            cur = self.con.execute(sql) if params is None else self.con.execute(pg_params(sql), list(params))
+            return list(cur.fetchall()) if cur.description else []
 
     def dicts(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
-        cur = self.con.execute(sql) if params is None else self.con.execute(pg_params(sql), list(params))
-        cols = [d.name for d in cur.description]
-        return [dict(zip(cols, r)) for r in cur.fetchall()]
+        with self.refused(sql):
+            cur = self.con.execute(sql) if params is None else self.con.execute(pg_params(sql), list(params))
+            cols = [d.name for d in cur.description]
+            return [dict(zip(cols, r)) for r in cur.fetchall()]
 
     def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-        cur = self.con.execute(sql) if params is None else self.con.execute(pg_params(sql), list(params))
-        names = [d.name for d in cur.description]
-        rows = cur.fetchall()
-        return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)}) if rows else \
-            pa.table({n: pa.array([], pa.string()) for n in names})
+        with self.refused(sql):
+            cur = self.con.execute(sql) if params is None else self.con.execute(pg_params(sql), list(params))
+            names = [d.name for d in cur.description]
+            rows = cur.fetchall()
+            return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)}) if rows else \
+                pa.table({n: pa.array([], pa.string()) for n in names})
 
     def put(self, name: str, table: pa.Table) -> None:
         cols = ", ".join(f"{f.name} {pg_type(f.type)}" for f in table.schema)
@@ -92,9 +99,10 @@ class PostgresSession(SqlSession):
                 copy_rows(cur, name, table.column_names, zip(*(c.to_pylist() for c in table.columns)))
 
     def temp(self, name: str, select_sql: str) -> None:
-        scope = " ON COMMIT DROP" if self._in_transaction() else ""
-        self.con.execute(f"DROP TABLE IF EXISTS {name}")
-        self.con.execute(f"CREATE TEMP TABLE {name}{scope} AS {select_sql}")
+        with self.refused(select_sql):
+            scope = " ON COMMIT DROP" if self._in_transaction() else ""
+            self.con.execute(f"DROP TABLE IF EXISTS {name}")
+            self.con.execute(f"CREATE TEMP TABLE {name}{scope} AS {select_sql}")
 
     def in_list(self, column: str, values: str = "?") -> str:
         return f"{column} = ANY(CAST({values} AS TEXT[]))"

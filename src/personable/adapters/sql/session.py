@@ -10,13 +10,26 @@ them one way.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import pyarrow as pa
+
+from ...errors import StoreError
 
 
 class SqlSession:
     JSON = "JSON"   # the backend's JSON type
+    DRIVER_ERRORS: tuple[type[BaseException], ...] = ()   # what the backend's driver raises
+
+    @contextmanager
+    def refused(self, sql: str) -> Iterator[None]:
+        """A driver's error as the project's StoreError, with the statement attached
+        (an error mid-transaction still rolls the whole transaction back)."""
+        try:
+            yield
+        except self.DRIVER_ERRORS as exc:
+            raise StoreError(f"the store refused a statement: {exc}".strip(), sql=sql[:2000]) from exc
 
     # -- statements -------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
