@@ -53,7 +53,7 @@ class Engine:
         self._progress = threading.Condition()
         # After a crash: profiles stored but not yet in the online store, and events
         # acknowledged but not yet stored, are brought up to date now.
-        self.refresh_online()
+        self._recover()
         self._applied = self.store.committed_offset(LOG_STREAM) if self.log is not None else 0
         self.catch_up()
 
@@ -288,6 +288,20 @@ class Engine:
             changes.publish(self.bus)
         self.bus.publish("events.stored", total.as_dict())
         return total
+
+    def _recover(self) -> None:
+        """Profiles a crash left unprojected (newer than the online store's
+        watermark: a kill between a commit and its reactions, or an import killed
+        between chunks) are judged by realtime segments, then projected -- what
+        their ``profiles.changed`` would have done. Called directly, not through
+        the bus, so a failing online store fails the open instead of a log line."""
+        projection = self.components.projection
+        if projection is None:
+            return
+        touched, newest = projection.pending()
+        if touched:
+            self.components.realtime.on_changed(ProfilesChanged(tuple(touched), (), newest, origin="recovery"))
+            projection.project(touched, [], newest)
 
     def refresh_online(self) -> None:
         """Bring the online store up to date with every profile changed since it
