@@ -270,7 +270,8 @@ class Engine:
         # profiles the chunks touched -- a profile in every chunk is judged and
         # projected once, not once per chunk. If a chunk fails, what the earlier
         # ones committed is still published; if the process dies, the online
-        # store's watermark (older than every chunk) makes the next open project it.
+        # store's watermark (older than every chunk) makes the next open judge and
+        # project them (``_recover``).
         changes = _Changes()
         try:
             with self.store.open_file(staged) as imported:

@@ -44,7 +44,6 @@ STAGING = "recommendations_staging_"
 CHUNK = 5000  # rows per staging transaction: short enough not to hold writers up
 
 
-
 def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
     it = iter(rows)
     while chunk := list(islice(it, size)):
