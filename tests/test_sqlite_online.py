@@ -23,3 +23,24 @@ def test_a_dead_writers_half_written_generation_is_dropped_by_the_next_replaceme
     assert store.recommendations("p1") == b"x"
     con.close()
     store.close()
+
+
+def test_new_stores_use_8k_pages_and_old_4k_stores_keep_working(tmp_path):
+    new = SQLiteOnlineStore(tmp_path / "new.sqlite")
+    assert new._con().execute("PRAGMA page_size").fetchone()[0] == 8192
+    new.close()
+    old_path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(old_path)       # a store made before: 4 KB pages, WAL
+    old.execute("PRAGMA page_size=4096")
+    old.execute("PRAGMA journal_mode=WAL")
+    old.execute("CREATE TABLE docs (profile_id TEXT PRIMARY KEY, doc BLOB NOT NULL) WITHOUT ROWID")
+    old.close()
+    store = SQLiteOnlineStore(old_path)
+    assert store._con().execute("PRAGMA page_size").fetchone()[0] == 4096
+    doc = '{"profile_id": "p2", "recent_events": []}'
+    # Written in key order whatever order they come in; a key given twice goes to the last profile named.
+    store.apply([("p2", doc), ("p1", doc.replace("p2", "p1"))], [("user_id:b", "p2"), ("user_id:a", "p1"),
+                                                               ("user_id:b", "p1")], [], "2026-01-01T00:00:00+00:00")
+    assert store.profile("p1")["profile_id"] == "p1" and store.resolve("user_id:b") == "p1"
+    assert store.watermark() == "2026-01-01T00:00:00+00:00"
+    store.close()

@@ -24,7 +24,7 @@ from .config import Config, load_config
 from .errors import ErrorList, ImportFailed, NotFound, ValidationFailed
 from .events.message_id import ensure_message_id
 from .events.validate import check_event
-from .ports import PROFILES_CHANGED, IngestReport, Positions, ProfilesChanged, StagedInput
+from .ports import PROFILES_CHANGED, EventBus, IngestReport, Positions, ProfilesChanged, StagedInput
 from .ports.eventlog import beyond, covers, furthest
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ class Engine:
         self._progress = threading.Condition()
         # After a crash: profiles stored but not yet in the online store, and events
         # acknowledged but not yet stored, are brought up to date now.
-        self.refresh_online()
+        self._recover()
         self._applied: dict[int, int] = self.store.committed_positions(LOG_STREAM) if self.log is not None else {}
         self.catch_up()
 
@@ -107,14 +107,22 @@ class Engine:
     def _commit(self, batch_context: Any, log_positions: Positions | None = None) -> IngestReport:
         """One batch through the write path; then ``profiles.changed`` (realtime
         segments and the online projection react to it)."""
+        changes = _Changes()
+        report = self._write_batch(batch_context, changes, log_positions)
+        changes.publish(self.bus)
+        return report
+
+    def _write_batch(self, batch_context: Any, changes: "_Changes",
+                     log_positions: Positions | None = None) -> IngestReport:
+        """One batch through the write path, committed; what it changed is added
+        to ``changes`` (published by the caller)."""
         with batch_context as batch:
             report = self.components.write_path.write(batch)
             if log_positions is not None:
                 batch.commit_log_positions(LOG_STREAM, log_positions)
             touched, removed = batch.changed_profiles()
             watermark = batch.now
-        if touched or removed:
-            self.bus.publish(PROFILES_CHANGED, ProfilesChanged(tuple(touched), tuple(removed), watermark))
+        changes.add(touched, removed, watermark)
         return report
 
     def warm_up(self) -> None:
@@ -261,19 +269,44 @@ class Engine:
                              record_kind=kind, mapping=merged, require_timestamp=(kind != "crm"),
                              received_at=self.clock.now(), order_event=self.config.order_event)
         total = IngestReport(origin=str(path))
-        with self.store.open_file(staged) as imported:
-            n = imported.total
-            if progress:
-                progress(0, n)
-            first = 1
-            while first <= max(n, 1):
-                last = first + chunk_size - 1
-                total.add(self._commit(imported.chunk(first, last, self.settings)))
+        # A backfill: each chunk commits on its own, but the per-profile reactions
+        # (realtime segments, online documents) run once, for the union of the
+        # profiles the chunks touched -- a profile in every chunk is judged and
+        # projected once, not once per chunk. If a chunk fails, what the earlier
+        # ones committed is still published; if the process dies, the online
+        # store's watermark (older than every chunk) makes the next open judge and
+        # project them (``_recover``).
+        changes = _Changes()
+        try:
+            with self.store.open_file(staged) as imported:
+                n = imported.total
                 if progress:
-                    progress(min(last, n), n)
-                first = last + 1
+                    progress(0, n)
+                first = 1
+                while first <= max(n, 1):
+                    last = first + chunk_size - 1
+                    total.add(self._write_batch(imported.chunk(first, last, self.settings), changes))
+                    if progress:
+                        progress(min(last, n), n)
+                    first = last + 1
+        finally:
+            changes.publish(self.bus)
         self.bus.publish("events.stored", total.as_dict())
         return total
+
+    def _recover(self) -> None:
+        """Profiles a crash left unprojected (newer than the online store's
+        watermark: a kill between a commit and its reactions, or an import killed
+        between chunks) are judged by realtime segments, then projected -- what
+        their ``profiles.changed`` would have done. Called directly, not through
+        the bus, so a failing online store fails the open instead of a log line."""
+        projection = self.components.projection
+        if projection is None:
+            return
+        touched, newest = projection.pending()
+        if touched:
+            self.components.realtime.on_changed(ProfilesChanged(tuple(touched), (), newest, origin="recovery"))
+            projection.project(touched, [], newest)
 
     def refresh_online(self) -> None:
         """Bring the online store up to date with every profile changed since it
@@ -321,3 +354,26 @@ class Engine:
     def sql(self, query: str, params: Iterable[Any] | None = None) -> pa.Table:
         """Arrow results for notebooks (``.to_pandas()`` / ``polars.from_arrow``)."""
         return self.store.sql(query, list(params or []))
+
+
+class _Changes:
+    """What one or more committed batches changed, published as one
+    ``profiles.changed``: touched profiles (less those a later batch merged
+    away), removed ones, and the newest batch's watermark."""
+
+    def __init__(self) -> None:
+        self.touched: set[str] = set()
+        self.removed: set[str] = set()
+        self.watermark: datetime | None = None
+
+    def add(self, touched: Iterable[str], removed: Iterable[str], watermark: datetime) -> None:
+        self.touched.update(touched)
+        self.removed.update(removed)
+        self.watermark = watermark
+
+    def publish(self, bus: EventBus) -> None:
+        if not self.touched and not self.removed:
+            return
+        touched = tuple(sorted(self.touched - self.removed))
+        bus.publish(PROFILES_CHANGED, ProfilesChanged(touched, tuple(sorted(self.removed)), self.watermark))
+        self.touched, self.removed = set(), set()

@@ -35,9 +35,15 @@ class OnlineProjection:
                 self.online.apply(self.source.profile_docs(part), self.source.lookup_keys(part),
                                   removed if last else [], watermark.isoformat() if last and watermark else None)
 
+    def pending(self) -> tuple[list[str], datetime | None]:
+        """Profiles changed since the online store's watermark -- what a crash
+        (or an import killed between its chunks) left unprojected -- and the
+        newest change's time."""
+        return self.source.changed_since(self.online.watermark())
+
     def catch_up(self) -> int:
         """Project every profile changed since the online store's watermark."""
-        touched, newest = self.source.changed_since(self.online.watermark())
+        touched, newest = self.pending()
         if touched:
             self.project(touched, [], newest)
         return len(touched)

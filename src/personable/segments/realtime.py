@@ -1,6 +1,7 @@
 """Realtime segments: re-judging the profiles each batch touched.
 
-Subscribes to ``profiles.changed`` from the write path. Inline (the Python
+Subscribes to ``profiles.changed`` from the write path (a file import sends
+one message for all its chunks, at the end). Inline (the Python
 API, imports) it judges at once, before the online projection runs, so the
 projected documents already show the new memberships. Deferred (under
 ``personable serve``) it collects the profiles and judges them on ``flush``,
@@ -19,6 +20,13 @@ if TYPE_CHECKING:
     from .service import SegmentService
 
 
+# The write path's batches, and on open the profiles a crash left unprojected
+# (``recovery``: e.g. an import killed between chunks, whose single
+# end-of-import message never went out).
+JUDGED_ORIGINS = frozenset({"write", "recovery"})
+JUDGE_SLICE = 100_000  # profiles per judging transaction
+
+
 class RealtimeSegments:
     def __init__(self, segments: "SegmentService", bus: EventBus):
         self.segments, self.bus = segments, bus
@@ -28,13 +36,21 @@ class RealtimeSegments:
         self._flush_lock = threading.Lock()
 
     def on_changed(self, message: ProfilesChanged) -> None:
-        if message.origin != "write" or not message.touched:
+        if message.origin not in JUDGED_ORIGINS or not message.touched:
             return
         if self.deferred:
             with self._pending_lock:
                 self._pending.update(message.touched)
             return
-        self.segments.on_batch(list(message.touched))
+        self._judge(list(message.touched))
+
+    def _judge(self, profiles: list[str]) -> set[str]:
+        """In slices, each its own transaction: a backfill of millions of
+        profiles copies one slice's rows at a time, not every event at once."""
+        moved: set[str] = set()
+        for i in range(0, len(profiles), JUDGE_SLICE):
+            moved |= self.segments.on_batch(profiles[i:i + JUDGE_SLICE])
+        return moved
 
     def defer(self) -> None:
         self.deferred = True
@@ -51,7 +67,7 @@ class RealtimeSegments:
             if not taken:
                 return 0
             try:
-                moved = self.segments.on_batch(sorted(taken))
+                moved = self._judge(sorted(taken))
             except BaseException:
                 with self._pending_lock:
                     self._pending |= taken   # judged next time, not lost
