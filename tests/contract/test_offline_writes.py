@@ -232,3 +232,49 @@ def test_a_refused_statement_is_a_store_error_with_the_statement_and_rolls_back(
             db.execute("SELECT no_such_column FROM segments")
     assert "no_such_column" in caught.value.extra["sql"] and caught.value.code == "store_error"
     assert store.stored_segments() == []
+
+
+def test_a_nul_character_never_blocks_the_write_path(store, write):
+    """PostgreSQL text cannot hold U+0000: an event carrying one must not fail
+    its batch (the log worker would retry it forever and store nothing after
+    it). Whatever a store does with it, the batch and the next ones land."""
+    bad = '{"type": "track", "event": "X\\u0000", "userId": "n1", "messageId": "nul-1", "timestamp": "%s"}' % ts(1)
+    report, _ = write([bad, {"type": "track", "event": "Y", "userId": "n2", "messageId": "nul-2", "timestamp": ts(2)}],
+                      validated=True)
+    assert report.accepted + report.quarantined == 2
+    later, _ = write([{"type": "track", "event": "Z", "userId": "n3", "messageId": "nul-3", "timestamp": ts(3)}])
+    assert later.accepted == 1 and store.resolve("n2") and store.resolve("n3")
+    store.add_quarantine([{"received_at": NOW, "source": "web", "origin": "http", "message_id": "m\x00",
+                           "problems": [{"path": "userId", "problem": "got 'a\x00'"}], "raw": 'x\x00y'}])
+    assert store.quarantine(limit=50).num_rows >= 1
+
+
+def test_lines_replayed_from_the_log_keep_their_own_source_and_receive_time(store, project):
+    """The event log's lines carry the source (write key) and the time they
+    were accepted; the store must keep those, not the batch's."""
+    accepted = NOW - timedelta(minutes=7)
+    lines = pa.table({
+        "line": [orjson.dumps({"type": "track", "event": "X", "userId": "own1", "messageId": "own-1",
+                               "timestamp": ts(0)}).decode()],
+        "source": ["shop-key"], "received_at": pa.array([accepted], pa.timestamp("us", tz="UTC"))})
+    path = WritePath(load_config(project))
+    with store.batch(StagedInput(source="http", origin="http", lines=lines, received_at=NOW, validated=True),
+                     path.settings) as batch:
+        path.write(batch)
+    row = store.execute(ibis.table({"message_id": "string", "source": "string", "received_at": "timestamp('UTC')"},
+                                   name="events").filter(lambda t: t.message_id == "own-1")).to_pylist()[0]
+    assert row["source"] == "shop-key" and row["received_at"] == accepted
+
+
+def test_notebook_sql_is_read_only_and_takes_parameters(store, write):
+    from personable.errors import PersonableError
+
+    write([{"type": "track", "event": "Viewed", "anonymousId": "q1", "messageId": "q-1", "timestamp": ts(0)}])
+    assert store.sql("SELECT count(*) AS n FROM events WHERE event LIKE 'View%'").to_pylist() == [{"n": 1}]
+    assert store.sql("SELECT count(*) AS n FROM events WHERE event = ?", ["Viewed"]).to_pylist() == [{"n": 1}]
+    for sneaky in ("DELETE FROM events", "SELECT 1; COMMIT; CREATE TABLE pwn (x int)"):
+        with pytest.raises(PersonableError):
+            store.sql(sneaky)
+    assert store.stats()["events"] == 1
+    with pytest.raises(PersonableError):
+        store.sql("SELECT * FROM pwn")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
@@ -172,6 +172,40 @@ def parse_line(seq: int, line: str, ctx: ParseContext) -> dict[str, Any]:
     return record
 
 
-def parse_lines(lines: Iterable[tuple[int, str | None]], ctx: ParseContext) -> list[dict[str, Any]]:
-    """Records of the non-blank lines, keyed by their ``seq``."""
-    return [parse_line(seq, line, ctx) for seq, line in lines if line is not None and line.strip(WHITESPACE)]
+NUL_PROBLEM = "contains a NUL character (\\u0000), which text columns cannot hold"
+
+
+def parse_lines(lines: Iterable[tuple[int, str | None]], ctx: ParseContext,
+                own: Iterable[tuple[str | None, datetime | None]] | None = None) -> list[dict[str, Any]]:
+    """Records of the non-blank lines, keyed by their ``seq``. ``own``: per
+    line, the source and receive time it carries (lines replayed from the
+    event log), where they differ from the batch's."""
+    out = []
+    for (seq, line), (source, received) in zip(lines, own if own is not None else _forever((None, None))):
+        if line is None or not line.strip(WHITESPACE):
+            continue
+        line_ctx = ctx if source is None and received is None else replace(
+            ctx, source=source or ctx.source, received_at=received or ctx.received_at)
+        if "\x00" in line or "\\u0000" in line:
+            out.append(_refused(seq, line, line_ctx))
+        else:
+            out.append(parse_line(seq, line, line_ctx))
+    return out
+
+
+def _forever(value: Any) -> Iterable[Any]:
+    while True:
+        yield value
+
+
+def _refused(seq: int, line: str, ctx: ParseContext) -> dict[str, Any]:
+    """A record kept only for the quarantine: NUL cannot be stored in a text
+    column (PostgreSQL refuses it), so the raw line keeps a replacement mark."""
+    record: dict[str, Any] = {c: None for c in COLUMNS}
+    record.update(seq=seq, line=line.replace("\x00", "\ufffd").replace("\\u0000", "\\ufffd"),
+                  received_at=ctx.received_at, source=ctx.source, origin=ctx.origin,
+                  message_id=PREFIX + hashlib.md5(line.encode()).hexdigest(), timestamp=ctx.received_at,
+                  problems=[{"path": "$", "problem": NUL_PROBLEM}])
+    for i in range(len(ctx.identifier_traits)):
+        record[f"ident_{i}"] = None
+    return record

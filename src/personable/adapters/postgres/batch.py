@@ -8,7 +8,7 @@ PostgreSQL's JSON idioms below. Temporary tables live for the transaction.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Sequence
 
 import orjson
@@ -97,19 +97,22 @@ class PostgresBatch(SqlBatch):
                             FROM _rule_problems r WHERE _parsed.seq = r.seq""")
 
     # -- staging: parse in Python, copy in ---------------------------------------------
-    def stage_lines(self, lines: Iterable[tuple[int, str | None]]) -> None:
+    def stage_lines(self, lines: Iterable[tuple[int, str | None]],
+                    own: Iterable[tuple[str | None, datetime | None]] | None = None) -> None:
+        """``own``: per line, the source and receive time it carries (lines
+        replayed from the event log), else the batch's."""
         s, st = self.staged, self.settings
         ctx = ParseContext(received_at=self.now, source=s.source, origin=s.origin,
                            require_timestamp=s.require_timestamp, junk=frozenset(st.junk_values),
                            max_future=timedelta(hours=st.max_future_hours),
                            identifier_traits=st.identifier_traits, validate=not s.validated)
-        records = parse_lines(lines, ctx)
+        records = parse_lines(lines, ctx, own)
         idents = [f"ident_{i}" for i in range(len(st.identifier_traits))]
         columns = [*COLUMNS, *idents, "problems"]
         defs = ", ".join(f"{c} {_PARSED_TYPES.get(c, 'TEXT')}" for c in columns)
         self.con.execute("DROP TABLE IF EXISTS _parsed")
         self.con.execute(f"CREATE TEMP TABLE _parsed ({defs}) ON COMMIT DROP")
-        with self.con.cursor() as cur:
+        with self.db.refused("COPY _parsed"), self.con.cursor() as cur:
             copy_rows(cur, "_parsed", columns, (
                 [*(r[c] for c in COLUMNS), *(r[c] for c in idents), orjson.dumps(r["problems"]).decode()]
                 for r in records))

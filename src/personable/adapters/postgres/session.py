@@ -8,6 +8,7 @@ import psycopg
 import pyarrow as pa
 
 from ..sql.quality_staging import q
+from ...errors import StoreError
 from ..sql.session import SqlSession
 
 _PG_TYPES = {
@@ -89,14 +90,18 @@ class PostgresSession(SqlSession):
                 pa.table({n: pa.array([], pa.string()) for n in names})
 
     def put(self, name: str, table: pa.Table) -> None:
-        cols = ", ".join(f"{f.name} {pg_type(f.type)}" for f in table.schema)
+        try:
+            cols = ", ".join(f"{f.name} {pg_type(f.type)}" for f in table.schema)
+        except TypeError as exc:
+            raise StoreError(f"cannot stage {name} in PostgreSQL: {exc}") from exc
         # Inside a transaction the table goes with it; outside, it lives for the connection.
         scope = " ON COMMIT DROP" if self._in_transaction() else ""
-        self.con.execute(f"DROP TABLE IF EXISTS {name}")
-        self.con.execute(f"CREATE TEMP TABLE {name} ({cols}){scope}")
-        if table.num_rows:
-            with self.con.cursor() as cur:
-                copy_rows(cur, name, table.column_names, zip(*(c.to_pylist() for c in table.columns)))
+        with self.refused(f"CREATE TEMP TABLE {name} ({cols}) / COPY"):
+            self.con.execute(f"DROP TABLE IF EXISTS {name}")
+            self.con.execute(f"CREATE TEMP TABLE {name} ({cols}){scope}")
+            if table.num_rows:
+                with self.con.cursor() as cur:
+                    copy_rows(cur, name, table.column_names, zip(*(c.to_pylist() for c in table.columns)))
 
     def temp(self, name: str, select_sql: str) -> None:
         with self.refused(select_sql):
@@ -114,7 +119,7 @@ class PostgresSession(SqlSession):
         return f"({expr} ->> {q(field)})"
 
     def json_object_at(self, expr: str, *path: str) -> str:
-        p = q("{" + ",".join('"' + part.replace('"', '\\"') + '"' for part in path) + "}")
+        p = q("{" + ",".join('"' + part.replace("\\", "\\\\").replace('"', '\\"') + '"' for part in path) + "}")
         return f"CASE WHEN jsonb_typeof({expr} #> {p}) = 'object' THEN {expr} #> {p} END"
 
     def to_json(self, expr: str) -> str:

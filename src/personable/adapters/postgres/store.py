@@ -16,6 +16,7 @@ here and in ``batch.py``, ``session.py`` and ``schema.py``.
 
 from __future__ import annotations
 
+import re
 import threading
 from contextlib import contextmanager
 from datetime import datetime
@@ -37,7 +38,7 @@ from ..sql.resolution_store import ResolutionStore
 from ..sql.segments_store import SegmentsStore
 from ..sql.session import SqlSession
 from .batch import PostgresBatch
-from .session import PostgresSession, copy_rows, json_as_text
+from .session import PostgresSession, copy_rows, json_as_text, pg_params
 from .schema import current_version, migrate
 
 WRITE_LOCK = 7_311_002  # pg_advisory_xact_lock key held by each write batch
@@ -51,6 +52,8 @@ def _connect(url: str) -> Any:
     except psycopg.Error as exc:
         raise StoreError(f"cannot connect to PostgreSQL at {_safe(url)}: {exc}".strip()) from exc
     con.execute("SET TimeZone = 'UTC'")
+    # Literals built by the shared SQL double their quotes; that is safe only with standard strings.
+    con.execute("SET standard_conforming_strings = on")
     json_as_text(con)
     return con
 
@@ -130,8 +133,16 @@ class PostgresStore(QualityJobs, ResolutionStore, SegmentsStore, ComputedStore, 
     def batch(self, staged: StagedInput, settings: PipelineSettings) -> Iterator[PostgresBatch]:
         with self._transaction() as con:
             b = PostgresBatch(con, staged, settings, self.compile)
-            lines = staged.lines.column("line").to_pylist() if staged.lines is not None else []
-            b.stage_lines(enumerate(lines, start=1))
+            _monotonic_time(con, b)
+            t = staged.lines
+            lines = t.column("line").to_pylist() if t is not None else []
+            # Lines replayed from the event log carry their own source and receive time.
+            own = None
+            if t is not None and ("source" in t.column_names or "received_at" in t.column_names):
+                sources = t.column("source").to_pylist() if "source" in t.column_names else [None] * len(lines)
+                times = t.column("received_at").to_pylist() if "received_at" in t.column_names else [None] * len(lines)
+                own = list(zip(sources, times))
+            b.stage_lines(enumerate(lines, start=1), own)
             yield b
 
     @contextmanager
@@ -145,9 +156,10 @@ class PostgresStore(QualityJobs, ResolutionStore, SegmentsStore, ComputedStore, 
         con = self.cursor()
         with con.transaction(), con.cursor() as cur:
             copy_rows(cur, "quarantine", ["received_at", "source", "origin", "record_no", "message_id", "problems", "raw"],
-                      ([r["received_at"], r["source"], r["origin"], r.get("record_no"), r.get("message_id"),
-                        orjson.dumps([{"path": p["path"], "problem": p["problem"]} for p in r["problems"]]).decode(),
-                        r["raw"][:65536]] for r in rows))
+                      ([r["received_at"], r["source"], r["origin"], r.get("record_no"), _text(r.get("message_id")),
+                        orjson.dumps([{"path": _text(p["path"]), "problem": _text(p["problem"])}
+                                      for p in r["problems"]]).decode(),
+                        _text(r["raw"][:65536])] for r in rows))
 
     def quarantine(self, limit: int = 50, offset: int = 0) -> pa.Table:
         rows = self._dicts("""SELECT id, received_at, source, origin, record_no, message_id, problems, raw
@@ -178,9 +190,13 @@ class PostgresStore(QualityJobs, ResolutionStore, SegmentsStore, ComputedStore, 
             raise StoreError(f"analytics query failed: {exc}", sql=sql[:2000]) from exc
         schema = expr.schema().to_pyarrow()
         names = [d.name for d in cur.description]
-        columns: list[list[Any]] = [list(c) for c in zip(*rows)] if rows else [[] for _ in names]
+        # By name: Ibis compiles a filter of a whole table to SELECT *, which
+        # returns the table's columns, not only those the expression declares.
+        by_name: dict[str, list[Any]] = {n: list(c) for n, c in zip(names, zip(*rows))} if rows else \
+            {n: [] for n in names}
         arrays = []
-        for field, values in zip(schema, columns):
+        for field in schema:
+            values = by_name[field.name]
             if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
                 # JSON values arrive decoded; a string column holds their text.
                 values = [v if v is None or isinstance(v, str) else orjson.dumps(v).decode() for v in values]
@@ -192,10 +208,18 @@ class PostgresStore(QualityJobs, ResolutionStore, SegmentsStore, ComputedStore, 
         import psycopg
 
         con = self.cursor()
+        args: list[Any] | dict[str, Any] | None
+        if isinstance(params, dict):   # $name, as DuckDB takes them
+            text, args = re.sub(r"\$([A-Za-z_]\w*)", r"%(\1)s", query.replace("%", "%%")), params
+        elif params:
+            text, args = pg_params(query), list(params)
+        else:
+            text, args = query, None
         try:
             with con.transaction():
                 con.execute("SET TRANSACTION READ ONLY")
-                cur = con.execute(query, params)
+                # The extended protocol runs one statement: "SELECT 1; COMMIT; DELETE ..." is refused.
+                cur = con.execute(text, args, prepare=True)
                 cols = [d.name for d in cur.description or []]
                 rows = cur.fetchall() if cur.description else []
         except psycopg.errors.ReadOnlySqlTransaction as exc:
@@ -297,6 +321,23 @@ class PostgresStore(QualityJobs, ResolutionStore, SegmentsStore, ComputedStore, 
                 pass
 
 
+def _text(value: Any) -> Any:
+    """Text PostgreSQL can hold: a NUL character becomes U+FFFD (a rejected
+    record is kept for the quarantine, not refused by the database)."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
+def _monotonic_time(con: Any, batch: PostgresBatch) -> None:
+    """The batch's time is never before a profile update already committed.
+
+    Several processes write here: a batch whose time was taken before it got
+    the write lock could stamp profiles earlier than one committed meanwhile,
+    and a projection's watermark (``changed_since``) would then miss them."""
+    row = con.execute("SELECT max(updated_at) FROM profiles").fetchone()
+    if row and row[0] is not None and row[0] > batch.now:
+        batch.now = row[0]
+
+
 class PostgresFileImport:
     """A file read once (by the embedded DuckDB engine, used here only as a
     file reader: JSONL, CSV and Parquet with their mappings) into memory as
@@ -329,6 +370,7 @@ class PostgresFileImport:
     def chunk(self, first: int, last: int, settings: PipelineSettings) -> Iterator[PostgresBatch]:
         with self.store._transaction() as con:
             b = PostgresBatch(con, self.staged, settings, self.store.compile)
+            _monotonic_time(con, b)
             b.stage_lines((seq, self.lines[seq - 1]) for seq in range(first, min(last, self.total) + 1))
             if first == 1:
                 b.quarantine_rejects(self.rejects)
