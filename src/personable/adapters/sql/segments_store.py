@@ -214,15 +214,14 @@ class RealtimeSession:
         self.current: dict[str, set[str]] = {}
         for segment_id, profile_id in db.rows("SELECT segment_id, profile_id FROM _rt_members"):
             self.current.setdefault(segment_id, set()).add(profile_id)
-        self.entered: list[tuple[str, str]] = []
-        self.exited: list[tuple[str, str]] = []
-        self.cause = "event"
+        # Per cause (a segment's own events, or a segment it depends on), the moves.
+        self.entered: dict[str, list[tuple[str, str]]] = {}
+        self.exited: dict[str, list[tuple[str, str]]] = {}
 
     def run(self, expr: Any) -> pa.Table:
         return self.db.arrow(self.compile(expr))
 
     def apply(self, segment_id: str, members: pa.Table, cause: str) -> tuple[list[str], list[str]]:
-        self.cause = cause
         now_in = set(members.column("profile_id").to_pylist()) if members.num_rows else set()
         was_in = self.current.get(segment_id, set())
         entered, exited = sorted(now_in - was_in), sorted(was_in - now_in)
@@ -232,17 +231,19 @@ class RealtimeSession:
             self.db.execute("""DELETE FROM _rt_members WHERE (segment_id, profile_id) IN
                                (SELECT segment_id, profile_id FROM _rt_change WHERE NOT entering)""")
             self.db.execute("INSERT INTO _rt_members SELECT segment_id, profile_id FROM _rt_change WHERE entering")
-            self.entered += [(segment_id, p) for p in entered]
-            self.exited += [(segment_id, p) for p in exited]
+            self.entered.setdefault(cause, []).extend((segment_id, p) for p in entered)
+            self.exited.setdefault(cause, []).extend((segment_id, p) for p in exited)
         return entered, exited
 
     def write(self) -> None:
-        if not self.entered and not self.exited:
-            return
-        db, now, cause = self.db, self.now, self.cause
-        moves = _moves(self.entered, self.exited)
-        _write_moves(db, moves, now, cause)
-        db.execute("""INSERT INTO segment_sizes (segment_id, measured_at, size, entered, exited, cause)
-                      SELECT m.segment_id, ?, (SELECT count(*) FROM segment_members s WHERE s.segment_id = m.segment_id),
-                             count(*) FILTER (WHERE m.entering), count(*) FILTER (WHERE NOT m.entering), ?
-                      FROM _seg_moves m GROUP BY m.segment_id""", [now, cause])
+        """Every move into the membership tables, each with the cause it had."""
+        db, now = self.db, self.now
+        for cause in sorted(set(self.entered) | set(self.exited)):
+            moves = _moves(self.entered.get(cause, []), self.exited.get(cause, []))
+            if not moves.num_rows:
+                continue
+            _write_moves(db, moves, now, cause)
+            db.execute("""INSERT INTO segment_sizes (segment_id, measured_at, size, entered, exited, cause)
+                          SELECT m.segment_id, ?, (SELECT count(*) FROM segment_members s WHERE s.segment_id = m.segment_id),
+                                 count(*) FILTER (WHERE m.entering), count(*) FILTER (WHERE NOT m.entering), ?
+                          FROM _seg_moves m GROUP BY m.segment_id""", [now, cause])
