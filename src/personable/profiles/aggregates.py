@@ -6,20 +6,19 @@ profiles merged into their survivor (a group-by). Adapters render the rule
 for their engine; the domain states it once.
 
 The batch's aggregates are an Ibis expression over the batch's stored events
-(``BATCH_EVENTS``), the stored profiles and a one-row table holding the
+(``_stored``), the stored profiles and a one-row table holding the
 batch's time, so it is built once per configuration and compiled once per
-store dialect.
+store dialect. The combine rules are plain data; Ibis is imported only when an
+expression is built.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import ibis
-import ibis.expr.types as ir
-
-from ..tables import TS
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
 
 How = Literal["min", "max", "sum", "newest", "latest"]
 
@@ -57,30 +56,42 @@ COMBINE: dict[str, Combine] = {
 PROFILE_KEY = "profile_id"
 PROFILE_COLUMNS = tuple(COMBINE)
 
-# The batch's new events, attributed to their profiles (the columns the rules read).
-BATCH_EVENTS = ibis.table({
-    "seq": "int64", "profile_id": "string", "timestamp": TS, "type": "string", "event": "string",
-    "revenue_reporting": "float64", "device": "string", "channel": "string",
-}, name="_stored")
-STORED_PROFILES = ibis.table({"profile_id": "string", "last_seen": TS}, name="profiles")
-BATCH_CLOCK = ibis.table({"now": TS}, name="_batch_clock")
-MERGES = ibis.table({"from_profile": "string", "into_profile": "string"}, name="_merges")
-PROFILE_ROWS = ibis.table({
-    "profile_id": "string", "created_at": TS, "first_seen": TS, "last_seen": TS, "event_count": "int64",
-    "session_count": "int64", "page_count": "int64", "order_count": "int64", "revenue": "float64",
-    "last_device": "string", "last_device_at": TS, "last_channel": "string", "last_channel_at": TS,
-    "updated_at": TS,
-}, name="profiles")
+def _tables() -> dict[str, Any]:
+    """The relations the expressions read (built on use: importing this module
+    must not import Ibis, so a store opens without it)."""
+    import ibis
+
+    from ..tables import TS
+
+    return {
+        # The batch's new events, attributed to their profiles (the columns the rules read).
+        "events": ibis.table({
+            "seq": "int64", "profile_id": "string", "timestamp": TS, "type": "string", "event": "string",
+            "revenue_reporting": "float64", "device": "string", "channel": "string",
+        }, name="_stored"),
+        "stored": ibis.table({"profile_id": "string", "last_seen": TS}, name="profiles"),
+        "clock": ibis.table({"now": TS}, name="_batch_clock"),
+        "merges": ibis.table({"from_profile": "string", "into_profile": "string"}, name="_merges"),
+        "profiles": ibis.table({
+            "profile_id": "string", "created_at": TS, "first_seen": TS, "last_seen": TS, "event_count": "int64",
+            "session_count": "int64", "page_count": "int64", "order_count": "int64", "revenue": "float64",
+            "last_device": "string", "last_device_at": TS, "last_channel": "string", "last_channel_at": TS,
+            "updated_at": TS,
+        }, name="profiles"),
+    }
 
 
-def batch_aggregates(order_event: str, session_timeout_minutes: int) -> ir.Table:
+def batch_aggregates(order_event: str, session_timeout_minutes: int) -> "ir.Table":
     """One row per profile the batch touches, shaped like a profile row.
 
     A session starts at an event more than the timeout after the profile's
     previous one (in this batch, or the stored last event for its first one in
     the batch). Orders are the configured order event; revenue counts only
     their amounts in the reporting currency (NULL amounts add nothing)."""
-    e, p, clock = BATCH_EVENTS, STORED_PROFILES, BATCH_CLOCK
+    import ibis
+
+    t = _tables()
+    e, p, clock = t["events"], t["stored"], t["clock"]
     gap = ibis.interval(minutes=int(session_timeout_minutes))
     joined = e.left_join(p, e.profile_id == p.profile_id).select(
         e.seq, e.profile_id, e.timestamp, e.type, e.event, e.revenue_reporting, e.device, e.channel,
@@ -112,10 +123,11 @@ def batch_aggregates(order_event: str, session_timeout_minutes: int) -> ir.Table
         updated_at=withclock.now)
 
 
-def folded_profiles() -> ir.Table:
+def folded_profiles() -> "ir.Table":
     """The survivors of this batch's merges, each folded from itself and the
     profiles merged into it, column by column by ``COMBINE``."""
-    p, m = PROFILE_ROWS, MERGES
+    t = _tables()
+    p, m = t["profiles"], t["merges"]
     groups = m.select(pid=m.from_profile, survivor=m.into_profile).union(
         m.select(pid=m.into_profile, survivor=m.into_profile)).distinct()
     rows = p.join(groups, p.profile_id == groups.pid)

@@ -7,20 +7,20 @@ until a real observation arrives. Placeholders for "no value" (quality status
 consent map, kept apart). Consents: the newest observation per purpose wins
 (ties: the later one in the batch); every observation is also logged.
 
-The adapter lists the batch's observations as long tables (``TRAIT_OBSERVATIONS``,
-``CONSENT_OBSERVATIONS``: one row per key, the value as JSON text); these
+The adapter lists the batch's observations as long tables (``_trait_kv``,
+``_consent_kv``: one row per key, the value as JSON text); these
 expressions pick the winners, and ``REPLACES`` says when a winner replaces
 what is stored.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import ibis
-import ibis.expr.types as ir
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
 
-from ..tables import TS
+TS = "timestamp('UTC')"   # personable.tables.TS, without importing Ibis
 
 FIRST_WRITE_WINS, LAST_WRITE_WINS = "first_write_wins", "last_write_wins"
 IMPUTED = "imputed"
@@ -31,27 +31,35 @@ CONSENT_KEY = "consent"
 Replaces = Literal["older", "not_older"]
 REPLACES: dict[str, Replaces] = {FIRST_WRITE_WINS: "older", LAST_WRITE_WINS: "not_older"}
 
-TRAIT_OBSERVATIONS = ibis.table({
-    "profile_id": "string", "seq": "int64", "timestamp": TS, "source": "string", "message_id": "string",
-    "key": "string", "value": "json", "raw_value": "json", "origin": "string", "status": "string",
-}, name="_trait_kv")
-CONSENT_OBSERVATIONS = ibis.table({
-    "profile_id": "string", "seq": "int64", "timestamp": TS, "source": "string", "message_id": "string",
-    "purpose": "string", "granted": "boolean",
-}, name="_consent_kv")
 TRAIT_COLUMNS = ("profile_id", "key", "value", "observed_at", "source", "message_id", "raw_value", "origin")
 CONSENT_COLUMNS = ("profile_id", "purpose", "granted", "observed_at", "source", "message_id")
 
 
-def _first_per(t: ir.Table, key: str, newest: bool) -> ir.Table:
+def _observations() -> tuple["ir.Table", "ir.Table"]:
+    import ibis
+
+    return (ibis.table({
+        "profile_id": "string", "seq": "int64", "timestamp": TS, "source": "string", "message_id": "string",
+        "key": "string", "value": "json", "raw_value": "json", "origin": "string", "status": "string",
+    }, name="_trait_kv"), ibis.table({
+        "profile_id": "string", "seq": "int64", "timestamp": TS, "source": "string", "message_id": "string",
+        "purpose": "string", "granted": "boolean",
+    }, name="_consent_kv"))
+
+
+def _first_per(t: "ir.Table", key: str, newest: bool) -> "ir.Table":
+    import ibis
+
     order = [ibis.desc(t.timestamp) if newest else ibis.asc(t.timestamp), ibis.desc(t.seq)]
     ranked = t.mutate(_rank=ibis.row_number().over(group_by=[t.profile_id, t[key]], order_by=order))
     return ranked.filter(ranked._rank == 0).drop("_rank")
 
 
-def trait_winners(policies: dict[str, str], default: str) -> dict[str, ir.Table]:
+def trait_winners(policies: dict[str, str], default: str) -> dict[str, "ir.Table"]:
     """Per policy, the batch's winning observation of each (profile, key)."""
-    t = TRAIT_OBSERVATIONS
+    import ibis
+
+    t = _observations()[0]
     kept = t.filter((t.key != CONSENT_KEY) & (t.status.isnull() | (t.status != "missing")))
     first_keys = sorted(k for k, p in policies.items() if p == FIRST_WRITE_WINS)
     last_keys = sorted(k for k, p in policies.items() if p == LAST_WRITE_WINS)
@@ -68,21 +76,23 @@ def trait_winners(policies: dict[str, str], default: str) -> dict[str, ir.Table]
     return out
 
 
-def consent_log() -> ir.Table:
+def consent_log() -> "ir.Table":
     """Every consent observation of the batch, in batch order."""
-    c = CONSENT_OBSERVATIONS
+    c = _observations()[1]
     return c.order_by(c.seq).select(c.profile_id, c.purpose, c.granted, observed_at=c.timestamp, source=c.source,
                                     message_id=c.message_id)
 
 
-def consent_winners() -> ir.Table:
-    won = _first_per(CONSENT_OBSERVATIONS, "purpose", newest=True)
+def consent_winners() -> "ir.Table":
+    won = _first_per(_observations()[1], "purpose", newest=True)
     return won.select(won.profile_id, won.purpose, won.granted, observed_at=won.timestamp, source=won.source,
                       message_id=won.message_id)
 
 
 def _moved(table: str, key: str, columns: tuple[str, ...], types: dict[str, str],
-           newest: bool, keys: tuple[list[str], bool] | None = None) -> ir.Table:
+           newest: bool, keys: tuple[list[str], bool] | None = None) -> "ir.Table":
+    import ibis
+
     rows = ibis.table({c: types[c] for c in columns}, name=table)
     m = ibis.table({"from_profile": "string", "into_profile": "string"}, name="_merges")
     j = rows.join(m, rows.profile_id == m.from_profile)
@@ -98,7 +108,7 @@ def _moved(table: str, key: str, columns: tuple[str, ...], types: dict[str, str]
     return won.select(profile_id=won.into_profile, **{c: won[c] for c in columns if c != "profile_id"})
 
 
-def moved_traits(policies: dict[str, str], default: str) -> dict[str, ir.Table]:
+def moved_traits(policies: dict[str, str], default: str) -> dict[str, "ir.Table"]:
     """Per policy, the traits of profiles merged away, moved onto their
     survivor: among them the newest per key wins (the oldest for
     first_write_wins keys); the upsert then compares it with the survivor's
@@ -112,7 +122,7 @@ def moved_traits(policies: dict[str, str], default: str) -> dict[str, ir.Table]:
             LAST_WRITE_WINS: _moved("profile_traits", "key", TRAIT_COLUMNS, TRAIT_TYPES, True, last_keys)}
 
 
-def moved_consents() -> ir.Table:
+def moved_consents() -> "ir.Table":
     """The consents of profiles merged away, moved onto their survivor: the newest per purpose."""
     return _moved("profile_consents", "purpose", CONSENT_COLUMNS, CONSENT_TYPES, True)
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pyarrow as pa
 
-from ...events.attribution import NEW_EVENTS, stored_events
+from ...events.attribution import NEW_EVENT_COLUMNS, stored_events
 from ...identity.stitcher import ANON, USER, ExistingProfile, LinkRow, Node, StitchPlan
 from ...ports import IngestReport, PipelineSettings, StagedInput
 from ...profiles import aggregates, traits
@@ -36,7 +36,7 @@ REJECT_PROBLEM = "is not valid UTF-8 or not a readable line"
 EVENT_COLUMNS = ("message_id", "type", "event", "name", "user_id", "anonymous_id", "previous_id", "group_id",
                  "profile_id", "timestamp", "original_timestamp", "sent_at", "received_at", "context", "properties",
                  "traits", "device", "channel", "revenue", "currency", "revenue_reporting", "std_traits", "source")
-NEW_COLUMNS = tuple(NEW_EVENTS.columns)
+NEW_COLUMNS = tuple(NEW_EVENT_COLUMNS)
 
 
 @dataclass(frozen=True)
