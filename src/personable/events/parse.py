@@ -13,6 +13,7 @@ test holds the two to the same records.
 from __future__ import annotations
 
 import hashlib
+from itertools import repeat
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -181,7 +182,7 @@ def parse_lines(lines: Iterable[tuple[int, str | None]], ctx: ParseContext,
     line, the source and receive time it carries (lines replayed from the
     event log), where they differ from the batch's."""
     out = []
-    for (seq, line), (source, received) in zip(lines, own if own is not None else _forever((None, None))):
+    for (seq, line), (source, received) in zip(lines, own if own is not None else repeat((None, None))):
         if line is None or not line.strip(WHITESPACE):
             continue
         line_ctx = ctx if source is None and received is None else replace(
@@ -191,11 +192,6 @@ def parse_lines(lines: Iterable[tuple[int, str | None]], ctx: ParseContext,
         else:
             out.append(parse_line(seq, line, line_ctx))
     return out
-
-
-def _forever(value: Any) -> Iterable[Any]:
-    while True:
-        yield value
 
 
 def _refused(seq: int, line: str, ctx: ParseContext) -> dict[str, Any]:

@@ -38,12 +38,6 @@ class PostgresBatch(SqlBatch):
     def _problems_value(self, problems: list[dict[str, str]]) -> Any:
         return orjson.dumps(problems).decode()
 
-    def _quarantine_parsed(self) -> None:
-        self.con.execute("""
-            INSERT INTO quarantine (received_at, source, origin, record_no, message_id, problems, raw)
-            SELECT received_at, source, origin, seq, message_id, problems, left(line, 65536)
-            FROM _parsed WHERE jsonb_array_length(problems) > 0""")
-
     def _problem_sample(self) -> list[dict[str, Any]]:
         rows = self.con.execute("""SELECT seq, message_id, problems FROM _parsed
                                    WHERE jsonb_array_length(problems) > 0 ORDER BY seq LIMIT 20""").fetchall()

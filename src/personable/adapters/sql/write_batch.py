@@ -79,7 +79,10 @@ class SqlBatch(QualityStaging):
 
     def _quarantine_parsed(self) -> None:
         """Copy the records of _parsed that have problems into the quarantine."""
-        raise NotImplementedError
+        self._exec(f"""
+            INSERT INTO quarantine (received_at, source, origin, record_no, message_id, problems, raw)
+            SELECT received_at, source, origin, seq, message_id, problems, left(line, 65536)
+            FROM _parsed WHERE NOT ({self.NO_PROBLEMS})""")
 
     def _trait_kv_select(self) -> str:
         """SELECT for _trait_kv: one row per key of each stored identify's traits
