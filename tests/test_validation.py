@@ -200,3 +200,32 @@ def test_python_parser_and_sql_parser_give_the_same_records(tmp_path):
         compared += 1
     assert compared >= len(RICH) + 3   # the rich events and the valid ones of the corpus, field by field
     store.close()
+
+
+def test_both_parsers_skip_the_same_blank_lines(tmp_path):
+    """A line of whitespace only (tabs, form feeds, CR) is no record for either
+    parser; leading whitespace before an object does not make it invalid. The
+    SQL parser once trimmed only spaces, so a tab-only line was quarantined as
+    invalid JSON by DuckDB and skipped by the Python parser."""
+    import pyarrow as pa
+
+    from personable.adapters.duckdb import DuckDBStore
+    from personable.config import load_config, write_starter
+    from personable.events.parse import ParseContext, parse_lines
+    from personable.ingest.pipeline import settings_from
+    from personable.ports import StagedInput
+
+    write_starter(tmp_path, "blank")
+    settings = settings_from(load_config(tmp_path))
+    event = json.dumps({"type": "track", "event": "Viewed", "userId": "u1", "messageId": "m1"})
+    lines = ["", " ", "\t", "\t \r", "\x0c\x0b", " \t" + event, "  "]
+    store = DuckDBStore(None)
+    staged = StagedInput(source="s", origin="o", lines=pa.table({"line": lines}), received_at=NOW)
+    with store.batch(staged, settings) as batch:
+        sql_rows = batch.con.execute("SELECT seq, message_id, len(problems) FROM _parsed ORDER BY seq").fetchall()
+    store.close()
+    ctx = ParseContext(received_at=NOW, source="s", origin="o", require_timestamp=False, junk=JUNK,
+                       max_future=timedelta(hours=settings.max_future_hours),
+                       identifier_traits=settings.identifier_traits)
+    python_rows = [(r["seq"], r["message_id"], len(r["problems"])) for r in parse_lines(enumerate(lines, 1), ctx)]
+    assert sql_rows == python_rows == [(6, "m1", 0)]

@@ -13,6 +13,11 @@ spirit of PostHog's "merge protection":
 Links are applied in event-time order, so a shared anonymousId stays with the
 first user that claimed it. The result is a plan the store applies: new
 identities, merges of existing profiles, and refused links for the report.
+
+This module is the exact, link-by-link definition. The write path stitches a
+whole batch through ``components.plan_stitch``, which gets the same plan from
+the graph's connected components and walks only the components the guard can
+change through ``plan_rows``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from typing import Iterable
+
+import pyarrow as pa
 
 Node = tuple[str, str]  # (kind, value)
 
@@ -51,10 +58,14 @@ class Conflict:
 
 @dataclass
 class StitchPlan:
-    assignment: dict[Node, str]           # every batch node -> final profile id
-    new_nodes: list[Node]                 # nodes to insert into the identity graph
+    assignment: pa.Table                  # kind, value, profile_id: every batch node -> final profile id
+    new_nodes: pa.Table                   # kind, value: nodes to insert into the identity graph
     merges: list[tuple[str, str]]         # (from_profile, into_profile)
     conflicts: list[Conflict] = field(default_factory=list)
+
+    def assigned(self) -> dict[Node, str]:
+        return {(k, v): p for k, v, p in zip(*(self.assignment.column(c).to_pylist()
+                                               for c in ("kind", "value", "profile_id")))}
 
 
 def profile_id_for(node: Node) -> str:
@@ -122,11 +133,16 @@ def shared_identifiers(rows: list[LinkRow], max_user_ids: int = 1,
             if n[0] not in (USER, ANON):
                 users.setdefault(n, set()).update(row_users)
                 ids.setdefault(n, set()).update(row_ids)
-    return {n: tuple(sorted(i[1] for i in ids[n]))[:20] for n in ids
+    return {n: shared_holders(i[1] for i in ids[n]) for n in ids
             if len(users[n]) > max_user_ids or (max_ids is not None and len(ids[n]) > max_ids)}
 
 
-def plan_stitch(
+def shared_holders(values: Iterable[str]) -> tuple[str, ...]:
+    """The ids a shared identifier's conflict names (the first 20, sorted)."""
+    return tuple(sorted(values))[:20]
+
+
+def plan_stitch_rows(
     rows: Iterable[LinkRow],
     existing_nodes: dict[Node, str],
     existing_profiles: dict[str, ExistingProfile],
@@ -140,7 +156,14 @@ def plan_stitch(
     not join whoever claimed it first."""
     rows = list(rows)
     found = shared_identifiers(rows, max_user_ids, max_ids_per_identifier)
-    shared = set(shared or ()) | set(found)
+    plan = plan_rows(rows, existing_nodes, existing_profiles, max_user_ids, set(shared or ()) | set(found))
+    plan.conflicts[:0] = [Conflict(node, (), holders) for node, holders in sorted(found.items())]
+    return plan
+
+
+def plan_rows(rows: list[LinkRow], existing_nodes: dict[Node, str], existing_profiles: dict[str, ExistingProfile],
+              max_user_ids: int | None, shared: set[Node]) -> StitchPlan:
+    """The union-find over ``rows`` in their order, ``shared`` nodes left out."""
     uf = _UnionFind()
     # Existing profiles first, oldest first, so they win survivor ties.
     for prof in sorted(existing_profiles.values(), key=lambda p: (p.created_at, p.profile_id)):
@@ -149,7 +172,7 @@ def plan_stitch(
         i = uf.add(node, frozenset([node[1]]) if node[0] == USER else frozenset())
         uf.union(uf.index[("profile", pid)], i, None)
 
-    conflicts: list[Conflict] = [Conflict(node, (), holders) for node, holders in sorted(found.items())]
+    conflicts: list[Conflict] = []
     for row in rows:
         nodes = [n for n in row.nodes if n not in shared]
         if not nodes:
@@ -186,4 +209,10 @@ def plan_stitch(
         assignment[key] = names[uf.find(i)]
         if key not in existing_nodes:
             new_nodes.append(key)
-    return StitchPlan(assignment, new_nodes, merges, conflicts)
+    return StitchPlan(
+        pa.table({"kind": pa.array([n[0] for n in assignment], pa.string()),
+                  "value": pa.array([n[1] for n in assignment], pa.string()),
+                  "profile_id": pa.array(list(assignment.values()), pa.string())}),
+        pa.table({"kind": pa.array([n[0] for n in new_nodes], pa.string()),
+                  "value": pa.array([n[1] for n in new_nodes], pa.string())}),
+        merges, conflicts)

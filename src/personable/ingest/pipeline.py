@@ -3,14 +3,14 @@
 The store does the bulk work in its own engine (SQL on DuckDB); the decisions
 that are domain logic -- how identifiers are normalized and hashed, and how the
 identity graph is stitched -- are made here, in Python, over the small set of
-distinct identifiers in the batch.
+distinct identifiers in the batch, as arrays.
 """
 
 from __future__ import annotations
 
 from ..config import Config
 from ..identity.identifiers import normalize_identifier, sha256_hex
-from ..identity.stitcher import plan_stitch
+from ..identity.components import plan_stitch
 from ..ports import BatchWriter, IngestReport, PipelineSettings
 from ..quality.apply import standardize_values
 from ..quality.rules import batch_violations
@@ -52,10 +52,9 @@ class WritePath:
         batch.screen()
         ids = batch.identifier_values()
         batch.set_identifier_values([(kind, raw, identifier_node(kind, raw, cfg)) for kind, raw in ids])
-        rows = batch.link_rows()
-        nodes = {n for row in rows for n in row.nodes}
-        existing_nodes, existing_profiles = batch.existing(nodes)
-        plan = plan_stitch(rows, existing_nodes, existing_profiles, cfg.identity.max_user_ids_per_profile,
+        links = batch.links()
+        existing = batch.existing()
+        plan = plan_stitch(links, existing, cfg.identity.max_user_ids_per_profile,
                            shared=batch.shared_nodes(), max_ids_per_identifier=cfg.identity.max_ids_per_identifier)
         batch.apply(plan)
         return batch.report()

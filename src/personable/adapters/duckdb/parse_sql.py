@@ -72,6 +72,13 @@ def _present(type_sql: str) -> str:
     return f"(coalesce({type_sql}, 'NULL') <> 'NULL')"
 
 
+# Blank lines and the start of an object, as regular expressions: trim() copies
+# every line (0.6 s per 250k full-context lines), a regex stops at the first
+# character that decides.
+_WS_CLASS = "[" + "".join(f"\\x{ord(c):02x}" for c in WHITESPACE) + "]"
+_BLANK = _WS_CLASS + "*"
+_OBJECT_START = "^" + _WS_CLASS + "*\\{"
+
 _JSON_STRING = r'"(?:[^"\\]|\\.)*"'
 _NOT_BRACKET = r"[^\[\]{}]"
 _INNER_PAIR = r"\[\]|\{\}"
@@ -273,9 +280,9 @@ CREATE OR REPLACE TEMP TABLE _parsed AS
 WITH raw AS (
   SELECT seq, line, received_at, source, origin, require_ts,
          line IS NOT NULL AND json_valid(line) AS valid_json
-  FROM _stg WHERE line IS NOT NULL AND trim(line) <> ''
+  FROM _stg WHERE line IS NOT NULL AND NOT regexp_full_match(line, {q(_BLANK)})
 ), extracted AS (
-  SELECT *, valid_json AND starts_with(ltrim(line), '{{') AS is_object FROM raw
+  SELECT *, valid_json AND regexp_matches(line, {q(_OBJECT_START)}) AS is_object FROM raw
 ), lists AS (
   SELECT *,
     CASE WHEN is_object THEN json_type(line, [{path_list}]) END AS jt,
