@@ -161,6 +161,7 @@ def project_on(request, tmp_path: Path, name: str = "test-shop") -> Path:
         url = request.getfixturevalue("module_postgres_url" if request.scope == "module" else "postgres_url")
         cfg = project / "personable.yaml"
         cfg.write_text(cfg.read_text().replace(DUCKDB_OFFLINE, f"offline: {url}"))
+        assert offline_url(project) == url, "the starter's offline store line changed: update DUCKDB_OFFLINE"
     return project
 
 
