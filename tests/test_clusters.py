@@ -77,8 +77,14 @@ def test_a_k_range_beyond_the_profiles_is_reported_not_a_crash(blobs):
         ProfileClusterer(k_range=(5, 8)).fit(blobs[0][:4], feature_names=["a", "b", "c"])
 
 
-def test_clusters_recover_the_simulated_segments(project, tmp_path):
-    sim = simulate(tmp_path / "sim", StoreSpec(customers=1500, days=60, seed=21))
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    """One simulated shop for every offline store."""
+    return simulate(tmp_path_factory.mktemp("sim"), StoreSpec(customers=1500, days=60, seed=21))
+
+
+def test_clusters_recover_the_simulated_segments(project, simulated):
+    sim = simulated
     now = datetime(2026, 3, 2, tzinfo=timezone.utc)
     with Engine(project, clock=SimulatedClock(now)) as engine:
         engine.ingest(sim.events_path)
