@@ -316,6 +316,23 @@ def test_catalog_files_are_checked(tmp_path, engine):
     assert json.loads(row["attributes"]) == {"colour": "red"}
 
 
+def test_a_catalog_file_is_typed_whatever_columns_it_has(tmp_path):
+    """Absent or empty columns are typed, not Arrow's null type: PostgreSQL
+    cannot stage a column of that (import_catalog failed there on any file
+    without, say, a brand)."""
+    import pyarrow as pa
+
+    from personable.recommend.catalog import read_catalog_file
+
+    path = tmp_path / "ids.csv"
+    path.write_text("sku,category\nA1,\nA2,\n")
+    schema = read_catalog_file(path).schema
+    types = dict(zip(schema.names, schema.types))
+    assert types == {"item_id": pa.string(), "name": pa.string(), "category": pa.string(), "brand": pa.string(),
+                     "price": pa.float64(), "description": pa.string(), "in_stock": pa.bool_(),
+                     "attributes": pa.string()}
+
+
 def test_recommendations_over_http_and_the_cli(shop, tmp_path, copy_project):
     from conftest import run_cli, start_server, stop_server, wait_for_job
 
