@@ -95,17 +95,43 @@ def postgres_server_url(test_services) -> str:
     return test_services["PG_URL"]
 
 
-@pytest.fixture
-def postgres_url(postgres_server_url):
-    """A fresh, empty database of this test's own (CREATE DATABASE), dropped after."""
+def create_database(server_url: str, template: str | None = None) -> str:
+    """The URL of a new database on the test cluster: empty, or a copy of
+    ``template`` (a database URL; nobody may be connected to it)."""
     import psycopg
 
     name = f"test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{name}"')
-    yield postgres_server_url.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as con:
-        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    sql = f'CREATE DATABASE "{name}"'
+    if template is not None:
+        sql += f' TEMPLATE "{template.rsplit("/", 1)[1]}"'
+    with psycopg.connect(server_url, autocommit=True) as con:
+        con.execute(sql)
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(server_url: str, url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server_url, autocommit=True) as con:
+        con.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url):
+    """A fresh, empty database of this test's own (CREATE DATABASE), dropped after."""
+    url = create_database(postgres_server_url)
+    yield url
+    drop_database(postgres_server_url, url)
+
+
+@pytest.fixture(scope="module")
+def module_postgres_url(postgres_server_url):
+    """``postgres_url`` for a module-scoped fixture: a fresh database, dropped
+    after the module (a module has one such database, so at most one of its
+    module-scoped fixtures may use it)."""
+    url = create_database(postgres_server_url)
+    yield url
+    drop_database(postgres_server_url, url)
 
 
 @pytest.fixture
@@ -117,20 +143,61 @@ def project(tmp_path: Path) -> Path:
 # Test modules that must hold on every offline store override ``project``:
 #     @pytest.fixture(params=OFFLINE_STORES)
 #     def project(request, tmp_path): return project_on(request, tmp_path)
+# or parametrize their module-scoped fixtures the same way:
+#     @pytest.fixture(scope="module", params=OFFLINE_STORES)
+#     def shop(request, tmp_path_factory): project = project_on(request, tmp_path_factory.mktemp("shop")) ...
 OFFLINE_STORES = [pytest.param("duckdb", id="duckdb"),
                   pytest.param("postgres", id="postgres", marks=pytest.mark.services)]
+DUCKDB_OFFLINE = "offline: duckdb:///.personable/store.duckdb"
 
 
-def project_on(request, tmp_path: Path) -> Path:
+def project_on(request, tmp_path: Path, name: str = "test-shop") -> Path:
     """A starter project whose offline store is ``request.param`` (a fresh
-    PostgreSQL database of its own for "postgres")."""
+    PostgreSQL database of its own for "postgres": ``postgres_url`` for a
+    function-scoped fixture, ``module_postgres_url`` for a module-scoped one)."""
     project = tmp_path / "proj"
-    write_starter(project, "test-shop")
+    write_starter(project, name)
     if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
+        url = request.getfixturevalue("module_postgres_url" if request.scope == "module" else "postgres_url")
         cfg = project / "personable.yaml"
-        cfg.write_text(cfg.read_text().replace("offline: duckdb:///.personable/store.duckdb", f"offline: {url}"))
+        cfg.write_text(cfg.read_text().replace(DUCKDB_OFFLINE, f"offline: {url}"))
+        assert offline_url(project) == url, "the starter's offline store line changed: update DUCKDB_OFFLINE"
     return project
+
+
+def offline_url(project: Path) -> str:
+    import yaml
+
+    return yaml.safe_load((project / "personable.yaml").read_text())["store"]["offline"]
+
+
+@pytest.fixture
+def copy_project(request):
+    """``copy_project(src, dst)``: an independent copy of project ``src`` (a
+    module's prepared store) at ``dst``, to change without touching ``src``.
+    The folder is copied; a PostgreSQL offline store is copied too, into a new
+    database (CREATE DATABASE ... TEMPLATE), dropped after the test."""
+    made: list[str] = []
+
+    def copy(src: Path, dst: Path) -> Path:
+        import shutil
+
+        shutil.copytree(src, dst)
+        url = offline_url(src)
+        if url.startswith("postgresql://"):
+            server = request.getfixturevalue("postgres_server_url")
+            new = create_database(server, template=url)
+            made.append(new)
+            cfg = dst / "personable.yaml"
+            cfg.write_text(cfg.read_text().replace(f"offline: {url}", f"offline: {new}"))
+            assert offline_url(dst) == new
+        return dst
+
+    yield copy
+    if made:
+        server = request.getfixturevalue("postgres_server_url")
+        for url in made:
+            drop_database(server, url)
 
 
 @pytest.fixture

@@ -17,7 +17,13 @@ from personable.clock import SimulatedClock
 from personable.segments.clustering import METHODS, ProfileClusterer
 from personable.simulator import StoreSpec, simulate
 
-from conftest import run_cli
+from conftest import OFFLINE_STORES, project_on, run_cli
+
+
+@pytest.fixture(params=OFFLINE_STORES)
+def project(request, tmp_path):
+    """The whole path runs on each offline store."""
+    return project_on(request, tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -71,16 +77,24 @@ def test_a_k_range_beyond_the_profiles_is_reported_not_a_crash(blobs):
         ProfileClusterer(k_range=(5, 8)).fit(blobs[0][:4], feature_names=["a", "b", "c"])
 
 
-def test_clusters_recover_the_simulated_segments(project, tmp_path):
-    sim = simulate(tmp_path / "sim", StoreSpec(customers=1500, days=60, seed=21))
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    """One simulated shop for every offline store."""
+    return simulate(tmp_path_factory.mktemp("sim"), StoreSpec(customers=1500, days=60, seed=21))
+
+
+def test_clusters_recover_the_simulated_segments(project, simulated):
+    sim = simulated
     now = datetime(2026, 3, 2, tzinfo=timezone.utc)
     with Engine(project, clock=SimulatedClock(now)) as engine:
         engine.ingest(sim.events_path)
         result = engine.segments.cluster(stability_boots=2)
         assert result["n_clusters"] == 4 and result["stability"]["ari_mean"] > 0.8
-        got = engine.sql("""SELECT i.value AS customer_id, c.value ->> '$' AS cluster FROM computed_traits c
+        # The JSON value is decoded here: ``->> '$'`` is DuckDB's, ``#>> '{}'`` PostgreSQL's.
+        got = engine.sql("""SELECT i.value AS customer_id, c.value AS cluster FROM computed_traits c
                             JOIN identities i ON i.profile_id = c.profile_id AND i.kind = 'user_id'
                             WHERE c.key = 'cluster'""").to_pandas()
+        got["cluster"] = got.cluster.map(json.loads)
         truth = pd.read_csv(sim.truth_path)
         joined = got.merge(truth, on="customer_id")
         ari = adjusted_rand_score(joined.segment, joined.cluster)

@@ -3,7 +3,6 @@ the simulator against its ground-truth churn."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -17,31 +16,43 @@ from personable.predict.churn import ChurnModel
 from personable.predict.features import FEATURES, activity_after, customer_features, time_splits
 from personable.simulator import StoreSpec, simulate
 
+from conftest import OFFLINE_STORES, project_on
+
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    from personable.config import write_starter
+@pytest.fixture(params=OFFLINE_STORES)
+def project(request, tmp_path):
+    """The tests on a project of their own (the HTTP one) run on each offline store."""
+    return project_on(request, tmp_path)
 
-    base = tmp_path_factory.mktemp("predict")
-    sim = simulate(base / "sim", StoreSpec(customers=2500, days=60, seed=41))
-    write_starter(base / "proj", "predict")
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    return simulate(tmp_path_factory.mktemp("predict-sim"), StoreSpec(customers=2500, days=60, seed=41))
+
+
+@pytest.fixture(scope="module", params=OFFLINE_STORES)
+def store(request, tmp_path_factory, simulated):
+    """The simulated shop, ingested once per offline store; tests that change
+    it work on a copy (``copy_project``)."""
+    base, sim = tmp_path_factory.mktemp("predict"), simulated
+    project_on(request, base, "predict")
     with Engine(base / "proj", clock=SimulatedClock(START + timedelta(days=60))) as engine:
         engine.ingest(sim.events_path)
     return base, sim
 
 
-def test_features_as_of_a_cutoff_ignore_everything_after_it(store, tmp_path):
+def test_features_as_of_a_cutoff_ignore_everything_after_it(store, tmp_path, copy_project):
     base, _ = store
     cutoff = START + timedelta(days=35)
-    copy = tmp_path / "copy"
-    shutil.copytree(base / "proj", copy)
+    copy = copy_project(base / "proj", tmp_path / "copy")
     with Engine(base / "proj") as engine:
         full = engine.store.execute(customer_features(cutoff)).to_pandas().sort_values("profile_id").reset_index(drop=True)
         after = engine.store.execute(activity_after(cutoff, 15)).to_pandas()
     with Engine(copy) as engine:  # the same store with every event from the cutoff on deleted
-        engine.store._writer.execute("DELETE FROM events WHERE timestamp >= ?", [cutoff])
+        with engine.store._writing() as db:
+            db.execute("DELETE FROM events WHERE timestamp >= ?", [cutoff])
         cut = engine.store.execute(customer_features(cutoff)).to_pandas().sort_values("profile_id").reset_index(drop=True)
     assert len(full) > 500 and len(after) > 100
     pd.testing.assert_frame_equal(full, cut)        # identical: nothing after the cutoff was used
@@ -161,10 +172,9 @@ def test_drift_is_seen_where_the_data_moved_and_not_elsewhere():
     assert strict["drifted"] == ["a"]
 
 
-def test_registry_train_score_drift_and_segments(store, tmp_path):
+def test_registry_train_score_drift_and_segments(store, tmp_path, copy_project):
     base, _ = store
-    project = tmp_path / "registry"
-    shutil.copytree(base / "proj", project)
+    project = copy_project(base / "proj", tmp_path / "registry")
     now = START + timedelta(days=60)
     with Engine(project, clock=SimulatedClock(now)) as engine:
         churn = engine.models.train("churn", horizon_days=15)
@@ -201,14 +211,13 @@ def test_registry_train_score_drift_and_segments(store, tmp_path):
             engine.models.show("next_purchase")
 
 
-def test_models_cli_and_performance_tracking(store, tmp_path):
+def test_models_cli_and_performance_tracking(store, tmp_path, copy_project):
     import json as _json
 
     from conftest import run_cli
 
     base, _ = store
-    project = tmp_path / "cli"
-    shutil.copytree(base / "proj", project)
+    project = copy_project(base / "proj", tmp_path / "cli")
     at = ["--as-of", "2026-03-02T00:00:00Z"]     # the simulated store's present
     trained = _json.loads(run_cli("models", "train", "next_purchase", "--horizon", "15", *at, "--json", project=project).stdout)
     assert trained["version"] == 1 and trained["metrics"]["model"]["mae"] > 0
@@ -246,10 +255,9 @@ def _maintain_config(project, models: dict, **extra) -> None:
     (project / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
-def test_maintenance_trains_when_due_checks_drift_and_scores(store, tmp_path):
+def test_maintenance_trains_when_due_checks_drift_and_scores(store, tmp_path, copy_project):
     base, _ = store
-    project = tmp_path / "maintain"
-    shutil.copytree(base / "proj", project)
+    project = copy_project(base / "proj", tmp_path / "maintain")
     _maintain_config(project, {"churn": {"retrain_days": 7, "retrain_on_drift": False}, "send_time": {"retrain_days": 1}},
                      horizon_days=15)
     now = START + timedelta(days=60)
@@ -294,12 +302,11 @@ def test_models_config_is_checked(tmp_path):
             "models.drift.psi", "models.horizon_days"} <= paths
 
 
-def test_serve_maintains_the_listed_models_on_schedule(store, tmp_path):
+def test_serve_maintains_the_listed_models_on_schedule(store, tmp_path, copy_project):
     from conftest import start_server, stop_server, wait_for_job
 
     base, _ = store
-    project = tmp_path / "served"
-    shutil.copytree(base / "proj", project)
+    project = copy_project(base / "proj", tmp_path / "served")
     _maintain_config(project, {"send_time": {"retrain_days": 1}})
     server = start_server(project)
     try:

@@ -6,7 +6,6 @@ with reasons, cold start), checked against the simulated people's tastes."""
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -21,6 +20,8 @@ from personable.recommend import generators as G
 from personable.recommend.interactions import Interactions
 from personable.recommend.metrics import ranking_metrics, stratified_split, temporal_split
 from personable.recommend.rules import apply_rules
+
+from conftest import OFFLINE_STORES, project_on
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -150,15 +151,23 @@ def test_movielens_100k_under_the_published_protocol():
     assert result["leaderboard"][-1]["model"] == "popularity"
 
 
-# -- the whole path on the simulator --------------------------------------------------------------------
+# -- the whole path on the simulator, on each offline store ---------------------------------------------
+@pytest.fixture(params=OFFLINE_STORES)
+def project(request, tmp_path):
+    return project_on(request, tmp_path)
+
+
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory):
-    from personable.config import write_starter
+def simulated(tmp_path_factory):
     from personable.simulator import StoreSpec, simulate
 
-    base = tmp_path_factory.mktemp("recommend")
-    sim = simulate(base / "sim", StoreSpec(customers=1500, days=45, seed=5))
-    write_starter(base / "proj", "shop")
+    return simulate(tmp_path_factory.mktemp("recommend-sim"), StoreSpec(customers=1500, days=45, seed=5))
+
+
+@pytest.fixture(scope="module", params=OFFLINE_STORES)
+def shop(request, tmp_path_factory, simulated):
+    base, sim = tmp_path_factory.mktemp("recommend"), simulated
+    project_on(request, base, "shop")
     import yaml
 
     raw = yaml.safe_load((base / "proj" / "personable.yaml").read_text())
@@ -231,10 +240,9 @@ def test_recommendations_follow_the_simulated_tastes(shop):
     assert popular < diverse <= 0.3 + 1e-9, diverse
 
 
-def test_request_context_rules_and_cold_start(shop, tmp_path):
+def test_request_context_rules_and_cold_start(shop, tmp_path, copy_project):
     base, sim, _ = shop
-    project = tmp_path / "ctx"
-    shutil.copytree(base / "proj", project)
+    project = copy_project(base / "proj", tmp_path / "ctx")
     with Engine(project, clock=SimulatedClock(START + timedelta(days=45))) as engine:
         rec = engine.recommend
         someone = engine.sql("SELECT value FROM identities WHERE kind = 'user_id' ORDER BY value LIMIT 1").to_pylist()[0]["value"]
@@ -308,12 +316,28 @@ def test_catalog_files_are_checked(tmp_path, engine):
     assert json.loads(row["attributes"]) == {"colour": "red"}
 
 
-def test_recommendations_over_http_and_the_cli(shop, tmp_path):
+def test_a_catalog_file_is_typed_whatever_columns_it_has(tmp_path):
+    """Absent or empty columns are typed, not Arrow's null type: PostgreSQL
+    cannot stage a column of that (import_catalog failed there on any file
+    without, say, a brand)."""
+    import pyarrow as pa
+
+    from personable.recommend.catalog import read_catalog_file
+
+    path = tmp_path / "ids.csv"
+    path.write_text("sku,category\nA1,\nA2,\n")
+    schema = read_catalog_file(path).schema
+    types = dict(zip(schema.names, schema.types))
+    assert types == {"item_id": pa.string(), "name": pa.string(), "category": pa.string(), "brand": pa.string(),
+                     "price": pa.float64(), "description": pa.string(), "in_stock": pa.bool_(),
+                     "attributes": pa.string()}
+
+
+def test_recommendations_over_http_and_the_cli(shop, tmp_path, copy_project):
     from conftest import run_cli, start_server, stop_server, wait_for_job
 
     base, _, _ = shop
-    project = tmp_path / "served"
-    shutil.copytree(base / "proj", project)
+    project = copy_project(base / "proj", tmp_path / "served")
     board = json.loads(run_cli("recommend", "evaluate", "--json", project=project).stdout)
     models = {r["model"]: r for r in board["leaderboard"]}
     assert {"ranker", "popularity", "ease", "als"} <= set(models) and board["split"] == "temporal"

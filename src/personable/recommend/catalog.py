@@ -72,10 +72,14 @@ def read_catalog_file(path: str | Path) -> pa.Table:
     attributes = [orjson.dumps({k: v for k, v in row.items() if v not in ("", None)}, default=str).decode()
                   for row in frame[extra].to_dict("records")] if extra else [None] * len(frame)
 
-    def text(col: str) -> list[str | None]:
-        return [v or None for v in frame[col].astype(str).str.strip()] if col in frame else [None] * len(frame)
+    def text(col: str) -> pa.Array:
+        # Typed even when the file lacks the column or leaves it empty: a column of
+        # nothing but nulls would otherwise be Arrow's null type, which a store
+        # cannot stage (PostgreSQL has no column type for it).
+        values = [v or None for v in frame[col].astype(str).str.strip()] if col in frame else [None] * len(frame)
+        return pa.array(values, pa.string())
 
-    return pa.table({"item_id": ids.tolist(), "name": text("name"), "category": text("category"),
+    return pa.table({"item_id": pa.array(ids.tolist(), pa.string()), "name": text("name"), "category": text("category"),
                      "brand": text("brand"), "price": pa.array(price.tolist(), pa.float64()),
                      "description": text("description"), "in_stock": pa.array(stock.tolist(), pa.bool_()),
                      "attributes": pa.array(attributes, pa.string())})
