@@ -2,7 +2,7 @@
 with py-spy while the architecture benchmark's load runs against it (the same
 full-context bodies), and print the functions by share of samples, per thread.
 
-  python benchmarks/profile_http.py [--py-spy PATH] [--seconds 5]
+  python benchmarks/profile_http.py [--py-spy PATH] [--seconds 5] [--gil]
 
 py-spy samples every thread of the server process from outside (the event
 loop answering requests, the log worker storing them, the realtime flusher),
@@ -76,6 +76,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--work", default="bench-data/profile-http")
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--gil", action="store_true",
+                    help="sample only the thread holding the GIL: who keeps the request thread waiting")
     args = ap.parse_args()
     if not args.py_spy:
         sys.exit("py-spy not found: pip install py-spy, or pass --py-spy PATH")
@@ -96,7 +98,7 @@ def main() -> None:
             raw = work / f"{name}.txt"
             spy = subprocess.Popen([args.py_spy, "record", "--pid", str(server.proc.pid), "--rate", "250",
                                     "--format", "raw", "--threads", "--nonblocking", "--output", str(raw),
-                                    "--duration", str(int(args.seconds) + 2)],
+                                    "--duration", str(int(args.seconds) + 2), *(["--gil"] if args.gil else [])],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             time.sleep(1.0)
             result = load()
