@@ -43,15 +43,42 @@ def _response(s: socket.socket) -> tuple[bytes, bytes]:
 
 @pytest.fixture(scope="module")
 def impatient(tmp_path_factory):
-    """`personable serve` with a one-second header deadline."""
+    """`personable serve` with one-second header and body deadlines."""
     project = tmp_path_factory.mktemp("timeouts") / "proj"
     write_starter(project, "timeouts")
-    raw = yaml.safe_load((project / "personable.yaml").read_text())
-    raw["server"]["header_timeout_s"] = 1
-    (project / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    _deadlines(project, header=1, body=1)
     s = start_server(project)
     yield s
     stop_server(s)
+
+
+def _deadlines(project, **seconds: float) -> None:
+    raw = yaml.safe_load((project / "personable.yaml").read_text())
+    for what, value in seconds.items():
+        raw["server"][f"{what}_timeout_s"] = value
+    (project / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def _stalled_body_answer(port: int, write_key: str, wait_s: float) -> tuple[bytes, bytes]:
+    """POST half a body, then nothing: what the server answers within ``wait_s``."""
+    import base64
+
+    auth = base64.b64encode(f"{write_key}:".encode()).decode()
+    with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as s:
+        s.sendall(f"POST /v1/track HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n"
+                  "Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"userId\": ".encode())
+        return _response(s)    # the rest of the body never comes
+
+
+def _is_body_timeout(head: bytes, body: bytes) -> bool:
+    return head.startswith(b"HTTP/1.1 408") and (b"request_timeout" in body or b"did not arrive" in body)
+
+
+def test_the_body_deadline_is_configured(impatient):
+    """server.body_timeout_s: 1 answers a stalled body in about a second (the
+    deadline was a constant 30 s, which this 10 s socket timeout would not see)."""
+    head, body = _stalled_body_answer(impatient.port, impatient.write_key, wait_s=10)
+    assert _is_body_timeout(head, body), (head, body)
 
 
 @pytest.mark.parametrize("sent", [b"", b"GET /heal", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "],
@@ -78,20 +105,19 @@ def test_the_header_deadline_starts_again_after_each_response(impatient):
 
 # -- in-process: the same protocol and application, a fault the test injects, a short body deadline ----
 @pytest.fixture(params=["auto", "h11"])
-def in_process(project, monkeypatch, request):
+def in_process(project, request):
     """The application of `personable serve` under uvicorn with the same
     protocol (the one uvicorn picks, httptools where installed, and h11), in
-    this process, so a test can add a route that fails and shorten the body
+    this process, so a test can add a route that fails; a one-second body
     deadline."""
     import uvicorn
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     from personable import Engine
-    from personable.server import body
     from personable.server.app import create_app
     from personable.server.run import header_timeout_protocol
 
-    monkeypatch.setattr(body, "BODY_READ_TIMEOUT_S", 1.0)
+    _deadlines(project, body=1)
     engine = Engine(project)
     app = create_app(engine)
 
@@ -151,12 +177,6 @@ def test_headers_over_64_kb_are_refused_by_either_protocol(in_process):
 
 
 def test_a_stalled_body_gets_a_408(in_process):
-    import base64
-
     port, k = in_process
-    auth = base64.b64encode(f"{k['write_keys']['web']}:".encode()).decode()
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        s.sendall(f"POST /v1/track HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n"
-                  "Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"userId\": ".encode())
-        head, body = _response(s)    # the rest of the body never comes
-    assert head.startswith(b"HTTP/1.1 408") and b"request_timeout" in body or b"did not arrive" in body, (head, body)
+    head, body = _stalled_body_answer(port, k["write_keys"]["web"], wait_s=30)
+    assert _is_body_timeout(head, body), (head, body)

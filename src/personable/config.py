@@ -77,6 +77,8 @@ class ServerConfig(Section):
     """Larger request bodies get a 413 (RudderStack's SDKs send batches of up to 4 MB)."""
     header_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     """A request's line and headers must arrive within this many seconds, else 408 and the connection closes."""
+    body_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    """A request's whole body must arrive within this many seconds of its headers, else 408."""
     commit_interval_ms: Annotated[float, Field(ge=0)] = 2.0
     """Group-commit window: an event is acknowledged once durable."""
     max_batch_events: Annotated[int, Field(ge=1)] = 5_000
@@ -177,6 +179,7 @@ server:
   port: 8787
   max_body_bytes: 5000000       # larger request bodies get a 413 (RudderStack batches reach 4 MB)
   header_timeout_s: 10          # a request's line and headers must arrive within this, else 408 and close
+  body_timeout_s: 30            # ... and its whole body within this after them, else 408
   commit_interval_ms: 2         # group-commit window; an event is acknowledged once durable
   store_threads: 1              # DuckDB threads while serving: leaves cores for requests (0: all)
   import_dir: imports           # the server reads imported files only from here (relative: to the project)

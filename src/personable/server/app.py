@@ -124,6 +124,7 @@ def create_app(engine: Engine) -> FastAPI:
         generate_unique_id_function=lambda route: route.name,
     )
     app.state.engine, app.state.collector, app.state.admin_token = engine, collector, cfg.admin_token()
+    app.state.body_timeout_s = cfg.server.body_timeout_s   # body.read_body's deadline
 
     @app.exception_handler(PersonableError)
     async def _personable_error(request: Request, exc: PersonableError) -> ORJSONResponse:

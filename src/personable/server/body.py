@@ -16,14 +16,18 @@ from ..errors import (
 )
 
 
-# A client gets this long to send its whole body: a slow (or hostile) one no
-# longer holds a socket and a worker forever.
+# A client gets this long to send its whole body (server.body_timeout_s, which
+# the application puts in its state): a slow (or hostile) one no longer holds
+# a socket and a worker forever.
 BODY_READ_TIMEOUT_S = 30.0
 
 
 async def read_body(request: Request, limit: int, timeout: float | None = None) -> bytes:
-    """The request's body, whole, within ``timeout`` seconds (default ``BODY_READ_TIMEOUT_S``, read at call time)."""
-    timeout = BODY_READ_TIMEOUT_S if timeout is None else timeout
+    """The request's body, whole, within ``timeout`` seconds (default: the
+    application's ``body_timeout_s``, else ``BODY_READ_TIMEOUT_S``)."""
+    if timeout is None:
+        app = request.scope.get("app")
+        timeout = getattr(getattr(app, "state", None), "body_timeout_s", None) or BODY_READ_TIMEOUT_S
     encoding = request.headers.get("content-encoding", "").strip().lower()
     if encoding not in ("", "identity", "gzip"):
         raise UnsupportedEncoding(f"Content-Encoding {encoding[:40]!r} is not supported; send gzip or no encoding",
