@@ -2,13 +2,16 @@
 
 One thread per server. It works in batches as large as the backlog allows, so
 under load the store sees few, big transactions while requests are acknowledged
-as soon as their events are in the log.
+as soon as their events are in the log. A batch that fails is retried in halves
+down to the record that fails; a record that keeps failing on its own is set
+aside in the quarantine with its error, so one bad record cannot stop the log.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from .engine import LOG_STREAM
 
@@ -16,13 +19,20 @@ log = logging.getLogger("personable.worker")
 
 
 class LogWorker:
-    def __init__(self, engine, max_records: int = 50_000, idle_wait: float = 0.5):
+    def __init__(self, engine, max_records: int = 50_000, idle_wait: float = 0.5,
+                 set_aside_after: int = 5, set_aside_after_s: float = 10.0):
         self.engine = engine
         self.max_records = max_records
         self.idle_wait = idle_wait
+        # A record that fails alone this many times in a row, for at least this
+        # long, is poison (a store error that retrying will not cure): it goes to
+        # the quarantine with the error, and the records after it are stored.
+        self.set_aside_after = set_aside_after
+        self.set_aside_after_s = set_aside_after_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="personable-log-worker", daemon=True)
         self.failures = 0
+        self.set_aside = 0
 
     def start(self) -> None:
         if self.engine.log is not None:
@@ -38,14 +48,39 @@ class LogWorker:
 
     def _run(self) -> None:
         engine = self.engine
+        size = self.max_records
+        lone: list[float] = []    # when the lone record at the head of the log failed
         while not self._stop.is_set():
             try:
-                done = engine.process_log(self.max_records)
-            except Exception:  # the batch stays in the log and is retried; nothing is lost
+                done = engine.process_log(size)
+            except Exception as exc:  # the batch stays in the log and is retried; nothing is lost
                 self.failures += 1
-                log.exception("storing a batch from the event log failed; retrying")
-                self._stop.wait(min(5.0, 0.1 * 2 ** min(self.failures, 6)))
+                if size > 1:
+                    # Halve to find the record that fails; those before it are stored meanwhile.
+                    size = max(1, size // 2)
+                    log.warning("storing a batch from the event log failed (%s); retrying %d records", exc, size)
+                    self._stop.wait(0.05)
+                    continue
+                lone.append(time.monotonic())
+                log.exception("storing the next record of the event log failed (%d time(s)); retrying", len(lone))
+                if len(lone) >= self.set_aside_after and lone[-1] - lone[0] >= self.set_aside_after_s:
+                    self._set_aside(exc)
+                    lone.clear()
+                self._stop.wait(min(5.0, 0.1 * 2 ** min(len(lone), 6)))
                 continue
             self.failures = 0
-            if not done:
+            lone.clear()
+            if done:
+                size = min(self.max_records, size * 2)
+            else:
                 engine.log.wait_beyond(engine.store.committed_positions(LOG_STREAM), self.idle_wait)
+
+    def _set_aside(self, exc: Exception) -> None:
+        try:
+            moved = self.engine.set_aside_next(f"{type(exc).__name__}: {exc}")
+        except Exception:   # the store refuses the quarantine too: it is down, not the record bad
+            log.exception("could not set the failing record aside; retrying it")
+            return
+        self.set_aside += moved
+        log.error("set a record of the event log aside in the quarantine after %d failures: %s",
+                  self.set_aside_after, exc)

@@ -239,7 +239,7 @@ def create_app(engine: Engine) -> FastAPI:
     async def healthz() -> object:
         return {"status": "ok", "version": __version__, "project": cfg.name,
                 "schema_version": engine.store.schema_version, "commits": collector.batches,
-                "worker_failures": worker.failures, "jobs": scheduler.status()}
+                "worker_failures": worker.failures, "worker_set_aside": worker.set_aside, "jobs": scheduler.status()}
 
     for router in ROUTERS:
         app.include_router(router)

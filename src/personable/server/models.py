@@ -181,6 +181,8 @@ class Health(Open):
     schema_version: int
     commits: Count
     worker_failures: Count
+    worker_set_aside: Count = 0
+    """Event-log records the store kept refusing, set aside in the quarantine with the error."""
     jobs: list[Job]
 
 
