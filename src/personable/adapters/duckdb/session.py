@@ -45,9 +45,9 @@ class DuckDBSession(SqlSession):
         finally:
             self.con.unregister("_arrow_in")
 
-    def temp(self, name: str, select_sql: str) -> None:
+    def temp(self, name: str, select_sql: str, params: Any = None) -> None:
         with self.refused(select_sql):
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}")
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}", params)
 
     def in_list(self, column: str, values: str = "?") -> str:
         # A list lets DuckDB look rows up through an index on ``column``.

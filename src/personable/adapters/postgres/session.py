@@ -103,7 +103,9 @@ class PostgresSession(SqlSession):
                 with self.con.cursor() as cur:
                     copy_rows(cur, name, table.column_names, zip(*(c.to_pylist() for c in table.columns)))
 
-    def temp(self, name: str, select_sql: str) -> None:
+    def temp(self, name: str, select_sql: str, params: Any = None) -> None:
+        if params is not None:   # CREATE TABLE AS takes no bound parameters in PostgreSQL
+            raise TypeError("PostgreSQL temp tables take their values in the SQL")
         with self.refused(select_sql):
             scope = " ON COMMIT DROP" if self._in_transaction() else ""
             self.con.execute(f"DROP TABLE IF EXISTS {name}")

@@ -84,22 +84,36 @@ class SegmentsStore(SqlStoreBase):
             yield session
             session.write()
 
+    def _among(self, db: SqlSession, ids: list[str], table: str) -> "Among":
+        """The filter "profile id among ``ids``" for the realtime copies (a backend
+        may look the ids up through its indexes, or join a temp table of them)."""
+        return Among(db, ids)
+
     def _copy_for_realtime(self, db: SqlSession, ids: list[str], names: list[str], types: list[str]) -> None:
         """``_rt_profiles``, ``_rt_traits``, ``_rt_computed``, ``_rt_members`` and
         ``_rt_events`` (only the kinds some rule counts) for the profiles ``ids``."""
+        among = self._among(db, ids, "_rt_ids")
         for name, source in (("_rt_profiles", "profiles"), ("_rt_traits", "trait_values"),
                              ("_rt_computed", "computed_values"), ("_rt_members", "segment_members")):
             columns = "segment_id, profile_id" if name == "_rt_members" else "*"
-            db.temp(name, f"SELECT {columns} FROM {source} WHERE {db.in_list('profile_id', text_list(ids))}")
+            db.temp(name, f"SELECT {columns} FROM {source} WHERE {among.where('profile_id')}", among.params)
         # Events stored under profiles since merged into these count for them too.
-        merged = [r[0] for r in db.rows(f"SELECT from_profile FROM profile_redirects WHERE {db.in_list('to_profile')}",
-                                        [ids])]
+        merged = [r[0] for r in db.rows(f"SELECT from_profile FROM profile_redirects WHERE {among.where('to_profile')}",
+                                        among.params)]
+        among.drop()
+        with_merged = self._among(db, ids + merged, "_rt_ids_merged")
+        # Two steps on purpose: any other condition in the lookup makes DuckDB scan
+        # instead of using the index. Then only the columns rules read, and only
+        # the kinds of events some rule counts.
+        db.temp("_rt_raw", f"""SELECT profile_id, type, event, timestamp, properties FROM events
+                               WHERE {with_merged.where('profile_id')}""", with_merged.params)
+        with_merged.drop()
         db.temp("_rt_events", f"""
             SELECT coalesce(r.to_profile, e.profile_id) AS profile_id, e.type, e.event, e.timestamp, e.properties
-            FROM events e LEFT JOIN profile_redirects r ON r.from_profile = e.profile_id
-            WHERE {db.in_list('e.profile_id', text_list(ids + merged))}
-              AND ((e.type = 'track' AND {db.in_list('e.event', text_list(names))})
-                   OR {db.in_list('e.type', text_list(types))})""")
+            FROM _rt_raw e LEFT JOIN profile_redirects r ON r.from_profile = e.profile_id
+            WHERE (e.type = 'track' AND {db.in_list('e.event', text_list(names))})
+               OR {db.in_list('e.type', text_list(types))}""")
+        db.execute("DROP TABLE _rt_raw")
 
     def refresh_membership(self, segment_id: str, members: Any, now: datetime,
                            cause: str) -> tuple[list[str], list[str], int]:
@@ -201,6 +215,22 @@ def _write_moves(db: SqlSession, moves: pa.Table, now: datetime, cause: str) -> 
                   SELECT segment_id, profile_id, ? FROM _seg_moves WHERE entering""", [now])
     db.execute("""INSERT INTO segment_history (segment_id, profile_id, entered_at, entered_by)
                   SELECT segment_id, profile_id, ?, ? FROM _seg_moves WHERE entering""", [now, cause])
+
+
+class Among:
+    """The filter "``column`` is one of these ids", as a literal list: the
+    statement carries it, so it needs no parameter (``params`` is None)."""
+
+    params: Any = None
+
+    def __init__(self, db: SqlSession, ids: list[str]):
+        self.db, self.ids = db, ids
+
+    def where(self, column: str) -> str:
+        return self.db.in_list(column, text_list(self.ids))
+
+    def drop(self) -> None:
+        """Forget whatever the filter made (nothing, here)."""
 
 
 class RealtimeSession:

@@ -51,8 +51,9 @@ class SqlSession:
         """A temporary table ``name`` holding ``table`` (replacing one of that name)."""
         raise NotImplementedError
 
-    def temp(self, name: str, select_sql: str) -> None:
-        """A temporary table ``name`` holding the rows of ``select_sql`` (replacing one of that name)."""
+    def temp(self, name: str, select_sql: str, params: Any = None) -> None:
+        """A temporary table ``name`` holding the rows of ``select_sql`` (replacing
+        one of that name); ``params`` only where the backend's own SQL asks for them."""
         raise NotImplementedError
 
     # -- idioms --------------------------------------------------------------------------
