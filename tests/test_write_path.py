@@ -77,6 +77,26 @@ def test_alias_merges_two_known_users_explicitly(engine):
     assert engine.profile("old-id")["traits"]["plan"] == "pro"
 
 
+def test_after_an_alias_the_persons_new_devices_still_join_them(engine):
+    """An alias took the profile past max_user_ids (two userIds); a new
+    anonymousId seen with one of them adds no user, so it must join. It was
+    refused, got a profile id of its own with no profile row, and every later
+    batch carrying it failed (found by a review; fails on the old code)."""
+    def ev(mid, **fields):
+        return {"type": "track", "event": "Viewed", "messageId": mid, "timestamp": f"2026-01-01T00:00:0{mid[-1]}Z",
+                **fields}
+    engine.send([ev("m1", userId="bob"), ev("m2", userId="alice"),
+                 {"type": "alias", "userId": "alice", "previousId": "bob", "messageId": "m3",
+                  "timestamp": "2026-01-01T00:00:03Z"},
+                 ev("m4", userId="alice", anonymousId="new-phone")])
+    alice = engine.resolve("alice")
+    assert engine.resolve("bob") == alice and engine.resolve("new-phone") == alice
+    report = engine.send([ev("m5", anonymousId="new-phone")])   # raised before the fix
+    assert report.accepted == 1 and report.refused_links == 0
+    assert engine.profile("new-phone")["profile_id"] == alice
+    assert engine.profile(alice)["computed"]["event_count"] == 5
+
+
 def test_junk_ids_do_not_collapse_people(engine):
     for i in range(5):
         engine.track(f"user-{i}", "X", {}, anonymous_id="undefined", timestamp=T)

@@ -131,6 +131,8 @@ def plan_stitch(links: Links, existing: Existing, max_user_ids: int | None = 1,
                     (rows.column("alias_value"), rows.column("alias_kind")),
                     (ex_nodes.column("value"), ex_nodes.column("kind")),
                     (ex_users.column("value"), USER)])
+    if nodes.count == 0:   # no row carries an identifier
+        return _empty_plan()
     slot_ids = np.stack([nodes.ids(j) for j in range(len(kinds))], axis=1) if kinds else np.zeros((n_rows, 0), np.int64)
     alias_ids = nodes.ids(len(kinds))
     ex_node_ids, ex_user_ids = nodes.ids(len(kinds) + 1), nodes.ids(len(kinds) + 2)
@@ -149,8 +151,9 @@ def plan_stitch(links: Links, existing: Existing, max_user_ids: int | None = 1,
     # Profiles: ids after the identifiers', oldest first (the survivor of a merge).
     profiles = existing.profiles
     if profiles.num_rows:
-        profiles = profiles.take(pc.sort_indices(profiles, sort_keys=[("created_at", "ascending"),
-                                                                      ("profile_id", "ascending")]))
+        # A profile the graph names but that has no row (no created_at) sorts last, as in stitcher._age.
+        profiles = profiles.take(pc.sort_indices(profiles, sort_keys=[("created_at", "ascending", "at_end"),
+                                                                      ("profile_id", "ascending", "at_end")]))
     profile_names = _text(profiles.column("profile_id"))
     n_nodes, n_profiles = nodes.count, profiles.num_rows
     ex_node_profile = _positions(ex_nodes.column("profile_id"), profile_names)
@@ -226,9 +229,15 @@ def plan_stitch(links: Links, existing: Existing, max_user_ids: int | None = 1,
     new_kind, new_value = nodes.table(new_idx)
     plan = StitchPlan(assign, pa.table({"kind": new_kind, "value": new_value}), merges, conflicts)
     if guarded.any():
-        _walk_guarded(plan, rows, nodes, slot_ids, alias_ids, kinds, guarded, node_comp, profile_comp,
+        _walk_guarded(plan, nodes, slot_ids, alias_ids, guarded, node_comp, profile_comp,
                       profiles, existing, max_user_ids, shared_ids)
     return plan
+
+
+def _empty_plan() -> StitchPlan:
+    text = pa.array([], pa.string())
+    return StitchPlan(pa.table({"kind": text, "value": text, "profile_id": text}),
+                      pa.table({"kind": text, "value": text}), [], [])
 
 
 def _positions(values: Any, names: pa.Array) -> IntArray:
@@ -282,27 +291,27 @@ def _shared_in_batch(nodes: _Nodes, slot_ids: IntArray, kinds: tuple[str, ...], 
     return found
 
 
-def _walk_guarded(plan: StitchPlan, rows: pa.Table, nodes: _Nodes, slot_ids: IntArray, alias_ids: IntArray,
-                  kinds: tuple[str, ...], guarded: npt.NDArray[np.bool_], node_comp: IntArray,
+def _walk_guarded(plan: StitchPlan, nodes: _Nodes, slot_ids: IntArray, alias_ids: IntArray,
+                  guarded: npt.NDArray[np.bool_], node_comp: IntArray,
                   profile_comp: IntArray, profiles: pa.Table, existing: Existing, max_user_ids: int | None,
                   shared_ids: npt.NDArray[np.bool_]) -> None:
     """The union-find, in event-time order, over the rows of the guarded
     components only (components are independent, so this is what it would do
     over the whole batch)."""
-    def comp_of(i: int) -> int:
-        return int(node_comp[i])
-
+    # Only the rows of guarded components (picked over arrays, not row by row).
+    present = slot_ids >= 0
+    safe = np.where(present, slot_ids, 0)
+    main: npt.NDArray[np.bool_] = np.asarray((present & ~shared_ids[safe] & guarded[node_comp[safe]]).any(axis=1))
+    has_alias = alias_ids >= 0
+    aliased: npt.NDArray[np.bool_] = np.asarray(
+        has_alias & present.any(axis=1) & guarded[node_comp[np.where(has_alias, alias_ids, 0)]])
     link_rows: list[LinkRow] = []
-    for r in range(rows.num_rows):
-        ids = [int(i) for i in slot_ids[r] if i >= 0]
-        if not ids:
-            continue
-        row_nodes = [nodes.node(i) for i in ids]
-        if any(guarded[comp_of(i)] for i in ids if not shared_ids[i]):
+    for r in np.flatnonzero(main | aliased).tolist():
+        row_nodes = [nodes.node(int(i)) for i in slot_ids[r] if i >= 0]
+        if main[r]:
             link_rows.append(LinkRow(row_nodes))
-        a = int(alias_ids[r])
-        if a >= 0 and guarded[comp_of(a)]:
-            link_rows.append(LinkRow([row_nodes[0], nodes.node(a)], alias=True))
+        if aliased[r]:
+            link_rows.append(LinkRow([row_nodes[0], nodes.node(int(alias_ids[r]))], alias=True))
     names = _text(profiles.column("profile_id")).to_pylist()
     created = profiles.column("created_at").to_pylist()
     keep = {names[r] for r in range(len(names)) if guarded[int(profile_comp[r])]}

@@ -5,8 +5,9 @@ identifier traits; alias links previousId to userId). Components of that graph
 are profiles. Two guards keep junk from collapsing people together, in the
 spirit of PostHog's "merge protection":
 
-* an ordinary link never joins components that already hold more distinct
-  userIds than ``max_user_ids`` allows (a shared device, a family email);
+* an ordinary link never joins two components that both hold userIds when
+  together they would hold more than ``max_user_ids`` (a shared device, a
+  family email);
   ``alias`` is an explicit instruction to merge and is allowed;
 * junk values never become nodes (filtered before they get here).
 
@@ -45,7 +46,7 @@ class LinkRow:
 @dataclass
 class ExistingProfile:
     profile_id: str
-    created_at: object  # sortable (datetime)
+    created_at: object  # sortable (datetime); None: the profile has no row
     user_ids: frozenset[str]
 
 
@@ -66,6 +67,13 @@ class StitchPlan:
     def assigned(self) -> dict[Node, str]:
         return {(k, v): p for k, v, p in zip(*(self.assignment.column(c).to_pylist()
                                                for c in ("kind", "value", "profile_id")))}
+
+
+def _age(profile: ExistingProfile) -> tuple[bool, object, str]:
+    """Oldest first; a profile the graph names but that has no row (an older
+    version's refused link left such nodes) sorts after every dated one."""
+    return (profile.created_at is None, profile.created_at if profile.created_at is not None else 0,
+            profile.profile_id)
 
 
 def profile_id_for(node: Node) -> str:
@@ -105,7 +113,11 @@ class _UnionFind:
         if ra == rb:
             return True
         users = self.users[ra] | self.users[rb]
-        if max_users is not None and len(users) > max_users:
+        # Refused only when both sides bring userIds: a side without any (a new
+        # device, an email) adds no one, even to a component an alias took past
+        # the limit (refusing it left the identifier with a profile of its own
+        # and no row, and broke every later batch that carried it).
+        if max_users is not None and len(users) > max_users and self.users[ra] and self.users[rb]:
             return False
         # The older component (lower index = seen earlier) is the survivor.
         if rb < ra:
@@ -166,7 +178,7 @@ def plan_rows(rows: list[LinkRow], existing_nodes: dict[Node, str], existing_pro
     """The union-find over ``rows`` in their order, ``shared`` nodes left out."""
     uf = _UnionFind()
     # Existing profiles first, oldest first, so they win survivor ties.
-    for prof in sorted(existing_profiles.values(), key=lambda p: (p.created_at, p.profile_id)):
+    for prof in sorted(existing_profiles.values(), key=_age):
         uf.add(("profile", prof.profile_id), prof.user_ids, frozenset([prof.profile_id]))
     for node, pid in existing_nodes.items():
         i = uf.add(node, frozenset([node[1]]) if node[0] == USER else frozenset())

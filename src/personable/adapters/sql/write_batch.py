@@ -219,7 +219,10 @@ class SqlBatch(QualityStaging):
         self._temp("_pids", "SELECT DISTINCT profile_id FROM _known_nodes")
         return Existing(
             self.db.arrow("SELECT kind, value, profile_id FROM _known_nodes"),
-            self.db.arrow("SELECT p.profile_id, p.created_at FROM profiles p JOIN _pids USING (profile_id)"),
+            # Every profile the graph names, with or without a row (created_at NULL: an
+            # older version's refused links left nodes pointing at profiles that never got one).
+            self.db.arrow("""SELECT i.profile_id, p.created_at FROM _pids i
+                             LEFT JOIN profiles p ON p.profile_id = i.profile_id"""),
             self.db.arrow("""SELECT i.profile_id, i.value FROM identities i
                              JOIN _pids USING (profile_id) WHERE i.kind = 'user_id'"""))
 
