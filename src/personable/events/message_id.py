@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from .spec import is_blank
+
 PREFIX = "auto-"
 VOLATILE = frozenset({"messageId", "sentAt", "receivedAt"})
 
@@ -28,6 +30,6 @@ def content_message_id(event: dict[str, Any]) -> str:
 def ensure_message_id(event: dict[str, Any]) -> dict[str, Any]:
     """``event`` with its own messageId, or one from its content."""
     mid = event.get("messageId")
-    if not isinstance(mid, str) or not mid.strip():
+    if not isinstance(mid, str) or is_blank(mid):
         event["messageId"] = content_message_id(event)
     return event

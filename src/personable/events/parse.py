@@ -23,7 +23,7 @@ import orjson
 
 from ..errors import ErrorList
 from .message_id import PREFIX
-from .spec import CONSENT_FIELDS, MAX_ID_LENGTH, WHITESPACE
+from .spec import CONSENT_FIELDS, MAX_ID_LENGTH, WHITESPACE, is_blank
 from .validate import check_event, in_time_range, is_junk, parse_time
 
 _TABLET = re.compile("iPad|Tablet")
@@ -154,7 +154,7 @@ def parse_line(seq: int, line: str, ctx: ParseContext) -> dict[str, Any]:
     currency = _str(_at(properties, "currency"))
     record: dict[str, Any] = {
         "seq": seq, "line": line, "received_at": ctx.received_at, "source": ctx.source, "origin": ctx.origin,
-        "message_id": mid if mid is not None and mid.strip() else PREFIX + hashlib.md5(line.encode()).hexdigest(),
+        "message_id": mid if mid is not None and not is_blank(mid) else PREFIX + hashlib.md5(line.encode()).hexdigest(),
         "type": etype, "event": _str(e.get("event")), "name": _str(e.get("name")),
         "user_id": _id(e.get("userId"), ctx.junk), "anonymous_id": _id(e.get("anonymousId"), ctx.junk),
         "previous_id": _id(e.get("previousId"), ctx.junk), "group_id": _id(e.get("groupId")),

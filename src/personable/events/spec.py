@@ -19,6 +19,11 @@ MAX_ID_LENGTH = 512
 # (str.strip would also strip control characters) and in SQL (trim(x, chars)).
 WHITESPACE = " \t\n\r\x0b\x0c"
 
+
+def is_blank(text: str) -> bool:
+    """Blank by WHITESPACE (a messageId of only these is no messageId)."""
+    return not text.strip(WHITESPACE)
+
 # ISO 8601 date or date-time, with Z or +HH:MM (naive means UTC).
 ISO_8601_PATTERN = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:\d{2})?"
 ISO_8601 = re.compile(ISO_8601_PATTERN + r"\Z")

@@ -313,7 +313,7 @@ WITH raw AS (
   SELECT *, CASE WHEN ec IS NOT NULL THEN {ec_codes} END AS ec_codes FROM corrected
 )
 SELECT seq, line, received_at, source, origin,
-  CASE WHEN {is_string('message_id')} AND trim({_s('message_id')}) <> '' THEN {_s('message_id')}
+  CASE WHEN {is_string('message_id')} AND trim({_s('message_id')}, {ws}) <> '' THEN {_s('message_id')}
        ELSE 'auto-' || md5(line) END AS message_id,
   type, event,
   CASE WHEN {is_string('name')} THEN {_s('name')} END AS name,
