@@ -109,7 +109,6 @@ class SqlBatch(QualityStaging):
         self.now = staged.received_at or datetime.now(timezone.utc)
         self._report = IngestReport(origin=staged.origin)
         self._plan: StitchPlan | None = None
-        self._links_kinds: tuple[str, ...] = ()
 
     # -- screening -----------------------------------------------------------
     def screen(self) -> None:
@@ -178,6 +177,10 @@ class SqlBatch(QualityStaging):
     def _ident_columns(self) -> list[tuple[int, str]]:
         return [(i, kind) for i, (_t, kind) in enumerate(self.settings.identifier_traits)]
 
+    def _slot_kinds(self) -> tuple[str, ...]:
+        """The kind of each ``slot_<j>`` of ``_link_rows``."""
+        return (USER, ANON, *(kind for _, kind in self._ident_columns()))
+
     def links(self) -> Links:
         """The batch's distinct identifier combinations, with each alias's
         previousId typed: a userId if this batch or the graph knows it as one."""
@@ -202,17 +205,14 @@ class SqlBatch(QualityStaging):
             FROM (SELECT {group}, min(timestamp) AS first_ts
                   FROM (SELECT *, CASE WHEN type = 'alias' THEN previous_id END AS prev FROM _links) l
                   GROUP BY {group}) g""")
-        kinds = (USER, ANON, *(kind for _, kind in idents))
-        self._links_kinds = kinds
-        return Links(self.db.arrow("SELECT * FROM _link_rows"), kinds)
+        return Links(self.db.arrow("SELECT * FROM _link_rows"), self._slot_kinds())
 
     def existing(self) -> Existing:
         """The graph's nodes for this batch's identifiers, their profiles, and
         every userId of those profiles (the stitcher's guard counts them)."""
-        kinds = self._links_kinds
         self._temp("_batch_nodes", " UNION ".join([
             *(f"SELECT '{kind}' AS kind, slot_{j} AS value FROM _link_rows WHERE slot_{j} IS NOT NULL"
-              for j, kind in enumerate(kinds)),
+              for j, kind in enumerate(self._slot_kinds())),
             "SELECT alias_kind, alias_value FROM _link_rows WHERE alias_value IS NOT NULL"]))
         self._temp("_known_nodes", """SELECT i.kind, i.value, i.profile_id FROM identities i
                                       JOIN _batch_nodes b ON b.kind = i.kind AND b.value = i.value""")
