@@ -9,6 +9,7 @@ resolution) are built on first use, and once.
 
 from __future__ import annotations
 
+import enum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -50,19 +51,28 @@ SERVED_BY_ENGINE = frozenset({"offline", "segments", "computed_traits", "models"
                               "catalog"})
 
 
+class Configured(enum.Enum):
+    """The adapter the configuration names (a default that is not None, which means "none")."""
+    TOKEN = "configured"
+
+
+CONFIGURED = Configured.TOKEN
+
+
 class Components:
-    def __init__(self, config: Config, clock: Clock | None = None):
+    def __init__(self, config: Config, clock: Clock | None = None,
+                 event_log: EventLog | None | Configured = CONFIGURED):
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.bus = InProcessBus()
         self.offline: OfflineBackend = open_adapter(config.offline_url, config.project_dir)
         try:
-            self._open_rest(config)
+            self._open_rest(config, event_log)
         except BaseException:
             self.offline.close()   # an unreachable online store must not leave the offline file locked
             raise
 
-    def _open_rest(self, config: Config) -> None:
+    def _open_rest(self, config: Config, event_log: EventLog | None | Configured) -> None:
         missing = sorted(SERVED_BY_ENGINE - self.offline.capabilities)
         if missing:
             raise ConfigError(f"store.offline {config.offline_url.split('://')[0]}:// does not serve "
@@ -81,7 +91,8 @@ class Components:
         else:
             self.materialized = open_adapter(online_url, config.project_dir)
             self.online = self.materialized
-        self.log: EventLog | None = open_event_log(config.bus_url, config.project_dir)
+        self.log: EventLog | None = (open_event_log(config.bus_url, config.project_dir)
+                                     if event_log is CONFIGURED else event_log)
         self.write_path = WritePath(config)
         self.segments = SegmentService(config, self.clock, self.offline, self.offline, self.offline, self.bus,
                                        self.resolve)
@@ -130,5 +141,6 @@ class Components:
         self.offline.close()
 
 
-def compose(config: Config, clock: Clock | None = None) -> Components:
-    return Components(config, clock)
+def compose(config: Config, clock: Clock | None = None,
+            event_log: EventLog | None | Configured = CONFIGURED) -> Components:
+    return Components(config, clock, event_log)

@@ -19,13 +19,13 @@ import orjson
 import pyarrow as pa
 
 from .clock import Clock
-from .compose import compose
+from .compose import CONFIGURED, Configured, compose
 from .config import Config, load_config
 from .errors import ErrorList, ImportFailed, NotFound, ValidationFailed
 from .events.message_id import ensure_message_id
 from .events.validate import check_event
 from .ports import PROFILES_CHANGED, EventBus, IngestReport, Positions, ProfilesChanged, StagedInput
-from .ports.eventlog import beyond, covers, furthest
+from .ports.eventlog import EventLog, beyond, covers, furthest
 
 if TYPE_CHECKING:
     from .identity.resolution.service import ResolutionService
@@ -46,9 +46,12 @@ class Engine:
 
     remote = False  # the project's own files (personable.client.RemoteEngine: a server's API)
 
-    def __init__(self, project: str | Path | Config = ".", *, clock: Clock | None = None):
+    def __init__(self, project: str | Path | Config = ".", *, clock: Clock | None = None,
+                 event_log: EventLog | None | Configured = CONFIGURED):
+        """``event_log``: the log the configuration names, unless given (the
+        server's store process follows the log its HTTP process writes)."""
         config = project if isinstance(project, Config) else load_config(project)
-        self.components = c = compose(config, clock)
+        self.components = c = compose(config, clock, event_log)
         self.config, self.bus = config, c.bus
         self.store, self.online, self.log = c.offline, c.online, c.log
         self.settings = c.write_path.settings
@@ -159,8 +162,7 @@ class Engine:
         if self.log is None:
             self._write_accepted(items, None)
             return {}
-        return self.log.append([b"%s\t%s\t%s" % (source.encode(), at.isoformat().encode(), line)
-                                for line, source, at in items])
+        return self.log.append([log_record(*item) for item in items])
 
     def _write_accepted(self, items: list[Accepted], log_positions: Positions | None) -> IngestReport:
         table = pa.table({
@@ -403,6 +405,11 @@ class _Changes:
         touched = tuple(sorted(self.touched - self.removed))
         bus.publish(PROFILES_CHANGED, ProfilesChanged(touched, tuple(sorted(self.removed)), self.watermark))
         self.touched, self.removed = set(), set()
+
+
+def log_record(line: bytes, source: str, at: datetime) -> bytes:
+    """An accepted event as an event-log record (source, receive time, line); :func:`_log_item` reads it."""
+    return b"%s\t%s\t%s" % (source.encode(), at.isoformat().encode(), line)
 
 
 def _log_item(record: bytes) -> Accepted:

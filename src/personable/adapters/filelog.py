@@ -9,6 +9,13 @@ scale; this is the same contract on one machine.
 Records are single lines (JSON has no raw newlines), kept in segment files named
 by the global byte offset they start at. It has one partition (0), whose
 position is a global byte offset.
+
+One process writes the log (:class:`FileLog`). The worker that stores it may
+run in another process (``personable serve`` runs it in its store process):
+there it is a :class:`FollowedLog`, which reads only up to the end the writer
+announced after its fsync, so it never stores a record that is not yet durable
+(one a crash could cut off the log while the store kept it, leaving the store's
+committed position past the log's end).
 """
 
 from __future__ import annotations
@@ -18,16 +25,88 @@ import threading
 from pathlib import Path
 from typing import Mapping
 
+from ..errors import StoreError
+
 PARTITION = 0
 SEGMENT_BYTES = 64 * 1024 * 1024
 READ_BYTES = 16 * 1024 * 1024
 
 
-class FileLog:
+class _Segments:
+    """A log directory's segment files, as every process that reads them sees them."""
+
     capabilities = frozenset({"durable_log"})
 
-    def __init__(self, directory: str | Path, segment_bytes: int = SEGMENT_BYTES):
+    def __init__(self, directory: str | Path):
         self.dir = Path(directory)
+
+    @staticmethod
+    def _name(start: int) -> str:
+        return f"{start:020d}.log"
+
+    def _segments(self) -> list[int]:
+        return sorted(int(p.stem) for p in self.dir.glob("*.log") if p.stem.isdigit())
+
+    def end_offset(self) -> int:
+        """The offset past the last durable record."""
+        raise NotImplementedError
+
+    def end(self) -> dict[int, int]:
+        return {PARTITION: self.end_offset()}
+
+    def read(self, after: Mapping[int, int], max_records: int) -> tuple[list[bytes], dict[int, int]]:
+        records, position = self.read_from(after.get(PARTITION, 0), max_records)
+        return records, {PARTITION: position}
+
+    def release(self, committed: Mapping[int, int]) -> None:
+        """Delete segments wholly before the committed position (already in the
+        store). The last segment is the one being written: it always stays."""
+        offset = committed.get(PARTITION, 0)
+        segments = self._segments()
+        for start, nxt in zip(segments, segments[1:]):
+            if nxt <= offset:
+                (self.dir / self._name(start)).unlink(missing_ok=True)
+
+    def read_from(self, after: int, max_records: int) -> tuple[list[bytes], int]:
+        """Up to ``max_records`` complete records after ``after``, and the offset past them."""
+        end = self.end_offset()
+        records: list[bytes] = []
+        position = after
+        for start in self._segments():
+            path = self.dir / self._name(start)
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:    # released meanwhile: wholly stored
+                continue
+            if start + size <= position or position >= end:
+                continue
+            skip = max(position - start, 0)
+            available = min(size, end - start) - skip
+            if available <= 0:
+                break
+            block = READ_BYTES
+            with open(path, "rb") as fh:
+                while True:  # read a bounded block, growing it only for a record larger than it
+                    fh.seek(skip)
+                    chunk = fh.read(min(block, available))
+                    if b"\n" in chunk or block >= available:
+                        break
+                    block *= 2
+            lines = chunk.split(b"\n")
+            complete = lines[:-1]  # the part after the last newline is not complete yet
+            take = complete[: max_records - len(records)]
+            records.extend(take)
+            position = max(position, start) + sum(len(x) + 1 for x in take)
+            if len(records) >= max_records or len(take) < len(complete) or len(chunk) < available:
+                break
+        return records, position
+
+
+class FileLog(_Segments):
+    """The log as its one writer holds it."""
+
+    def __init__(self, directory: str | Path, segment_bytes: int = SEGMENT_BYTES):
+        super().__init__(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.segment_bytes = segment_bytes
         self._lock = threading.Lock()
@@ -41,13 +120,6 @@ class FileLog:
         self._drop_torn_tail(active)
         self._fh = open(active, "ab")
         self._end = self._active_start + active.stat().st_size
-
-    @staticmethod
-    def _name(start: int) -> str:
-        return f"{start:020d}.log"
-
-    def _segments(self) -> list[int]:
-        return sorted(int(p.stem) for p in self.dir.glob("*.log") if p.stem.isdigit())
 
     @staticmethod
     def _drop_torn_tail(path: Path) -> None:
@@ -64,28 +136,12 @@ class FileLog:
         """Write records durably; returns the position just past the last one."""
         return {PARTITION: self._append(records)}
 
-    def end(self) -> dict[int, int]:
-        return {PARTITION: self.end_offset()}
-
-    def read(self, after: Mapping[int, int], max_records: int) -> tuple[list[bytes], dict[int, int]]:
-        records, position = self.read_from(after.get(PARTITION, 0), max_records)
-        return records, {PARTITION: position}
-
     def wait_beyond(self, after: Mapping[int, int], timeout: float) -> bool:
         """Block until something past ``after`` is in the log (or timeout)."""
         offset = after.get(PARTITION, 0)
         with self._appended:
             return self._appended.wait_for(lambda: self._end > offset, timeout)
 
-    def release(self, committed: Mapping[int, int]) -> None:
-        """Delete segments wholly before the committed position (already in the store)."""
-        offset = committed.get(PARTITION, 0)
-        segments = self._segments()
-        for start, nxt in zip(segments, segments[1:]):
-            if nxt <= offset and start != self._active_start:
-                (self.dir / self._name(start)).unlink(missing_ok=True)
-
-    # -- the one partition, by byte offset ------------------------------------------------
     def _append(self, records: list[bytes]) -> int:
         if not records:
             return self._end
@@ -106,35 +162,39 @@ class FileLog:
         with self._lock:
             return self._end
 
-    def read_from(self, after: int, max_records: int) -> tuple[list[bytes], int]:
-        """Up to ``max_records`` complete records after ``after``, and the offset past them."""
-        end = self.end_offset()
-        records: list[bytes] = []
-        position = after
-        for start in self._segments():
-            path = self.dir / self._name(start)
-            size = path.stat().st_size
-            if start + size <= position or position >= end:
-                continue
-            skip = max(position - start, 0)
-            available = min(size, end - start) - skip
-            block = READ_BYTES
-            with open(path, "rb") as fh:
-                while True:  # read a bounded block, growing it only for a record larger than it
-                    fh.seek(skip)
-                    chunk = fh.read(min(block, available))
-                    if b"\n" in chunk or block >= available:
-                        break
-                    block *= 2
-            lines = chunk.split(b"\n")
-            complete = lines[:-1]  # the part after the last newline is not complete yet
-            take = complete[: max_records - len(records)]
-            records.extend(take)
-            position = max(position, start) + sum(len(x) + 1 for x in take)
-            if len(records) >= max_records or len(take) < len(complete) or len(chunk) < available:
-                break
-        return records, position
-
     def close(self) -> None:
         with self._lock:
             self._fh.close()
+
+
+class FollowedLog(_Segments):
+    """The log as a process that does not write it sees it: records up to the
+    end the writer announced (:meth:`announce`), which it does after each fsync."""
+
+    def __init__(self, directory: str | Path, end: Mapping[int, int]):
+        super().__init__(directory)
+        self._end = end.get(PARTITION, 0)
+        self._announced = threading.Condition()
+
+    def announce(self, end: Mapping[int, int]) -> None:
+        """The writer's log is durable up to ``end``."""
+        with self._announced:
+            if end.get(PARTITION, 0) > self._end:
+                self._end = end[PARTITION]
+                self._announced.notify_all()
+
+    def append(self, records: list[bytes]) -> dict[int, int]:
+        raise StoreError("this process follows the event log; only the process answering collection "
+                         "requests appends to it")
+
+    def wait_beyond(self, after: Mapping[int, int], timeout: float) -> bool:
+        offset = after.get(PARTITION, 0)
+        with self._announced:
+            return self._announced.wait_for(lambda: self._end > offset, timeout)
+
+    def end_offset(self) -> int:
+        with self._announced:
+            return self._end
+
+    def close(self) -> None:
+        pass
