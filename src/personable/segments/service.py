@@ -165,6 +165,10 @@ class SegmentService:
             self._publish(segment_id, entered, exited, now, "event")
         return moved
 
+    def cluster_model(self) -> dict[str, Any]:
+        """The current cluster model's description: method, scores per k, descriptions, stability."""
+        return self._clusters().model()[1]
+
     def _clusters(self) -> "ClusterJobs":
         from .clusters_service import ClusterJobs
 

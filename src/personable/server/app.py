@@ -10,7 +10,7 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from fastapi import FastAPI, Request
@@ -26,12 +26,12 @@ from ..events.spec import EVENT_TYPES
 from ..events.message_id import ensure_message_id
 from ..events.validate import check_event, raw_json
 from .body import parse_json, read_body, source_for, write_key_from
-from ..log_worker import LogWorker
-from ..scheduler import Job, Scheduler, Ticker
 from ..settings import join_path
 from . import ingest_routes, model_routes, profile_routes, quality_routes, recommend_routes, resolve_routes
 from . import segment_routes
+from .background import Background
 from .collector import Collector
+from .host import HostedEngine
 from .models import Collected, Health
 from .schemas import BATCH_SCHEMA, ERRORS, body, event_schema
 
@@ -72,34 +72,21 @@ def _log_slow_collections(phase: str, info: dict) -> None:
                         info.get("collected"))
 
 
-def create_app(engine: Engine) -> FastAPI:
+def create_app(engine: Engine | HostedEngine) -> FastAPI:
+    """The application over ``engine``: an :class:`Engine` in this process (the
+    log worker and the scheduler run here too), or a :class:`HostedEngine` whose
+    store runs in its own process (``server/host.py``)."""
     cfg = engine.config
     collector = Collector(engine, cfg.server.commit_interval_ms, cfg.server.max_batch_events)
-    worker = LogWorker(engine)
-    def scheduled_segments() -> None:
-        # Computed traits first: rules may use RFM segments and lifecycle stages.
-        engine.segments.compute()
-        engine.segments.refresh(cause="scheduled")
-
-    jobs = [Job("segments", cfg.segments_refresh_minutes * 60, scheduled_segments)]
-    if cfg.models.maintain:
-        jobs.append(Job("models", cfg.models_maintain_hours * 3600, engine.models.maintain))
-    if cfg.recommend.retrain_hours:
-        jobs.append(Job("recommend", cfg.recommend.retrain_hours * 3600, engine.recommend.train))
-    scheduler = Scheduler(jobs, engine.clock)
-    engine.defer_realtime()
-    if "threads" in engine.store.capabilities and cfg.server.store_threads:
-        # Measured on 2 cores: with DuckDB on every core, each store job
-        # (a worker batch, a realtime pass) starved the request path; /v1/track
-        # p99 went from 11 ms to 25-50 ms. One thread leaves a core for requests.
-        engine.store.set_threads(cfg.server.store_threads)
-    realtime = Ticker("realtime-segments", cfg.realtime_segments_interval_ms / 1000, engine.flush_realtime)
+    background = Background(engine) if isinstance(engine, Engine) else None
+    health = background.health if background is not None else cast(HostedEngine, engine).health
     write_keys = cfg.write_keys()
     max_future = timedelta(hours=cfg.max_future_skew_hours)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        await run_in_threadpool(engine.warm_up)
+        if background is not None:
+            await run_in_threadpool(background.start)
         # Everything loaded so far lives as long as the server: keep it out of the
         # garbage collector's full passes, which otherwise walked it all and
         # stalled requests for ~0.1 s now and then.
@@ -107,14 +94,10 @@ def create_app(engine: Engine) -> FastAPI:
         gc.freeze()
         gc.callbacks.append(_log_slow_collections)
         await collector.start()
-        worker.start()
-        scheduler.start()
-        realtime.start()
         yield
-        await run_in_threadpool(scheduler.stop)
-        await collector.stop()
-        await run_in_threadpool(worker.stop)
-        await run_in_threadpool(realtime.stop)
+        await collector.stop()   # every acknowledged event is in the log before the store stops
+        if background is not None:
+            await run_in_threadpool(background.stop)
 
     app = FastAPI(
         title="personable", version=__version__, lifespan=lifespan, default_response_class=ORJSONResponse,
@@ -237,9 +220,8 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and store status", response_model=Health)
     async def healthz() -> object:
-        return {"status": "ok", "version": __version__, "project": cfg.name,
-                "schema_version": engine.store.schema_version, "commits": collector.batches,
-                "worker_failures": worker.failures, "worker_set_aside": worker.set_aside, "jobs": scheduler.status()}
+        return {"status": "ok", "version": __version__, "project": cfg.name, "commits": collector.batches,
+                "store_process": background is None, **await run_in_threadpool(health)}
 
     for router in ROUTERS:
         app.include_router(router)

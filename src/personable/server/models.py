@@ -183,6 +183,12 @@ class Health(Open):
     worker_failures: Count
     worker_set_aside: Count = 0
     """Event-log records the store kept refusing, set aside in the quarantine with the error."""
+    store_process: bool = False
+    """Whether the store runs in its own process (server.store_process)."""
+    store_restarts: Count = 0
+    """How often the store process died and was started again."""
+    store_pid: int | None = None
+    """The store process's pid, when there is one."""
     jobs: list[Job]
 
 

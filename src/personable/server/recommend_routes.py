@@ -2,8 +2,9 @@
 
 ``GET /v1/recommendations/{identifier}`` is the serving path: the profile's
 precomputed list adjusted with the request's context, answered from memory
-and the online store (no offline-store query), on the event loop's own thread
-because it is microseconds of work.
+and the online store (no offline-store query). It runs in a thread, not on the
+event loop: with the store in its own process (server/host.py) it is a call
+to that process.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ async def recommendations(identifier: str, engine: EngineDep, placement: str | N
     `device`: the device in hand (e.g. mobile). Defaults come from the placement."""
     context = {"viewed": ids(viewed), "cart": ids(cart), "device": device}
     # The serving path: sent as computed (shape checked in tests/test_openapi_client.py).
-    return ORJSONResponse(engine.recommend.recommend(identifier, placement, n, context))
+    # In a thread: with the store in its own process this is a call to it (server/host.py).
+    return ORJSONResponse(await run_in_threadpool(engine.recommend.recommend, identifier, placement, n, context))
 
 
 @router.post("/v1/admin/recommend/train", response_model=TrainedRecommender,

@@ -14,16 +14,64 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 from ..processes import pid_alive
 from ..config import STATE_DIR, Config
 
+if TYPE_CHECKING:
+    from .host import HostedEngine
+
 MARKER = "server.json"
+STORE_MARKER = "store.json"     # the server's store process (server/host.py), while it holds the store
+STORE_WAIT_S = 300.0
 
 
-def marker_path(cfg: Config) -> Path:
-    return cfg.project_dir / STATE_DIR / MARKER
+def marker_path(cfg: Config, name: str = MARKER) -> Path:
+    return cfg.project_dir / STATE_DIR / name
+
+
+def write_marker(path: Path, **info: Any) -> None:
+    path.write_text(json.dumps({"pid": os.getpid(), "started": process_start(os.getpid()), **info}))
+
+
+def remove_marker(path: Path) -> None:
+    """Remove the marker if it is this process's."""
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (FileNotFoundError, json.JSONDecodeError):
+        pass
+
+
+def _live(info: Any) -> bool:
+    """Whether a marker names a live process: its pid, with the start time it recorded."""
+    if not isinstance(info, dict) or not isinstance(info.get("pid"), int) or not pid_alive(info["pid"]):
+        return False
+    started = process_start(info["pid"])
+    return started is None or info.get("started") is None or started == info["started"]
+
+
+def wait_for_store_process(cfg: Config, timeout: float = STORE_WAIT_S) -> None:
+    """A server's store process outlives a server that was killed: it stores the
+    events the server acknowledged, then closes the store. Whoever opens the
+    project's files next waits for that instead of failing on the store's lock."""
+    import sys
+    import time
+
+    path = marker_path(cfg, STORE_MARKER)
+    try:
+        info = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return
+    if not _live(info):
+        return
+    print(f"waiting for the last server's store process (pid {info['pid']}) to store what it accepted ...",
+          file=sys.stderr)
+    deadline = time.monotonic() + timeout
+    while _live(info) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def process_start(pid: int) -> str | None:
@@ -59,8 +107,9 @@ def running_server(cfg: Config) -> dict[str, Any] | None:
     try:
         info = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
-        return None
+        info = None
     if not isinstance(info, dict) or not isinstance(info.get("pid"), int) or not pid_alive(info["pid"]):
+        wait_for_store_process(cfg)
         return None
     started = process_start(info["pid"])
     if started is not None and info.get("started") is not None:
@@ -144,12 +193,28 @@ def header_timeout_protocol(seconds: float, base: type[asyncio.Protocol] | None 
     return HeaderDeadline
 
 
+def _hosted(cfg: Config, log_level: str) -> "HostedEngine":
+    """The log opened for writing here, the store in a process of its own (server/host.py)."""
+    from ..adapters.registry import open_event_log
+    from .host import HostedEngine, StoreHost
+
+    writer = open_event_log(cfg.bus_url, cfg.project_dir)
+    store = StoreHost(cfg, writer, log_level)
+    try:
+        store.start()
+    except BaseException:
+        writer.close()
+        raise
+    return HostedEngine(cfg, writer, store)
+
+
 def serve(cfg: Config, host: str | None = None, port: int | None = None, log_level: str = "warning") -> None:
     import uvicorn
 
     from ..engine import Engine
     from ..errors import ServerUnavailable
     from .app import create_app
+    from .host import HostedEngine
 
     existing = running_server(cfg)
     several = ("several servers need a store that serves many processes (postgresql://) "
@@ -159,10 +224,15 @@ def serve(cfg: Config, host: str | None = None, port: int | None = None, log_lev
                                 f"{several}")
     host = host or cfg.server.host
     port = port or cfg.server.port
-    engine = Engine(cfg)
-    # A store that serves many processes (PostgreSQL) may have many servers; the
-    # event log stays one process's, so they write through (store.bus: memory://).
-    shared = "concurrent_writers" in engine.store.capabilities and engine.log is None
+    engine: Engine | HostedEngine
+    if cfg.server.store_process and urlparse(cfg.bus_url).scheme == "file":
+        engine = _hosted(cfg, log_level)
+        shared = False    # the file event log is one process's
+    else:
+        engine = Engine(cfg)
+        # A store that serves many processes (PostgreSQL) may have many servers; the
+        # event log stays one process's, so they write through (store.bus: memory://).
+        shared = "concurrent_writers" in engine.store.capabilities and engine.log is None
     if existing and not shared:
         engine.close()
         raise ServerUnavailable(f"a server (pid {existing['pid']}) already serves this project at {existing['url']}; "
@@ -170,8 +240,7 @@ def serve(cfg: Config, host: str | None = None, port: int | None = None, log_lev
     app = create_app(engine)
     path = marker_path(cfg)
     if not existing:   # the first server is the one the CLI finds; the others only serve
-        path.write_text(json.dumps({"pid": os.getpid(), "started": process_start(os.getpid()),
-                                    "url": f"http://{host}:{port}", "shared": shared}))
+        write_marker(path, url=f"http://{host}:{port}", shared=shared)
     try:
         # An idle kept-alive connection is closed after 5 s, a request's line and
         # headers must arrive within server.header_timeout_s and may not exceed
@@ -181,9 +250,5 @@ def serve(cfg: Config, host: str | None = None, port: int | None = None, log_lev
                     http=header_timeout_protocol(cfg.server.header_timeout_s),
                     timeout_keep_alive=5, h11_max_incomplete_event_size=MAX_HEADER_BYTES)
     finally:
-        try:
-            if json.loads(path.read_text()).get("pid") == os.getpid():
-                path.unlink()
-        except (FileNotFoundError, json.JSONDecodeError):
-            pass
+        remove_marker(path)
         engine.close()

@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import Query
 from starlette.concurrency import run_in_threadpool
 
-from ..engine import Engine
 from .deps import EngineDep, admin_router, freshen
 from .models import (
     ClusterRequest, ClusterResult, ComputeResult, Deleted, ExportRequest, ExportResult, JSONObject, MembersPage,
@@ -20,14 +19,6 @@ from .paths import confined
 router = admin_router("segments")
 
 
-def _cluster_model(engine: Engine) -> dict[str, Any]:
-    from ..segments.clusters_service import ClusterJobs
-
-    # The offline store serves the analytics and the computed traits (as compose wires them).
-    jobs = ClusterJobs(engine.config, engine.clock, engine.store, engine.store, engine.bus)
-    return jobs.model()[1]
-
-
 @router.get("/v1/segments", response_model=SegmentList, summary="Every segment with its size")
 async def list_segments(engine: EngineDep, fresh: bool = False) -> object:
     await freshen(engine, fresh)
@@ -37,7 +28,7 @@ async def list_segments(engine: EngineDep, fresh: bool = False) -> object:
 @router.get("/v1/segments/clusters/model", response_model=JSONObject,
             summary="The current cluster model: method, scores per k, descriptions, stability")
 async def cluster_model(engine: EngineDep) -> object:
-    return await run_in_threadpool(_cluster_model, engine)
+    return await run_in_threadpool(engine.segments.cluster_model)
 
 
 @router.get("/v1/segments/{segment_id}", response_model=SegmentDetail,
