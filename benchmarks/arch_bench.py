@@ -146,22 +146,41 @@ def _measure(url: str, write_key: str, track: list[bytes], batch: list[bytes], r
             "batch_events_per_s": answered * per_batch / secs, "batch_requests": answered}
 
 
+def _drain(server) -> float:
+    """Wait until the server has stored everything it acknowledged (a store
+    still catching up must not run beside the next measurement); returns how long that took."""
+    import httpx
+
+    t = time.perf_counter()
+    while httpx.get(f"{server.url}/v1/stats?fresh=true", headers=server.admin, timeout=60).status_code != 200:
+        pass
+    return time.perf_counter() - t
+
+
 def http_ratio(work: Path, events_file: Path, repeats: int, rate: float = 1000.0, track_seconds: float = 5.0,
                batch_seconds: float = 5.0, per_batch: int = 100) -> list[dict]:
+    """personable as configured (the store in its own process), personable in
+    one process (``server.store_process: false``, the design before it) and the
+    reference app, one after another in each run."""
     from conftest import start_server, stop_server
     from personable.config import write_starter
 
     track, batch = _bodies(events_file, int(rate * track_seconds), 1500, per_batch)
     runs = []
     for i in range(repeats):
-        os.sync()
-        project = work / f"http-{i}"
-        write_starter(project, "bench-arch-http")
-        server = start_server(project)
-        try:
-            ours = _measure(server.url, server.write_key, track, batch, rate, batch_seconds, per_batch)
-        finally:
-            stop_server(server)
+        measured = {}
+        for variant, store_process in (("ours", True), ("one_process", False)):
+            os.sync()
+            project = work / f"http-{i}-{variant}"
+            write_starter(project, "bench-arch-http")
+            yaml = project / "personable.yaml"
+            yaml.write_text(yaml.read_text().replace("store_process: true", f"store_process: {str(store_process).lower()}"))
+            server = start_server(project)
+            try:
+                measured[variant] = _measure(server.url, server.write_key, track, batch, rate, batch_seconds, per_batch)
+                measured[variant]["drain_s"] = _drain(server)
+            finally:
+                stop_server(server)
         os.sync()
         proc, url = _start_reference(work)
         try:
@@ -169,9 +188,12 @@ def http_ratio(work: Path, events_file: Path, repeats: int, rate: float = 1000.0
         finally:
             proc.terminate()
             proc.wait(timeout=20)
-        runs.append({"ours": ours, "ref": ref,
+        ours, one = measured["ours"], measured["one_process"]
+        runs.append({"ours": ours, "one_process": one, "ref": ref,
                      "track_p99_ratio": ours["track_p99_ms"] / ref["track_p99_ms"],
-                     "batch_ratio": ours["batch_events_per_s"] / ref["batch_events_per_s"]})
+                     "batch_ratio": ours["batch_events_per_s"] / ref["batch_events_per_s"],
+                     "one_process_track_p99_ratio": one["track_p99_ms"] / ref["track_p99_ms"],
+                     "one_process_batch_ratio": one["batch_events_per_s"] / ref["batch_events_per_s"]})
         print(f"http run {i + 1}: {json.dumps(runs[-1])}", flush=True)
     return runs
 
