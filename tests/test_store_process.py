@@ -11,8 +11,18 @@ import time
 
 import httpx
 
+import pytest
+
 from conftest import run_cli, start_server, stop_server
 from personable.adapters.filelog import FileLog, FollowedLog
+
+
+@pytest.fixture
+def project(project):
+    """The starter project with the store in its own process (off by default)."""
+    yaml = project / "personable.yaml"
+    yaml.write_text(yaml.read_text().replace("store_process: false", "store_process: true"))
+    return project
 
 
 def _track(c: httpx.Client, n: int, start: int = 0) -> None:

@@ -85,8 +85,9 @@ class ServerConfig(Section):
     """At most this many events in one /v1/batch request."""
     store_threads: Annotated[int, Field(ge=0)] = 1
     """DuckDB threads while serving (0: all cores); leaves cores for requests."""
-    store_process: bool = True
-    """With the file event log: the store (and the log worker, the scheduler) in a process of its own."""
+    store_process: bool = False
+    """With the file event log: the store (and the log worker, the scheduler) in a process of its own.
+    Off by default: on 2 cores it did not lower /v1/track's p99 (docs/benchmarks.md)."""
     store_nice: Annotated[int, Field(ge=0, le=19)] = 0
     """The store process's niceness: higher leaves more CPU to requests under load."""
     import_dir: Annotated[str, Field(min_length=1)] = "imports"
@@ -186,7 +187,7 @@ server:
   body_timeout_s: 30            # ... and its whole body within this after them, else 408
   commit_interval_ms: 2         # group-commit window; an event is acknowledged once durable
   store_threads: 1              # DuckDB threads while serving: leaves cores for requests (0: all)
-  store_process: true           # the store and its worker in their own process (with the file event log)
+  store_process: false          # true: the store and its worker in their own process (docs/architecture.md)
   import_dir: imports           # the server reads imported files only from here (relative: to the project)
   export_dir: exports           # ... and writes segment exports only here
 
