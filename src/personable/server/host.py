@@ -239,6 +239,8 @@ class StoreHost:
         self._drain_pool()
         with self._announce_lock:
             self._announcer = Client(self._address, "AF_UNIX", authkey=self._authkey)
+        # What was appended while it started (a restart under traffic) is announced now, not at the next append.
+        self.announce(self.writer.end())
 
     def _supervise(self) -> None:
         backoff = 1.0
@@ -362,6 +364,7 @@ class HostedEngine:
 
     def wait_processed(self, positions: Mapping[int, int] | None = None, timeout: float = 30.0) -> bool:
         # Up to what this process acknowledged: the store process may not have read the announcement yet.
+        self.host.announce(self.log.end())
         return bool(self.host.call(("engine", "wait_processed"), dict(positions or self.log.end()), timeout))
 
     def health(self) -> dict[str, Any]:
