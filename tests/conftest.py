@@ -21,7 +21,8 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 # -- real servers: Redis and PostgreSQL, started by scripts/test-services.sh ----------
-SERVICE_FIXTURES = {"test_services", "redis_server_url", "redis_url", "postgres_server_url", "postgres_url"}
+SERVICE_FIXTURES = {"test_services", "redis_server_url", "redis_url", "postgres_server_url", "postgres_url",
+                    "module_postgres_url"}
 
 
 def pytest_collection_modifyitems(items):

@@ -205,11 +205,9 @@ class Engine:
         except orjson.JSONDecodeError:
             message_id = None
         # Quarantined first: a crash before the position is committed sets it aside twice, never loses it.
-        self.store.add_quarantine([{
-            "received_at": at, "source": source, "origin": "http", "record_no": None,
-            "message_id": message_id if isinstance(message_id, str) else None,
-            "problems": [{"path": "$", "problem": f"could not be stored: {why}"[:1000]}],
-            "raw": line.decode("utf-8", "replace")}])
+        self.store.add_quarantine([http_quarantine_row(
+            at, source, None, message_id, [{"path": "$", "problem": f"could not be stored: {why}"[:1000]}],
+            line.decode("utf-8", "replace"))])
         self._write_table(pa.table({"line": pa.array([], pa.string())}), "http", "http", None, True, end)
         self._advanced(committed, end)
         return 1
@@ -405,6 +403,14 @@ class _Changes:
         touched = tuple(sorted(self.touched - self.removed))
         bus.publish(PROFILES_CHANGED, ProfilesChanged(touched, tuple(sorted(self.removed)), self.watermark))
         self.touched, self.removed = set(), set()
+
+
+def http_quarantine_row(at: datetime, source: str, record_no: int | None, message_id: Any,
+                        problems: list[dict[str, str]], raw: str) -> dict[str, Any]:
+    """A quarantine row for an event that came over HTTP: refused by the
+    validator on the request path, or set aside by the log worker."""
+    return {"received_at": at, "source": source, "origin": "http", "record_no": record_no,
+            "message_id": message_id if isinstance(message_id, str) else None, "problems": problems, "raw": raw}
 
 
 def log_record(line: bytes, source: str, at: datetime) -> bytes:

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..engine import Engine
+from ..engine import Engine, http_quarantine_row
 from ..errors import ErrorList, NotFound, PersonableError, Problem, ValidationFailed
 from ..events.spec import EVENT_TYPES
 from ..events.message_id import ensure_message_id
@@ -175,10 +175,9 @@ def create_app(engine: Engine | HostedEngine) -> FastAPI:
             check_event(event, path, errors, received_at=now, max_future=max_future, junk=cfg.identity.junk_values)
             if errors:
                 rejected.append({"index": i, "details": [e.as_dict() for e in errors.items]})
-                quarantine.append({"received_at": now, "source": source, "origin": "http", "record_no": i,
-                                   "message_id": event.get("messageId") if isinstance(event, dict) and isinstance(event.get("messageId"), str) else None,
-                                   "problems": [e.as_dict() for e in errors.items],
-                                   "raw": raw_json(event)})
+                quarantine.append(http_quarantine_row(
+                    now, source, i, event.get("messageId") if isinstance(event, dict) else None,
+                    [e.as_dict() for e in errors.items], raw_json(event)))
                 continue
             # Keyed by its content when it came without a messageId: a retried batch is stored once.
             good.append((orjson.dumps(ensure_message_id(event)), source, now))
