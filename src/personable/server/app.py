@@ -31,6 +31,7 @@ from . import ingest_routes, model_routes, profile_routes, quality_routes, recom
 from . import segment_routes
 from .background import Background
 from .collector import Collector
+from .deps import quick_call
 from .host import HostedEngine
 from .models import Collected, Health
 from .schemas import BATCH_SCHEMA, ERRORS, body, event_schema
@@ -220,7 +221,7 @@ def create_app(engine: Engine | HostedEngine) -> FastAPI:
     @app.get("/healthz", tags=["ops"], summary="Liveness and store status", response_model=Health)
     async def healthz() -> object:
         return {"status": "ok", "version": __version__, "project": cfg.name, "commits": collector.batches,
-                "store_process": background is None, **await run_in_threadpool(health)}
+                "store_process": background is None, **await quick_call(engine, health)}
 
     for router in ROUTERS:
         app.include_router(router)

@@ -5,14 +5,11 @@ the store lives in the HTTP process or in its own (``server/host.py``)."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from ..engine import Engine
 from ..log_worker import LogWorker
 from ..scheduler import Job, Scheduler, Ticker
-
-log = logging.getLogger("personable.server")
 
 
 class Background:

@@ -1,7 +1,7 @@
 """The store process of ``personable serve``, and the HTTP process's handle on it.
 
-With the file event log (the default), ``personable serve`` runs as two
-processes. The one answering HTTP validates events and appends them to the
+With ``server.store_process: true`` and the file event log, ``personable
+serve`` runs as two processes. The one answering HTTP validates events and appends them to the
 log: the collection path needs nothing else. The store process opens the
 Engine on the project, runs the log worker, the scheduler and the realtime
 segment flusher (:class:`~.background.Background`), and answers every other
@@ -9,10 +9,9 @@ call the routes make (profiles, segments, models, ...) over a Unix socket with
 an authenticated connection (``multiprocessing.connection``).
 
 Why two: in one process the worker's Python work (stitching, documents,
-Arrow conversions) held the interpreter lock while requests waited for it;
-two processes are scheduled by the kernel on two cores (docs/benchmarks.md,
-"the store in its own process", has the numbers). ``server.store_process:
-false`` keeps everything in one process.
+Arrow conversions) holds the interpreter lock while requests wait for it, and
+a crashed store takes collection with it. Off by default: on 2 cores it did
+not lower /v1/track's p99 (docs/benchmarks.md, "Fourth session").
 
 The store process reads the log only up to the end the HTTP process announces
 after each fsync (:class:`~..adapters.filelog.FollowedLog`). It ignores SIGINT
@@ -63,7 +62,6 @@ def _host_main(project_dir: str, log_dir: str, end: dict[int, int], address: str
         from ..config import load_config
         from ..engine import Engine
         from .background import Background
-
         from .run import STORE_MARKER, marker_path, remove_marker, write_marker
 
         config = load_config(project_dir)

@@ -2,9 +2,9 @@
 
 ``GET /v1/recommendations/{identifier}`` is the serving path: the profile's
 precomputed list adjusted with the request's context, answered from memory
-and the online store (no offline-store query). It runs in a thread, not on the
-event loop: with the store in its own process (server/host.py) it is a call
-to that process.
+and the online store (no offline-store query), on the event loop's own thread
+because it is microseconds of work (in a thread when the store runs in its own
+process: ``deps.quick_call``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from .deps import EngineDep, admin_router
+from .deps import EngineDep, admin_router, quick_call
 from .models import CatalogImport, ItemsImport, Leaderboard, RecommendEvaluateRequest, Recommendations, TrainedRecommender
 from .params import OptionalInt
 from .paths import confined
@@ -33,8 +33,7 @@ async def recommendations(identifier: str, engine: EngineDep, placement: str | N
     `device`: the device in hand (e.g. mobile). Defaults come from the placement."""
     context = {"viewed": ids(viewed), "cart": ids(cart), "device": device}
     # The serving path: sent as computed (shape checked in tests/test_openapi_client.py).
-    # In a thread: with the store in its own process this is a call to it (server/host.py).
-    return ORJSONResponse(await run_in_threadpool(engine.recommend.recommend, identifier, placement, n, context))
+    return ORJSONResponse(await quick_call(engine, engine.recommend.recommend, identifier, placement, n, context))
 
 
 @router.post("/v1/admin/recommend/train", response_model=TrainedRecommender,

@@ -45,12 +45,20 @@ def remove_marker(path: Path) -> None:
         pass
 
 
-def _live(info: Any) -> bool:
-    """Whether a marker names a live process: its pid, with the start time it recorded."""
+def _same_process(info: Any) -> bool | None:
+    """Whether a marker names a live process: its pid alive, with the start time
+    it recorded (a pid may have been reused since). None: alive, but its start
+    time cannot be compared (no /proc, or none recorded)."""
     if not isinstance(info, dict) or not isinstance(info.get("pid"), int) or not pid_alive(info["pid"]):
         return False
     started = process_start(info["pid"])
-    return started is None or info.get("started") is None or started == info["started"]
+    if started is None or info.get("started") is None:
+        return None
+    return bool(started == info["started"])
+
+
+def _live(info: Any) -> bool:
+    return _same_process(info) is not False
 
 
 def wait_for_store_process(cfg: Config, timeout: float = STORE_WAIT_S) -> None:
@@ -108,13 +116,14 @@ def running_server(cfg: Config) -> dict[str, Any] | None:
         info = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         info = None
-    if not isinstance(info, dict) or not isinstance(info.get("pid"), int) or not pid_alive(info["pid"]):
+    same = _same_process(info)
+    if same is False:
         wait_for_store_process(cfg)
         return None
-    started = process_start(info["pid"])
-    if started is not None and info.get("started") is not None:
-        return info if started == info["started"] else None
-    return info if _answers(str(info.get("url", "")), cfg.name) else None
+    found: dict[str, Any] = info
+    if same is True:
+        return found
+    return found if _answers(str(found.get("url", "")), cfg.name) else None
 
 
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
