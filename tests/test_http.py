@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import datetime, timedelta, timezone
 
 import httpx
 from hypothesis import HealthCheck, given, settings
@@ -218,3 +219,47 @@ def test_random_admin_bodies_never_5xx(server, route, payload):
     with httpx.Client(base_url=server.url, timeout=60) as c:
         r = c.request(method, path, content=body, headers=server.admin)
     assert r.status_code < 500, r.text
+
+
+def test_batch_events_are_judged_and_stored_one_by_one_from_their_bytes(server):
+    """/v1/batch cuts the body into its events' bytes (events/raw_events.py) and
+    stores a valid event as sent: pretty-printed JSON, non-ASCII text, the
+    envelope's sentAt and a bad event among good ones must all come out right."""
+    now = datetime.now(timezone.utc)
+    ahead = now + timedelta(days=30)
+    events = [
+        {"type": "track", "userId": "bytes-1", "event": "Product Viewed", "messageId": "bytes-m1",
+         "properties": {"product_id": "p1", "price": 3, "name": "Crème brûlée 🍮"}, "timestamp": _iso(ahead)},
+        {"type": "track", "userId": 7.5, "event": "X", "messageId": "bytes-m2", "timestamp": T},   # refused
+        {"type": "identify", "userId": "bytes-1", "traits": {"city": "Zürich"}, "timestamp": T},      # no messageId
+    ]
+    # The envelope's sentAt is 30 days ahead of the server's clock, as the first event's
+    # timestamp: the client's clock is wrong, and with the envelope's sentAt applied the
+    # event is stored at about now, not refused as 30 days in the future.
+    body = json.dumps({"batch": events, "sentAt": _iso(ahead + timedelta(seconds=5))}, indent=2,
+                      ensure_ascii=False).encode()
+    assert b"\n" in body
+    r = post(server, "/v1/batch", body, raw=True)
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 2
+    assert [(x["index"], [d["path"] for d in x["details"]]) for x in r.json()["rejected"]] == [(1, ["batch[1].userId"])]
+    with server.client() as c:
+        prof = c.get("/v1/profiles/bytes-1", headers=server.admin, params={"fresh": "true"}).json()
+    assert prof["traits"]["city"] == "Zürich"
+    viewed = next(e for e in prof["recent_events"] if e["messageId"] == "bytes-m1")
+    assert viewed["properties"]["name"] == "Crème brûlée 🍮"
+    assert abs(datetime.fromisoformat(viewed["timestamp"]) - now) < timedelta(hours=1)
+    identify = next(e for e in prof["recent_events"] if e["type"] == "identify")
+    assert identify["messageId"].startswith("auto-")
+
+
+def _iso(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def test_batches_the_request_parser_refuses_are_still_400(server):
+    """What the whole-body parse refused before the batch was cut into events is refused still."""
+    good = b'{"type":"track","userId":"u","event":"X","messageId":"m-refused"'
+    for event in (good + b',"properties":{"v":1e999}}', good + b',"name":"\xff"}', good + b',"name":"\\ud800"}'):
+        r = post(server, "/v1/batch", b'{"batch":[' + event + b']}', raw=True)
+        assert r.status_code == 400 and error(r)["code"] == "malformed_body", (event, r.text)

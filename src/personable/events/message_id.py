@@ -27,9 +27,14 @@ def content_message_id(event: dict[str, Any]) -> str:
     return PREFIX + hashlib.md5(orjson.dumps(body, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
 
 
+def has_message_id(event: dict[str, Any]) -> bool:
+    """Whether ``event`` came with a usable messageId of its own."""
+    mid = event.get("messageId")
+    return isinstance(mid, str) and not is_blank(mid)
+
+
 def ensure_message_id(event: dict[str, Any]) -> dict[str, Any]:
     """``event`` with its own messageId, or one from its content."""
-    mid = event.get("messageId")
-    if not isinstance(mid, str) or is_blank(mid):
+    if not has_message_id(event):
         event["messageId"] = content_message_id(event)
     return event

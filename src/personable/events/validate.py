@@ -34,7 +34,9 @@ def parse_time(value: str) -> datetime | None:
     except (ValueError, AttributeError):
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.replace(tzinfo=timezone.utc)
+    if parsed.tzinfo is timezone.utc:  # "Z", what nearly every client sends
+        return parsed
     try:
         return parsed.astimezone(timezone.utc)
     except OverflowError:  # e.g. 0001-01-01T00:30+01:00 is before year 1 in UTC
@@ -127,13 +129,16 @@ def check_event(
     received_at: datetime,
     max_future: timedelta,
     junk: frozenset[str],
+    shallow: bool = False,
 ) -> None:
-    """Add every problem of ``event`` to ``errors``, with field paths under ``path``."""
+    """Add every problem of ``event`` to ``errors``, with field paths under ``path``.
+    ``shallow``: the caller knows the event nests no deeper than MAX_DEPTH
+    (:func:`.raw_events.shallow`), so the walk that checks it is skipped."""
     p = f"{path}." if path else ""
     if not isinstance(event, dict):
         errors.add(path or "$", f"must be a JSON object, got {_type_name(event)}")
         return
-    if deeper_than(event, MAX_DEPTH):
+    if not shallow and deeper_than(event, MAX_DEPTH):
         errors.add(path or "$", DEPTH_PROBLEM)
         return
     etype = event.get("type")
@@ -143,19 +148,22 @@ def check_event(
     if etype not in EVENT_TYPES:
         errors.add(f"{p}type", f"unknown type {str(etype)[:40]!r}; expected one of {', '.join(EVENT_TYPES)}")
         return
+    get = event.get  # the loops below read ~20 fields of every event the server receives
     for name in OBJECT_FIELDS:
-        if name in event and event[name] is not None and not isinstance(event[name], dict):
-            errors.add(f"{p}{name}", f"must be an object, got {_type_name(event[name])}")
+        value = get(name)
+        if value is not None and not isinstance(value, dict):
+            errors.add(f"{p}{name}", f"must be an object, got {_type_name(value)}")
     for name in STRING_FIELDS:
-        if name in event and event[name] is not None and not isinstance(event[name], str):
-            errors.add(f"{p}{name}", f"must be a string, got {_type_name(event[name])}")
+        value = get(name)
+        if value is not None and not isinstance(value, str):
+            errors.add(f"{p}{name}", f"must be a string, got {_type_name(value)}")
     for parts in CONSENT_FIELDS:
         node: Any = event
         for part in parts:
             node = node.get(part) if isinstance(node, dict) else None
-        where = p + ".".join(parts)
         if node is None:
             continue
+        where = p + ".".join(parts)
         if not isinstance(node, dict):
             errors.add(where, f"must be an object, got {_type_name(node)}")
             continue
@@ -164,58 +172,65 @@ def check_event(
                 errors.add(f"{where}.{purpose}", f"must be a boolean, got {_type_name(granted)}")
     usable_ids = 0
     for name in ID_FIELDS:
-        value = event.get(name)
+        value = get(name)
         if value is None:
             continue
-        if not _matches(value, "id"):
+        if not isinstance(value, (str, int)) or type(value) is bool:
             errors.add(f"{p}{name}", f"must be a string, got {_type_name(value)}")
-        elif len(str(value)) > MAX_ID_LENGTH:
+            continue
+        text = value if type(value) is str else str(value)
+        if len(text) > MAX_ID_LENGTH:
             errors.add(f"{p}{name}", f"is longer than {MAX_ID_LENGTH} characters")
-        elif name in ("userId", "anonymousId") and not is_junk(value, junk):
+        elif name in _USER_IDS and text.strip(WHITESPACE).lower() not in junk:
             usable_ids += 1
     if usable_ids == 0 and not any(
         e.path in (f"{p}userId", f"{p}anonymousId") for e in errors.items
     ):
-        given = [f"{k}={event[k]!r}" for k in ("userId", "anonymousId") if event.get(k) is not None]
+        given = [f"{k}={event[k]!r}" for k in ("userId", "anonymousId") if get(k) is not None]
         why = f" (ignored junk value {', '.join(given)})" if given else ""
         errors.add(f"{p}userId", f"userId or anonymousId is required{why}")
-    for name in REQUIRED_BY_TYPE.get(etype, ()):
-        value = event.get(name)
-        if value is None or (isinstance(value, str) and not value.strip(WHITESPACE)):
-            errors.add(f"{p}{name}", f"is required for {etype} events")
-    if etype == "alias" and is_junk(event.get("previousId"), junk):
-        errors.add(f"{p}previousId", f"junk value {event.get('previousId')!r} cannot be aliased")
-    times: dict[str, datetime] = {}
+    required = REQUIRED_BY_TYPE.get(etype)
+    if required is not None:
+        for name in required:
+            value = get(name)
+            if value is None or (isinstance(value, str) and not value.strip(WHITESPACE)):
+                errors.add(f"{p}{name}", f"is required for {etype} events")
+        if etype == "alias" and is_junk(get("previousId"), junk):
+            errors.add(f"{p}previousId", f"junk value {get('previousId')!r} cannot be aliased")
+    ts = sent = None
     for name in TIME_FIELDS:
-        value = event.get(name)
+        value = get(name)
         if value is None:
             continue
         parsed = parse_time(value) if isinstance(value, str) else None
         if parsed is None:
             errors.add(f"{p}{name}", f"must be an ISO 8601 date-time, got {str(value)[:40]!r}")
-        elif not in_time_range(parsed):
+        elif not _EARLIEST <= parsed < _LATEST:
             errors.add(f"{p}{name}", f"{TIME_RANGE_PROBLEM}, got {str(value)[:40]!r}")
-        else:
-            times[name] = parsed
-    ts = times.get("timestamp") or times.get("originalTimestamp")
+        elif name == "sentAt":
+            sent = parsed
+        elif ts is None:  # timestamp, else originalTimestamp (TIME_FIELDS lists timestamp first)
+            ts = parsed
     if ts is not None:
-        sent = times.get("sentAt")
         corrected = received_at - (sent - ts) if sent is not None else ts
         if corrected - received_at > max_future:
             hours = (corrected - received_at).total_seconds() / 3600
             errors.add(f"{p}timestamp", f"is {hours:.1f} hours in the future (limit {max_future.total_seconds() / 3600:g} h)")
-    props = event.get("properties")
-    if isinstance(props, dict):
+    props = get("properties")
+    if isinstance(props, dict) and props:
         for key in AMOUNT_FIELDS:
             amount = props.get(key)
             if (isinstance(amount, (int, float)) and not isinstance(amount, bool)
                     and not (math.isfinite(amount) and abs(amount) <= MAX_AMOUNT)):
                 errors.add(f"{p}properties.{key}", AMOUNT_PROBLEM)
-    if etype == "track" and isinstance(event.get("event"), str):
-        spec = ECOMMERCE_EVENTS.get(event["event"])
-        props = event.get("properties")
-        if spec and isinstance(props, dict):
-            _check_typed(props, spec, f"{p}properties", errors)
+        called = get("event")
+        if etype == "track" and isinstance(called, str):
+            spec = ECOMMERCE_EVENTS.get(called)
+            if spec:
+                _check_typed(props, spec, f"{p}properties", errors)
+
+
+_USER_IDS = frozenset({"userId", "anonymousId"})
 
 
 def _check_typed(props: dict[str, Any], spec: dict[str, str], path: str, errors: ErrorList) -> None:

@@ -9,10 +9,8 @@ import gc
 import logging
 import time
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import Any, cast
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse
@@ -20,16 +18,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..engine import Engine, http_quarantine_row
-from ..errors import ErrorList, NotFound, PersonableError, Problem, ValidationFailed
+from ..engine import Engine
+from ..errors import NotFound, PersonableError, Problem, ValidationFailed
 from ..events.spec import EVENT_TYPES
-from ..events.message_id import ensure_message_id
-from ..events.validate import check_event, raw_json
-from .body import parse_json, read_body, source_for, write_key_from
 from ..settings import join_path
 from . import ingest_routes, model_routes, profile_routes, quality_routes, recommend_routes, resolve_routes
 from . import segment_routes
 from .background import Background
+from .collect import Collection
 from .collector import Collector
 from .deps import quick_call
 from .host import HostedEngine
@@ -79,10 +75,9 @@ def create_app(engine: Engine | HostedEngine) -> FastAPI:
     store runs in its own process (``server/host.py``)."""
     cfg = engine.config
     collector = Collector(engine, cfg.server.commit_interval_ms, cfg.server.max_batch_events)
+    collection = Collection(engine, collector)
     background = Background(engine) if isinstance(engine, Engine) else None
     health = background.health if background is not None else cast(HostedEngine, engine).health
-    write_keys = cfg.write_keys()
-    max_future = timedelta(hours=cfg.max_future_skew_hours)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -139,65 +134,11 @@ def create_app(engine: Engine | HostedEngine) -> FastAPI:
                              # after a failure mid-request the connection's state is unknown: say we close it
                              headers={"Connection": "close"})
 
-    async def _collect(request: Request, forced_type: str | None) -> dict[str, Any]:
-        raw = await read_body(request, cfg.server.max_body_bytes)
-        payload = parse_json(raw)
-        source = source_for(write_key_from(request, payload), write_keys)
-        now = engine.clock.now()
-        if forced_type is None:
-            if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
-                raise ValidationFailed("a batch body is an object with a `batch` array",
-                                       [Problem("batch", "is required and must be an array")])
-            events, prefix = payload["batch"], "batch"
-        else:
-            if not isinstance(payload, dict):
-                raise ValidationFailed("the body must be a JSON object", [Problem("$", "must be a JSON object")])
-            payload.setdefault("type", forced_type)
-            if payload["type"] != forced_type:
-                raise ValidationFailed(f"type {payload['type']!r} sent to /v1/{forced_type}",
-                                       [Problem("type", f"must be {forced_type!r} on this endpoint")])
-            events, prefix = [payload], ""
-        if not events:
-            raise ValidationFailed("the batch is empty", [Problem("batch", "must hold at least one event")])
-        envelope = payload if forced_type is None else {}
-        good: list[tuple[bytes, str, Any]] = []
-        rejected: list[dict[str, Any]] = []
-        quarantine: list[dict[str, Any]] = []
-        for i, event in enumerate(events):
-            errors = ErrorList()
-            path = f"{prefix}[{i}]" if prefix else ""
-            if isinstance(event, dict):
-                # The envelope's sentAt and context become the event's before it is
-                # judged: a bad envelope value is a problem, never stored unchecked.
-                if "sentAt" not in event and isinstance(envelope.get("sentAt"), str):
-                    event["sentAt"] = envelope["sentAt"]
-                if "context" not in event and isinstance(envelope.get("context"), dict):
-                    event["context"] = envelope["context"]
-            check_event(event, path, errors, received_at=now, max_future=max_future, junk=cfg.identity.junk_values)
-            if errors:
-                rejected.append({"index": i, "details": [e.as_dict() for e in errors.items]})
-                quarantine.append(http_quarantine_row(
-                    now, source, i, event.get("messageId") if isinstance(event, dict) else None,
-                    [e.as_dict() for e in errors.items], raw_json(event)))
-                continue
-            # Keyed by its content when it came without a messageId: a retried batch is stored once.
-            good.append((orjson.dumps(ensure_message_id(event)), source, now))
-        if quarantine:
-            await run_in_threadpool(engine.store.add_quarantine, quarantine)
-        if not good:
-            details = [Problem(d["path"], d["problem"]) for r in rejected for d in r["details"]]
-            raise ValidationFailed(f"{len(rejected)} invalid event(s); nothing was accepted", details)
-        await collector.submit(good)
-        result: dict[str, Any] = {"success": True, "accepted": len(good)}
-        if rejected:
-            result["rejected"] = rejected
-        return result
-
     responses = {200: {"model": Collected, "description": "Accepted and durable"}, **ERRORS}
 
     def collection_route(kind: str) -> None:
         async def handler(request: Request) -> ORJSONResponse:
-            return ORJSONResponse(await _collect(request, kind))
+            return ORJSONResponse(await collection.collect(request, kind))
 
         handler.__name__ = f"collect_{kind}"
         app.post(f"/v1/{kind}", summary=f"Send a {kind} call", tags=["collect"], responses=responses,
@@ -211,7 +152,7 @@ def create_app(engine: Engine | HostedEngine) -> FastAPI:
     async def collect_batch(request: Request) -> ORJSONResponse:
         """Valid events are stored; invalid ones are quarantined and listed under `rejected`.
         If no event is valid the answer is a 400."""
-        return ORJSONResponse(await _collect(request, None))
+        return ORJSONResponse(await collection.collect(request, None))
 
     @app.post("/v1/{kind}", include_in_schema=False)
     async def unknown_kind(kind: str) -> ORJSONResponse:
