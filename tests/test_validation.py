@@ -232,3 +232,53 @@ def test_both_parsers_skip_the_same_blank_lines(tmp_path):
     python_rows = [(r["seq"], r["message_id"], len(r["problems"])) for r in parse_lines(enumerate(lines, 1), ctx)]
     assert sql_rows == python_rows
     assert [(seq, mid if seq == 6 else mid.startswith("auto-"), n) for seq, mid, n in sql_rows] == [(6, "m1", 0), (8, True, 0)]
+
+
+OVERFLOWING = ['{"a":1e999}', '{"a":[1,-2.5E+400]}', '{"a":{"b":' + "9" * 400 + '}}', '{"a":1.8e308}',
+               '{"a":' + "1" * 150 + 'e200}']
+FINITE = ['{"a":1e308}', '{"a":1.7976931348623157e308}', '{"a":"1e999"}', '{"a":"x:1e999"}', '{"a":0.0001e310}',
+          '{"a":1e-999}', '{"a":' + "9" * 120 + '}', '{"a":"\\":1e999"}']
+
+
+def test_numbers_beyond_a_double_are_refused_alike_by_both_parsers(tmp_path):
+    """A number no JSON reader holds (1e999, a 400-digit integer) made the
+    profile it reached unreadable: orjson failed on its document, so `profile
+    show` printed a traceback and the HTTP read answered 500. Both parsers
+    refuse the event; numbers that are merely large, or only look huge inside
+    a string, pass."""
+    import pyarrow as pa
+
+    from personable.adapters.duckdb import DuckDBStore
+    from personable.config import load_config, write_starter
+    from personable.events.parse import ParseContext, parse_line
+    from personable.events.spec import NUMBER_RANGE_PROBLEM
+    from personable.ingest.pipeline import settings_from
+    from personable.ports import StagedInput
+
+    write_starter(tmp_path, "range")
+    settings = settings_from(load_config(tmp_path))
+    base = '{"type":"identify","userId":"u1","messageId":"m%d","timestamp":"2026-02-01T10:00:00Z","traits":%s}'
+    lines = [base % (i, value) for i, value in enumerate(OVERFLOWING + FINITE)]
+    store = DuckDBStore(None)
+    staged = StagedInput(source="s", origin="o", lines=pa.table({"line": lines}), received_at=NOW)
+    with store.batch(staged, settings) as batch:
+        sql = [r[0] for r in batch.con.execute("SELECT problems FROM _parsed ORDER BY seq").fetchall()]
+    store.close()
+    ctx = ParseContext(received_at=NOW, source="s", origin="o", require_timestamp=False, junk=JUNK,
+                       max_future=timedelta(hours=settings.max_future_hours),
+                       identifier_traits=settings.identifier_traits)
+    python = [parse_line(i + 1, line, ctx)["problems"] for i, line in enumerate(lines)]
+    refused = [{"path": "$", "problem": NUMBER_RANGE_PROBLEM}]
+    assert sql[:len(OVERFLOWING)] == [refused] * len(OVERFLOWING)
+    assert python[:len(OVERFLOWING)] == [refused] * len(OVERFLOWING)
+    assert sql[len(OVERFLOWING):] == [[]] * len(FINITE) and python[len(OVERFLOWING):] == [[]] * len(FINITE)
+
+
+def test_a_file_with_a_number_beyond_a_double_keeps_its_profiles_readable(engine, tmp_path):
+    path = tmp_path / "huge.jsonl"
+    path.write_text(
+        '{"type":"identify","userId":"huge","messageId":"h1","timestamp":"2026-02-01T10:00:00Z","traits":{"age":1e999}}\n'
+        '{"type":"identify","userId":"huge","messageId":"h2","timestamp":"2026-02-01T10:00:00Z","traits":{"city":"Ghent"}}\n')
+    report = engine.ingest(path)
+    assert (report.accepted, report.quarantined) == (1, 1)
+    assert engine.profile("huge")["traits"] == {"city": "Ghent"}

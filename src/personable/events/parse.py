@@ -13,6 +13,7 @@ test holds the two to the same records.
 from __future__ import annotations
 
 import hashlib
+import math
 from itertools import repeat
 import re
 from dataclasses import dataclass, replace
@@ -23,7 +24,7 @@ import orjson
 
 from ..errors import ErrorList
 from .message_id import PREFIX
-from .spec import CONSENT_FIELDS, MAX_ID_LENGTH, WHITESPACE, is_blank
+from .spec import CONSENT_FIELDS, MAX_ID_LENGTH, NUMBER_RANGE_PROBLEM, WHITESPACE, is_blank
 from .validate import check_event, in_time_range, is_junk, parse_time
 
 _TABLET = re.compile("iPad|Tablet")
@@ -45,15 +46,30 @@ class ParseContext:
     validate: bool = True
 
 
-def _loads(line: str) -> tuple[bool, Any]:
+class _OutOfRange(ValueError):
+    pass
+
+
+def _finite(text: str) -> float | int:
+    value = float(text)
+    if math.isinf(value):
+        raise _OutOfRange(text)
+    return int(text) if text.lstrip("-").isdigit() else value
+
+
+def _loads(line: str) -> tuple[bool | None, Any]:
+    """(True, the value) for JSON; (False, None) for what is not JSON; (None,
+    None) for JSON holding a number beyond a double's range (NUMBER_RANGE_PROBLEM)."""
     try:
         return True, orjson.loads(line)
     except orjson.JSONDecodeError:
         import json
 
-        try:  # integers beyond 64 bits: orjson refuses them, JSON allows them
-            return True, json.loads(line)
-        except ValueError:
+        try:  # orjson refuses some JSON that Python's parser reads: read it, but no number beyond a double
+            return True, json.loads(line, parse_float=_finite, parse_int=_finite)
+        except _OutOfRange:
+            return None, None
+        except (ValueError, RecursionError):
             return False, None
 
 
@@ -121,7 +137,9 @@ def parse_line(seq: int, line: str, ctx: ParseContext) -> dict[str, Any]:
     """One line as a record; ``problems`` lists what makes it invalid (empty: valid)."""
     ok, event = _loads(line)
     errors = ErrorList()
-    if not ok:
+    if ok is None:
+        errors.add("$", NUMBER_RANGE_PROBLEM)
+    elif not ok:
         errors.add("$", "is not valid JSON")
     elif ctx.validate:
         check_event(event, "", errors, received_at=ctx.received_at, max_future=ctx.max_future, junk=ctx.junk)

@@ -34,6 +34,11 @@ EARLIEST_TIME = "1900-01-01T00:00:00+00:00"
 LATEST_TIME = "2200-01-01T00:00:00+00:00"
 TIME_RANGE_PROBLEM = "must be between 1900 and 2200"
 
+# A number no JSON reader can hold (beyond a double's ±1.8e308, e.g. 1e999 or a
+# 400-digit integer) is refused with its event: stored, it made that profile's
+# document unreadable (orjson and JavaScript read it as Infinity, or fail).
+NUMBER_RANGE_PROBLEM = "holds a number beyond the range of a double (about ±1.8e308)"
+
 # How deeply an event may nest (the event object itself is level 1). Deeper
 # events are refused whole: they cannot be serialized back (orjson stops at 254
 # levels) and no real client sends them.

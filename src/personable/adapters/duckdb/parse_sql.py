@@ -19,6 +19,7 @@ from ...events.spec import (
     CONSENT_FIELDS, ECOMMERCE_EVENTS, EVENT_TYPES, ID_FIELDS, ISO_8601_PATTERN, MAX_ID_LENGTH,
     OBJECT_FIELDS, PRODUCT_FIELDS, REQUIRED_BY_TYPE, STRING_FIELDS, TIME_FIELDS, WHITESPACE,
     AMOUNT_FIELDS, AMOUNT_PROBLEM, MAX_AMOUNT, DEPTH_PROBLEM, EARLIEST_TIME, LATEST_TIME, MAX_DEPTH, TIME_RANGE_PROBLEM,
+    NUMBER_RANGE_PROBLEM,
 )
 
 _SNAKE = {
@@ -94,6 +95,22 @@ def _too_deep(line: str) -> str:
         peeled = f"regexp_replace({peeled}, {q(_INNER_PAIR)}, '', 'g')"
     openers = f"(length({line}) - length(replace(replace({line}, '{{', ''), '[', '')))"
     return f"(CASE WHEN {openers} > {MAX_DEPTH} THEN {peeled} <> '' ELSE false END)"
+
+
+# Where a number may overflow a double: a token (after ':', ',' or '[') with a
+# positive exponent of 3+ digits or an integer part of 100+ digits; anything
+# smaller is below 1e199. Rare, so the exact test below runs on almost no line.
+_HUGE_NUMBER_HINT = r"[:,\[]\s*-?([0-9]{100}|[0-9]+(\.[0-9]+)?[eE]\+?[0-9]{3})"
+_NUMBER = r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?"
+
+
+def _out_of_range(line: str) -> str:
+    """Whether a JSON line holds a number beyond a double's range (as the Python
+    parser refuses it): with the strings dropped, any number token that casts to
+    an infinite double."""
+    numbers = f"regexp_extract_all(regexp_replace({line}, {q(_JSON_STRING)}, '', 'g'), {q(_NUMBER)})"
+    return (f"(regexp_matches({line}, {q(_HUGE_NUMBER_HINT)}) AND "
+            f"coalesce(list_bool_or(list_transform({numbers}, lambda x: isinf(TRY_CAST(x AS DOUBLE)))), false))")
 
 
 def _problem(path_sql: str, problem_sql: str) -> str:
@@ -352,6 +369,7 @@ FROM coded
     WHEN NOT valid_json THEN [{_problem("'$'", "'is not valid JSON'")}]
     WHEN NOT is_object THEN [{_problem("'$'", "'must be a JSON object'")}]
     WHEN {_too_deep('line')} THEN [{_problem("'$'", q(DEPTH_PROBLEM))}]
+    WHEN {_out_of_range('line')} THEN [{_problem("'$'", q(NUMBER_RANGE_PROBLEM))}]
     WHEN NOT {_present(_t('type'))} THEN [{_problem("'type'", "'is required'")}]
     WHEN type IS NULL OR type NOT IN ({type_list}) THEN [{_problem("'type'", "'unknown type; expected one of ' || " + q(', '.join(EVENT_TYPES)))}]
     ELSE list_concat(
