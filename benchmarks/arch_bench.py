@@ -147,9 +147,22 @@ def _measure(url: str, write_key: str, track: list[bytes], batch: list[bytes], r
 
 
 # personable as configured, and with the settings that change the server's process layout.
-VARIANTS = {"ours": "  store_process: false\n",
-            "store_process": "  store_process: true\n",
-            "store_nice_10": "  store_process: true\n  store_nice: 10\n"}
+VARIANTS = {"ours": {},
+            "store_process": {"store_process": "true"},
+            "store_nice_10": {"store_process": "true", "store_nice": "10"}}
+
+
+def with_server_settings(yaml_text: str, settings: dict[str, str]) -> str:
+    """The starter's text with these ``server:`` settings. Each must replace its
+    line exactly once: a replacement that silently matched nothing once made
+    the three variants one configuration."""
+    import re
+
+    for key, value in settings.items():
+        yaml_text, n = re.subn(rf"^  {key}: .*$", f"  {key}: {value}", yaml_text, flags=re.MULTILINE)
+        if n != 1:
+            raise RuntimeError(f"server.{key} is not in the starter once ({n} times)")
+    return yaml_text
 
 
 def _drain(server) -> float:
@@ -180,7 +193,7 @@ def http_ratio(work: Path, events_file: Path, repeats: int, rate: float = 1000.0
             project = work / f"http-{i}-{variant}"
             write_starter(project, "bench-arch-http")
             yaml = project / "personable.yaml"
-            yaml.write_text(yaml.read_text().replace("  store_process: false\n", setting))
+            yaml.write_text(with_server_settings(yaml.read_text(), setting))
             server = start_server(project)
             try:
                 measured[variant] = _measure(server.url, server.write_key, track, batch, rate, batch_seconds, per_batch)

@@ -85,3 +85,37 @@ def test_a_transient_failure_loses_nothing_and_quarantines_nothing(engine, monke
     _run_until(worker, lambda: _stored(engine) == set(ids))
     assert worker.set_aside == 0
     assert engine.store.quarantine().num_rows == 0
+
+
+def test_once_caught_up_the_worker_lets_a_batch_gather_and_a_fresh_read_ends_the_wait(engine):
+    """A store batch costs ~0.25 s of CPU whatever its size, so the worker no
+    longer stores whatever arrived as soon as it did: once caught up it waits
+    ``gather_s`` for the next batch to grow. A reader that asks for fresh data
+    (wait_processed, what `fresh=true` calls) ends that wait."""
+    stored_batches = []
+    write = engine._write_accepted
+
+    def counting(items, positions):
+        stored_batches.append(len(items))
+        return write(items, positions)
+
+    engine._write_accepted = counting
+    worker = LogWorker(engine, gather_s=600.0)
+    worker.start()
+    try:
+        engine.accept([(_event("first"), "web", NOW)])
+        deadline = time.time() + 30                   # the first event after a quiet spell: stored at once
+        while "first" not in _stored(engine) and time.time() < deadline:
+            time.sleep(0.05)
+        assert "first" in _stored(engine)             # (polled: a fresh read would end the gathering)
+        for i in range(20):
+            engine.accept([(_event(f"later-{i}"), "web", NOW)])
+        time.sleep(1.0)
+        assert "later-0" not in _stored(engine)        # still gathering, with 599 s to go
+        started = time.monotonic()
+        assert engine.wait_processed(timeout=30)      # a fresh read: the wait ends now
+        assert time.monotonic() - started < 20
+        assert {f"later-{i}" for i in range(20)} <= _stored(engine)
+        assert stored_batches[-1] == 20                # the twenty went in one batch
+    finally:
+        worker.stop()

@@ -83,6 +83,10 @@ class ServerConfig(Section):
     """Group-commit window: an event is acknowledged once durable."""
     max_batch_events: Annotated[int, Field(ge=1)] = 5_000
     """At most this many events in one /v1/batch request."""
+    store_interval_ms: Annotated[float, Field(ge=0)] = 1000.0
+    """Once the log worker has caught up, it lets the next batch gather this long before storing it (a read with
+    fresh=true ends the wait). Each store batch has a fixed cost of about a quarter second of CPU: storing whatever
+    arrived, as soon as it did, kept a core busy at any load. 0: store at once."""
     store_threads: Annotated[int, Field(ge=0)] = 1
     """DuckDB threads while serving (0: all cores); leaves cores for requests."""
     store_process: bool = False
@@ -186,8 +190,10 @@ server:
   header_timeout_s: 10          # a request's line and headers must arrive within this, else 408 and close
   body_timeout_s: 30            # ... and its whole body within this after them, else 408
   commit_interval_ms: 2         # group-commit window; an event is acknowledged once durable
+  store_interval_ms: 1000      # once caught up, the log worker lets a batch gather this long (fresh reads skip it)
   store_threads: 1              # DuckDB threads while serving: leaves cores for requests (0: all)
   store_process: false          # true: the store and its worker in their own process (docs/architecture.md)
+  store_nice: 0                 # with store_process: the store process's niceness (0-19; higher leaves requests more CPU)
   import_dir: imports           # the server reads imported files only from here (relative: to the project)
   export_dir: exports           # ... and writes segment exports only here
 

@@ -57,6 +57,8 @@ class Engine:
         self.settings = c.write_path.settings
         self.segments = c.segments
         self._progress = threading.Condition()
+        # Set by a reader waiting for fresh data: the log worker stops letting a batch gather.
+        self.hurry = threading.Event()
         # After a crash: profiles stored but not yet in the online store, and events
         # acknowledged but not yet stored, are brought up to date now.
         self._recover()
@@ -229,6 +231,7 @@ class Engine:
         if self.log is None:
             return True
         target = self.log.end() if positions is None else positions
+        self.hurry.set()
         with self._progress:
             done = self._progress.wait_for(lambda: covers(self._applied, target), timeout)
         if done and self.components.realtime.deferred:

@@ -2,7 +2,13 @@
 
 One thread per server. It works in batches as large as the backlog allows, so
 under load the store sees few, big transactions while requests are acknowledged
-as soon as their events are in the log. A batch that fails is retried in halves
+as soon as their events are in the log. Once it has caught up, it lets the next
+batch gather for ``server.store_interval_ms`` before storing it: a store batch
+costs ~0.25 s of CPU whatever its size (some forty statements, each planned),
+so storing the log whenever it held anything kept a core busy at any load and
+starved the request path. The first events after a quiet spell are stored at
+once, and a read that asks for fresh data (``Engine.wait_processed``) ends the
+wait. A batch that fails is retried in halves
 down to the record that fails; a record that keeps failing on its own is set
 aside in the quarantine with its error, so one bad record cannot stop the log.
 """
@@ -20,10 +26,11 @@ log = logging.getLogger("personable.worker")
 
 class LogWorker:
     def __init__(self, engine, max_records: int = 50_000, idle_wait: float = 0.5,
-                 set_aside_after: int = 5, set_aside_after_s: float = 10.0):
+                 set_aside_after: int = 5, set_aside_after_s: float = 10.0, gather_s: float = 0.0):
         self.engine = engine
         self.max_records = max_records
         self.idle_wait = idle_wait
+        self.gather_s = gather_s
         # A record that fails alone this many times in a row, for at least this
         # long, is poison (a store error that retrying will not cure): it goes to
         # the quarantine with the error, and the records after it are stored.
@@ -41,6 +48,7 @@ class LogWorker:
     def stop(self) -> None:
         """Stop after storing everything already accepted (a clean shutdown leaves no backlog)."""
         self._stop.set()
+        self.engine.hurry.set()
         if self._thread.is_alive():
             self._thread.join()
         if self.engine.log is not None:
@@ -71,6 +79,9 @@ class LogWorker:
             self.failures = 0
             lone.clear()
             if done:
+                if done < size and self.gather_s > 0:   # caught up: let the next batch gather
+                    engine.hurry.wait(self.gather_s)
+                    engine.hurry.clear()
                 size = min(self.max_records, size * 2)
             else:
                 engine.log.wait_beyond(engine.store.committed_positions(LOG_STREAM), self.idle_wait)

@@ -16,7 +16,7 @@ class Background:
     def __init__(self, engine: Engine):
         cfg = engine.config
         self.engine = engine
-        self.worker = LogWorker(engine)
+        self.worker = LogWorker(engine, gather_s=cfg.server.store_interval_ms / 1000)
 
         def scheduled_segments() -> None:
             # Computed traits first: rules may use RFM segments and lifecycle stages.
