@@ -89,9 +89,10 @@ class ServerConfig(Section):
     arrived, as soon as it did, kept a core busy at any load. 0: store at once."""
     store_threads: Annotated[int, Field(ge=0)] = 1
     """DuckDB threads while serving (0: all cores); leaves cores for requests."""
-    store_process: bool = False
-    """With the file event log: the store (and the log worker, the scheduler) in a process of its own.
-    Off by default: on 2 cores it did not lower /v1/track's p99 (docs/benchmarks.md)."""
+    store_process: bool = True
+    """With the file event log: the store (and the log worker, the scheduler) in a process of its own, so the
+    store's work never holds the request path's interpreter lock (docs/benchmarks.md: /v1/track's p99 fell to a
+    half or less on 2 cores). false: one process."""
     store_nice: Annotated[int, Field(ge=0, le=19)] = 0
     """The store process's niceness: higher leaves more CPU to requests under load."""
     import_dir: Annotated[str, Field(min_length=1)] = "imports"
@@ -192,7 +193,7 @@ server:
   commit_interval_ms: 2         # group-commit window; an event is acknowledged once durable
   store_interval_ms: 1000      # once caught up, the log worker lets a batch gather this long (fresh reads skip it)
   store_threads: 1              # DuckDB threads while serving: leaves cores for requests (0: all)
-  store_process: false          # true: the store and its worker in their own process (docs/architecture.md)
+  store_process: true           # the store and its worker in their own process (docs/architecture.md); false: one
   store_nice: 0                 # with store_process: the store process's niceness (0-19; higher leaves requests more CPU)
   import_dir: imports           # the server reads imported files only from here (relative: to the project)
   export_dir: exports           # ... and writes segment exports only here

@@ -10,8 +10,8 @@ an authenticated connection (``multiprocessing.connection``).
 
 Why two: in one process the worker's Python work (stitching, documents,
 Arrow conversions) holds the interpreter lock while requests wait for it, and
-a crashed store takes collection with it. Off by default: on 2 cores it did
-not lower /v1/track's p99 (docs/benchmarks.md, "Fourth session").
+a crashed store takes collection with it. The default: on 2 cores it halved
+/v1/track's p99 or better (docs/benchmarks.md, "Fifth session").
 
 The store process reads the log only up to the end the HTTP process announces
 after each fsync (:class:`~..adapters.filelog.FollowedLog`). It ignores SIGINT
