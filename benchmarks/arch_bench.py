@@ -311,11 +311,18 @@ brackets and in the "one process" columns, with `server.store_process: false`.
 
 def main() -> None:
     """``python benchmarks/arch_bench.py http [REPEATS]``: the HTTP measurement
-    alone (a 200k-event realistic file, generated), as JSON lines per run."""
+    alone (a 200k-event realistic file, generated), as JSON lines per run.
+    ``python benchmarks/arch_bench.py ingest FILE.jsonl [REPEATS]``: the ingest
+    ratio alone, on a file made earlier (e.g. by ``benchmarks/run.py``)."""
     import shutil
 
+    if len(sys.argv) >= 3 and sys.argv[1] == "ingest":
+        work = HERE.parent / "bench-data" / "ingest-ratio"
+        work.mkdir(parents=True, exist_ok=True)
+        ingest_ratio(work, Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 2)
+        return
     if len(sys.argv) < 2 or sys.argv[1] != "http":
-        sys.exit("usage: python benchmarks/arch_bench.py http [REPEATS]")
+        sys.exit("usage: python benchmarks/arch_bench.py http [REPEATS] | ingest FILE.jsonl [REPEATS]")
     sys.path.insert(0, str(HERE.parent / "tests"))
     sys.path.insert(0, str(HERE))
     from realistic_events import generate

@@ -84,6 +84,39 @@ def test_a_merge_in_a_later_chunk_leaves_no_stale_key(project, tmp_path):
         assert _online_agrees_with_store(e) == [survivor]
 
 
+def test_a_projection_in_many_parts_writes_every_document_and_the_watermark_last(project, tmp_path, monkeypatch):
+    """Parts are read ahead in another thread while the previous one is written:
+    every part must land, in order, and the watermark only with the last."""
+    from personable.profiles import projection
+
+    monkeypatch.setattr(projection, "CHUNK", 7)                   # 50 profiles: 8 parts
+    path = _orders_file(tmp_path / "orders.jsonl")
+    with Engine(project) as e:
+        marks = []
+        apply = e.online.apply
+        monkeypatch.setattr(e.online, "apply", lambda docs, keys, removed, mark: (marks.append(mark), apply(docs, keys, removed, mark)))
+        e.ingest(path)
+        assert len(marks) == 8 and marks[:-1] == [None] * 7 and marks[-1] is not None
+        assert len(_online_agrees_with_store(e)) == 50
+        assert e.components.projection.pending() == ([], None)
+
+
+def test_a_duckdb_import_checkpoints_once_at_its_end(project, tmp_path):
+    """Each checkpoint writes the indexes out whole: an import must not pay one
+    every few chunks. A threshold this low would checkpoint after every chunk."""
+    path = _orders_file(tmp_path / "orders.jsonl")
+    with Engine(project) as e:
+        e.store._root.execute("SET checkpoint_threshold = '1 KiB'")
+        wal = Path(e.store.path + ".wal")
+        sizes: list[int] = []
+        e.ingest(path, chunk_size=60, progress=lambda done, total: sizes.append(wal.stat().st_size if wal.exists() else 0))
+        # The WAL only grows while the chunks commit; the import's end checkpoints it away
+        # and gives the store its own threshold back.
+        assert sizes[1] > 0 and sizes[1:] == sorted(sizes[1:]) and len(set(sizes[1:])) == len(sizes[1:])
+        assert not wal.exists() or wal.stat().st_size == 0
+        assert e.store._root.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0] == "1.0 KiB"
+
+
 def test_a_failing_chunk_still_publishes_what_the_earlier_ones_committed(project, tmp_path, monkeypatch):
     path = _orders_file(tmp_path / "orders.jsonl")
     with Engine(project) as e:

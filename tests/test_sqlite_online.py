@@ -25,9 +25,9 @@ def test_a_dead_writers_half_written_generation_is_dropped_by_the_next_replaceme
     store.close()
 
 
-def test_new_stores_use_8k_pages_and_old_4k_stores_keep_working(tmp_path):
+def test_new_stores_use_16k_pages_and_old_4k_stores_keep_working(tmp_path):
     new = SQLiteOnlineStore(tmp_path / "new.sqlite")
-    assert new._con().execute("PRAGMA page_size").fetchone()[0] == 8192
+    assert new._con().execute("PRAGMA page_size").fetchone()[0] == 16384
     new.close()
     old_path = tmp_path / "old.sqlite"
     old = sqlite3.connect(old_path)       # a store made before: 4 KB pages, WAL

@@ -61,7 +61,7 @@ def test_declares_its_capabilities(store):
 @pytest.mark.parametrize("identifier, expected", [
     ("u1", "p1"),                        # a bare id: userId first,
     ("a1", "p1"),                        # then anonymousId,
-    ("p1", "p1"),                        # then profile id
+    ("p1", "p1"),                        # then profile id (its document: no key is given for it)
     ("user_id:u1", "p1"), ("anonymous_id:a1", "p1"), ("profile:p1", "p1"),
     ("profile:old", "p1"),               # a merged-away id redirects
     ("email:Ann@Example.com", "p1"), ("email: ann@example.COM ", "p1"),
@@ -72,9 +72,9 @@ def test_declares_its_capabilities(store):
 ])
 def test_resolves_every_identifier_kind(store, identifier, expected):
     store.apply([doc("p1"), doc("p2")], [
-        ("user_id:u1", "p1"), ("anonymous_id:a1", "p1"), ("profile:p1", "p1"), ("profile:old", "p1"),
+        ("user_id:u1", "p1"), ("anonymous_id:a1", "p1"), ("profile:old", "p1"),
         (hashed("email", "ann@example.com"), "p1"), (hashed("phone", "+14155550101"), "p1"),
-        ("user_id:shared", "p1"), ("anonymous_id:shared", "p2"), ("profile:p2", "p2"),
+        ("user_id:shared", "p1"), ("anonymous_id:shared", "p2"),
     ], [], None)
     assert store.resolve(identifier) == expected
 
@@ -93,15 +93,18 @@ def test_documents_round_trip_with_their_recent_events_cut(store):
 
 
 def test_removed_profiles_vanish_with_their_keys(store):
-    store.apply([doc("p1"), doc("p2")], [("user_id:u1", "p1"), ("profile:p1", "p1"), ("user_id:u2", "p2"),
-                                         ("anonymous_id:a2", "p2"), ("profile:p2", "p2")], [], None)
+    store.apply([doc("p1"), doc("p2"), doc("p4")], [("user_id:u1", "p1"), ("user_id:u2", "p2"),
+                                                    ("anonymous_id:a2", "p2")], [], None)
+    assert (store.resolve("p2"), store.resolve("profile:p4")) == ("p2", "p4")
     # p2 merges into p1: its userId and its old id now lead to p1; its
     # anonymousId was not carried over, so nothing answers for it any more.
-    store.apply([doc("p1")], [("user_id:u1", "p1"), ("profile:p1", "p1"), ("user_id:u2", "p1"),
-                              ("profile:p2", "p1")], ["p2"], None)
+    store.apply([doc("p1")], [("user_id:u1", "p1"), ("user_id:u2", "p1"), ("profile:p2", "p1")], ["p2"], None)
     assert store.profile("p2") is None
     assert store.resolve("u2") == store.resolve("profile:p2") == "p1"
     assert store.resolve("a2") is None
+    # Removed without a survivor (no redirect key): its own id no longer resolves.
+    store.apply([], [], ["p4"], None)
+    assert store.resolve("p4") is None and store.resolve("profile:p4") is None
     # A profile removed and written back in one call ends written.
     store.apply([doc("p3")], [("user_id:u3", "p3")], ["p3"], None)
     assert store.profile("p3") is not None and store.resolve("u3") == "p3"

@@ -31,7 +31,7 @@ import orjson
 import redis
 
 from ..errors import ConfigError, StoreError
-from ..identity.lookup import candidate_keys
+from ..identity.lookup import PROFILE, candidate_keys
 
 DEFAULT_PREFIX = "personable:"
 CHUNK = 2000  # fields per HSET: big enough to cost few round trips, small enough to stream
@@ -174,12 +174,22 @@ class RedisOnlineStore:
     # -- reads: one round trip each ------------------------------------------------
     @_translated
     def resolve(self, identifier: str, region: str = "US") -> str | None:
-        keys = [f"{kind}:{value}" for kind, value in candidate_keys(identifier, region)]
-        if not keys:
+        candidates = candidate_keys(identifier, region)
+        if not candidates:
             return None
-        for found in self._r.hmget(self.k_lookup, keys):
-            if found is not None:
-                return _text(found)
+        # One round trip: the keys, and whether a profile id names a live
+        # document (a profile's own id has no key; a merged-away one has).
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hmget(self.k_lookup, [f"{kind}:{value}" for kind, value in candidates])
+        own = [value for kind, value in candidates if kind == PROFILE]
+        for value in own:
+            pipe.hexists(self.k_docs, value)
+        found, *live = pipe.execute()
+        for (kind, value), hit in zip(candidates, found):
+            if hit is not None:
+                return _text(hit)
+            if kind == PROFILE and live.pop(0):
+                return value
         return None
 
     @_translated

@@ -78,13 +78,16 @@ class _Nodes:
     def __init__(self, parts: list[tuple[pa.Array, Any]]):
         # parts: (values, kind) with kind a str or an array of kind strings
         self.kinds: list[str] = sorted({k for _, kind in parts
-                                        for k in ([kind] if isinstance(kind, str) else _text(kind).to_pylist())
+                                        for k in ([kind] if isinstance(kind, str) else pc.unique(_text(kind)).to_pylist())
                                         if k is not None})
         code = {k: i for i, k in enumerate(self.kinds)}
+        kind_set = pa.array(self.kinds, pa.string())
         values = pa.chunked_array([_text(v) for v, _ in parts], pa.string()).combine_chunks()
+        # Columns of kinds are coded in arrays (a backfill's chunk knows ~200k nodes).
         kind_codes = np.concatenate([
             np.full(len(v), code.get(kind, -1), np.int64) if isinstance(kind, str)
-            else np.array([code.get(k, -1) if k is not None else -1 for k in _text(kind).to_pylist()], np.int64)
+            else np.asarray(pc.index_in(_text(kind), value_set=kind_set).fill_null(-1)
+                            .to_numpy(zero_copy_only=False), np.int64)
             for v, kind in parts]) if parts else np.zeros(0, np.int64)
         encoded = pc.dictionary_encode(values)
         self.dictionary = encoded.dictionary
@@ -198,16 +201,23 @@ def plan_stitch(links: Links, existing: Existing, max_user_ids: int | None = 1,
     names = np.empty(n_comp, object)
     survivor = np.full(n_comp, n_profiles, np.int64)
     np.minimum.at(survivor, profile_comp, np.arange(n_profiles, dtype=np.int64))
+    # Each unguarded component with profiles keeps its oldest; the others merge
+    # into it. As arrays: a batch of a backfill touches ~200k profiles, almost
+    # all alone in their component. Merges are listed component by component
+    # (in the order the profiles first name them), each one's by profile id.
+    pnames = np.asarray(profile_names.to_numpy(zero_copy_only=False), object)
+    mine = np.arange(n_profiles, dtype=np.int64)
+    unguarded = ~guarded[profile_comp]
+    names[profile_comp[unguarded]] = pnames[survivor[profile_comp[unguarded]]]
+    moving = np.flatnonzero(unguarded & (survivor[profile_comp] != mine))
     merges: list[tuple[str, str]] = []
-    by_comp: dict[int, list[str]] = {}
-    pnames = profile_names.to_pylist()
-    for r, c in enumerate(profile_comp.tolist()):
-        if not guarded[c]:
-            by_comp.setdefault(c, []).append(pnames[r])
-    for c, pids in by_comp.items():
-        keep = pnames[int(survivor[c])]
-        names[c] = keep
-        merges.extend((p, keep) for p in sorted(pids) if p != keep)
+    if len(moving):
+        first_row = np.full(n_comp, n_profiles, np.int64)
+        np.minimum.at(first_row, profile_comp, mine)
+        comp_of = profile_comp[moving]
+        order = np.lexsort((pnames[moving].astype(str), first_row[comp_of]))
+        moving = moving[order]
+        merges = list(zip(pnames[moving].tolist(), pnames[survivor[profile_comp[moving]]].tolist()))
     fresh = np.flatnonzero((survivor == n_profiles) & ~guarded)
     if len(fresh):
         first_node = np.full(n_comp, -1, np.int64)

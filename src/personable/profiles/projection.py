@@ -9,6 +9,7 @@ after a crash, ``catch_up`` projects whatever is newer.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from ..ports import OnlineStore, ProfileProjection, ProfilesChanged
@@ -20,6 +21,7 @@ class OnlineProjection:
     def __init__(self, source: ProfileProjection, online: OnlineStore):
         self.source, self.online = source, online
         self._lock = threading.Lock()  # projections of two threads must not interleave their watermarks
+        self._reader: ThreadPoolExecutor | None = None
 
     def on_changed(self, message: ProfilesChanged) -> None:
         if message.touched is None:
@@ -28,12 +30,32 @@ class OnlineProjection:
         self.project(list(message.touched), list(message.removed), message.watermark)
 
     def project(self, touched: list[str], removed: list[str], watermark: datetime | None) -> None:
+        parts = [touched[i:i + CHUNK] for i in range(0, max(len(touched), 1), CHUNK)]
         with self._lock:
-            for i in range(0, max(len(touched), 1), CHUNK):
-                part = touched[i:i + CHUNK]
-                last = i + CHUNK >= len(touched)
-                self.online.apply(self.source.profile_docs(part), self.source.lookup_keys(part),
-                                  removed if last else [], watermark.isoformat() if last and watermark else None)
+            if len(parts) == 1:
+                self._apply(self._read(parts[0]), removed, watermark, last=True)
+                return
+            # A backfill of many parts: the next part's documents are built (in
+            # the offline store, which releases the GIL) while this one is
+            # written (SQLite releases it too), so the two stores work at once.
+            # One reader thread for the projection's life: a store may hold a
+            # connection per thread (PostgreSQL does).
+            if self._reader is None:
+                self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-reader")
+            ahead = self._reader.submit(self._read, parts[0])
+            for n in range(len(parts)):
+                rows = ahead.result()
+                if n + 1 < len(parts):
+                    ahead = self._reader.submit(self._read, parts[n + 1])
+                self._apply(rows, removed, watermark, last=n + 1 == len(parts))
+
+    def _read(self, part: list[str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        return self.source.profile_docs(part), self.source.lookup_keys(part)
+
+    def _apply(self, rows: tuple[list[tuple[str, str]], list[tuple[str, str]]], removed: list[str],
+               watermark: datetime | None, last: bool) -> None:
+        docs, keys = rows
+        self.online.apply(docs, keys, removed if last else [], watermark.isoformat() if last and watermark else None)
 
     def pending(self) -> tuple[list[str], datetime | None]:
         """Profiles changed since the online store's watermark -- what a crash

@@ -2,7 +2,7 @@
 :mod:`personable.events.spec` so it judges events exactly like the Python
 validator of the HTTP path (a test holds both to the same verdicts).
 
-Input: a table ``_stg(seq, line, received_at, source, origin, require_ts)``.
+Input: a table (or view) ``_stg(seq, line, received_at, source, origin, require_ts)``.
 Output: ``_parsed`` with typed columns and ``problems`` (a list of
 ``{path, problem}``; empty means valid).
 
@@ -219,7 +219,7 @@ def _ecommerce_checks() -> tuple[str, str, str]:
 
 
 def parse_sql(identifier_traits: list[tuple[str, str]], validate: bool = True,
-              junk_param: str = "$junk", max_future_param: str = "$max_future_hours") -> str:
+              junk_param: str = "$junk", max_future_param: str = "$max_future_hours", source: str = "_stg") -> str:
     """The parse statement; ``validate=False`` skips the checks for lines the
     Python validator has already passed (planning the checks costs ~0.2 s, which
     matters on the request path, not for a file)."""
@@ -243,12 +243,15 @@ def parse_sql(identifier_traits: list[tuple[str, str]], validate: bool = True,
     in_range = f"BETWEEN TIMESTAMPTZ {q(EARLIEST_TIME)} AND TIMESTAMPTZ {q(LATEST_TIME)} - INTERVAL 1 MICROSECOND"
 
     def parsed_time(name: str) -> str:
+        """A time field as a timestamp, NULL unless an ISO 8601 string. Computed
+        once per field (column ``p_<name>``): the checks and the kept value all
+        read that column, instead of matching and casting the text again."""
         return (f"CASE WHEN {is_string(name)} AND regexp_full_match({_s(name)}, {iso}) "
                 f"THEN try_cast({_s(name)} AS TIMESTAMPTZ) END")
 
     def timestamp(name: str) -> str:
         """The time if it is valid and in range, else NULL (as the Python validator keeps it)."""
-        return f"CASE WHEN ({parsed_time(name)}) {in_range} THEN {parsed_time(name)} END"
+        return f"CASE WHEN p_{name} {in_range} THEN p_{name} END"
 
     # (condition, problem) pairs: a row's problems are those whose condition holds.
     checks: list[tuple[str, str]] = []
@@ -275,12 +278,9 @@ def parse_sql(identifier_traits: list[tuple[str, str]], validate: bool = True,
     checks.append((f"type = 'alias' AND {_present(_t('previous_id'))} AND {junk['previousId']}",
                    _problem(q('previousId'), q('junk value cannot be aliased'))))
     for f in TIME_FIELDS:
-        t, s = _t(_name(f)), _s(_name(f))
-        checks.append((f"{_present(t)} AND NOT coalesce({t} = 'VARCHAR' AND regexp_full_match({s}, {iso}) "
-                       f"AND try_cast({s} AS TIMESTAMPTZ) IS NOT NULL, false)",
-                       _problem(q(f), q('must be an ISO 8601 date-time'))))
-        checks.append((f"coalesce(NOT (({parsed_time(_name(f))}) {in_range}), false)",
-                       _problem(q(f), q(TIME_RANGE_PROBLEM))))
+        t = _t(_name(f))
+        checks.append((f"{_present(t)} AND p_{_name(f)} IS NULL", _problem(q(f), q('must be an ISO 8601 date-time'))))
+        checks.append((f"coalesce(NOT (p_{_name(f)} {in_range}), false)", _problem(q(f), q(TIME_RANGE_PROBLEM))))
     for f in AMOUNT_FIELDS:
         t, s = _t(f), _s(f)
         checks.append((f"{t} IN {ALLOWED['number']} AND NOT coalesce(abs(try_cast({s} AS DOUBLE)) <= {MAX_AMOUNT!r}, false)",
@@ -297,7 +297,7 @@ CREATE OR REPLACE TEMP TABLE _parsed AS
 WITH raw AS (
   SELECT seq, line, received_at, source, origin, require_ts,
          line IS NOT NULL AND json_valid(line) AS valid_json
-  FROM _stg WHERE line IS NOT NULL AND NOT regexp_full_match(line, {q(_BLANK)})
+  FROM {source} WHERE line IS NOT NULL AND NOT regexp_full_match(line, {q(_BLANK)})
 ), extracted AS (
   SELECT *, valid_json AND regexp_matches(line, {q(_OBJECT_START)}) AS is_object FROM raw
 ), lists AS (
@@ -311,6 +311,9 @@ WITH raw AS (
     {unpack},
     {unpack_json}
   FROM lists
+), times AS (
+  SELECT *, {", ".join(f"{parsed_time(_name(f))} AS p_{_name(f)}" for f in TIME_FIELDS)}
+  FROM fields
 ), typed AS (
   SELECT *,
     CASE WHEN {is_string('type')} THEN {_s('type')} END AS type,
@@ -318,7 +321,7 @@ WITH raw AS (
     {timestamp('timestamp')} AS ts_given,
     {timestamp('original_timestamp')} AS ts_original,
     {timestamp('sent_at')} AS sent_at
-  FROM fields
+  FROM times
 ), corrected AS (
   SELECT *, coalesce(ts_given, ts_original) AS ts,
     CASE WHEN coalesce(ts_given, ts_original) IS NULL THEN received_at

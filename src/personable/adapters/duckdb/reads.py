@@ -103,15 +103,15 @@ class ProfileReads:
 
     def lookup_keys(self, profile_ids: list[str], con: Any = None) -> list[tuple[str, str]]:
         """(``kind:value`` key, profile id) for every identifier of these profiles,
-        and ``profile:<old id>`` for the profiles merged into them."""
+        and ``profile:<old id>`` for the profiles merged into them. A profile's
+        own id needs no key: the online store finds it among its documents."""
         con = con or self.cursor()
         con.register("_key_ids", pa.table({"profile_id": pa.array(profile_ids, pa.string())}))
         try:
             return con.execute(f"""
                 SELECT kind || ':' || value, profile_id FROM identities JOIN _key_ids USING (profile_id)
                 UNION ALL SELECT '{PROFILE}:' || from_profile, to_profile FROM profile_redirects
-                          JOIN _key_ids ON _key_ids.profile_id = to_profile
-                UNION ALL SELECT '{PROFILE}:' || profile_id, profile_id FROM _key_ids""").fetchall()
+                          JOIN _key_ids ON _key_ids.profile_id = to_profile""").fetchall()
         finally:
             con.unregister("_key_ids")
 

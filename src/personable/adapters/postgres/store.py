@@ -282,8 +282,8 @@ class PostgresStore(QualityJobs, ResolutionStore, SegmentsStore, ComputedStore, 
         ids = sorted(set(profile_ids))
         rows = self.cursor().execute(f"""
             SELECT kind || ':' || value, profile_id FROM identities WHERE profile_id = ANY(%(ids)s)
-            UNION ALL SELECT '{PROFILE}:' || from_profile, to_profile FROM profile_redirects WHERE to_profile = ANY(%(ids)s)
-            UNION ALL SELECT '{PROFILE}:' || p, p FROM unnest(%(ids)s::text[]) AS u(p)""", {"ids": ids}).fetchall()
+            UNION ALL SELECT '{PROFILE}:' || from_profile, to_profile FROM profile_redirects WHERE to_profile = ANY(%(ids)s)""",
+            {"ids": ids}).fetchall()
         return [(k, p) for k, p in rows]
 
     def changed_since(self, watermark: str | None) -> tuple[list[str], datetime | None]:
