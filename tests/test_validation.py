@@ -98,6 +98,38 @@ def test_python_and_sql_validators_agree(engine):
         assert want == have, f"{event}: python {want} != sql {have}"
 
 
+# Every typed key of every e-commerce event, given each kind of JSON value: the
+# SQL validator takes a shortcut for events whose types all fit (one pattern
+# over their list of types), so both ways -- and the cases in between (null,
+# absent, products arrays good and bad) -- must give the Python verdicts.
+_VALUES = ["s", 7, 2**63 + 5, 1.5, True, None, [1], {"a": 1}]
+
+
+def _ecommerce_corpus() -> list[dict]:
+    from personable.events.spec import ECOMMERCE_EVENTS
+
+    base = {"type": "track", "userId": "u1", "timestamp": "2026-02-01T10:00:00Z"}
+    corpus = []
+    for event, spec in ECOMMERCE_EVENTS.items():
+        corpus.append({**base, "event": event, "properties": {}})
+        corpus.append({**base, "event": event, "properties": {k: {"string": "x", "id": "i1", "number": 2.5,
+                                                                    "integer": 3, "products": [{"price": 1.5}]}[kind]
+                                                                for k, kind in spec.items()}})
+        for key in spec:
+            for value in _VALUES:
+                corpus.append({**base, "event": event, "properties": {key: value, "extra": value}})
+    corpus += [{**base, "event": "Order Completed", "properties": {"products": products}}
+               for products in ([], [{}], [{"price": "x"}], [7], [{"quantity": 1.5, "sku": 9}], "no")]
+    return corpus
+
+
+def test_python_and_sql_validators_agree_on_every_ecommerce_key(engine):
+    corpus = _ecommerce_corpus()
+    expected = [python_paths(e) for e in corpus]
+    assert sum(1 for e in expected if e) > 500 and sum(1 for e in expected if not e) > 200
+    assert sql_paths(engine, corpus) == expected
+
+
 def test_specific_messages():
     errors = ErrorList()
     check_event(CORPUS[17], "batch[3]", errors, received_at=NOW, max_future=timedelta(hours=24), junk=JUNK)

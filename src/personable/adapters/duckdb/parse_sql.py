@@ -214,8 +214,33 @@ def _ecommerce_checks() -> tuple[str, str, str]:
         f"[{_problem(_item_path(''), q('must be an object, got ') + ' || ' + _tn('json_type(item)'))}] "
         f"ELSE {item_checks} END)) ELSE [] END"
     )
-    problems = f"CASE WHEN ec IS NULL THEN [] ELSE list_concat({scalar}, {products}) END"
+    # Most e-commerce events are valid and carry no products: their list of
+    # types, as one string, matches the event's pattern and no lambda runs
+    # (one regex against ~15 lambda calls per event: 0.5-0.9 s per 250k lines).
+    # Anything else -- a products array, a type the pattern refuses -- takes
+    # the checks above, which say what is wrong.
+    signature = "concat_ws(',', " + ", ".join(f"coalesce(ec[{k}], 'NULL')" for k in range(1, len(keys) + 1)) + ")"
+    patterns = "CASE event " + " ".join(
+        f"WHEN {q(event)} THEN regexp_full_match({signature}, {q(_signature_pattern(spec, keys))})"
+        for event, spec in ECOMMERCE_EVENTS.items()) + " END"
+    problems = (f"CASE WHEN ec IS NULL THEN [] "
+                f"WHEN ec[{product_idx}] IS DISTINCT FROM 'ARRAY' AND {patterns} THEN [] "
+                f"ELSE list_concat({scalar}, {products}) END")
     return extract, codes, problems
+
+
+def _signature_pattern(spec: dict[str, str], keys: list[tuple[str, str]]) -> str:
+    """A regex over the comma-joined JSON types of ``keys`` that only the
+    types ``spec`` allows match (absent and null always pass; keys the event
+    does not type, anything)."""
+    parts = []
+    for key, kind in keys:
+        if spec.get(key) == kind:
+            allowed = ALLOWED[kind].strip("()").replace("'", "").split(",")
+            parts.append("(" + "|".join([*allowed, "NULL"]) + ")")
+        else:
+            parts.append("[A-Z]+")
+    return ",".join(parts)
 
 
 def parse_sql(identifier_traits: list[tuple[str, str]], validate: bool = True,
