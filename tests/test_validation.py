@@ -130,6 +130,19 @@ def test_python_and_sql_validators_agree_on_every_ecommerce_key(engine):
     assert sql_paths(engine, corpus) == expected
 
 
+def test_both_validators_word_a_line_that_is_not_an_object_alike(engine):
+    values = [[1], "x", 7, 2.5, None, True]
+    engine.write_lines([json.dumps(v).encode() for v in values], "test", "not-objects", received_at=NOW)
+    rows = engine.sql("SELECT record_no, problems FROM quarantine WHERE origin = 'not-objects' ORDER BY record_no").to_pylist()
+    got = [r["problems"][0]["problem"] for r in rows]
+    expected = []
+    for v in values:
+        errors = ErrorList()
+        check_event(v, "", errors, received_at=NOW, max_future=timedelta(hours=24), junk=JUNK)
+        expected.append(errors.items[0].problem)
+    assert got == expected and expected[0] == "must be a JSON object, got array"
+
+
 def test_specific_messages():
     errors = ErrorList()
     check_event(CORPUS[17], "batch[3]", errors, received_at=NOW, max_future=timedelta(hours=24), junk=JUNK)

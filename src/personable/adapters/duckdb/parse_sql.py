@@ -395,7 +395,7 @@ FROM coded
         return template.replace("{problems}", "[]::STRUCT(path VARCHAR, problem VARCHAR)[]")
     return template.replace("{problems}", f"""CASE
     WHEN NOT valid_json THEN [{_problem("'$'", "'is not valid JSON'")}]
-    WHEN NOT is_object THEN [{_problem("'$'", "'must be a JSON object'")}]
+    WHEN NOT is_object THEN [{_problem("'$'", "'must be a JSON object, got ' || " + _tn("json_type(line)"))}]
     WHEN {_too_deep('line')} THEN [{_problem("'$'", q(DEPTH_PROBLEM))}]
     WHEN {_out_of_range('line')} THEN [{_problem("'$'", q(NUMBER_RANGE_PROBLEM))}]
     WHEN NOT {_present(_t('type'))} THEN [{_problem("'type'", "'is required'")}]
