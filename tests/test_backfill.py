@@ -117,6 +117,18 @@ def test_a_duckdb_import_checkpoints_once_at_its_end(project, tmp_path):
         assert e.store._root.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0] == "1.0 KiB"
 
 
+def test_the_import_checkpoint_covers_the_reactions_writes_too(project, tmp_path):
+    """Realtime segments write memberships when the import publishes: that must
+    happen before the import's checkpoint, or closing the store pays a second one."""
+    path = _orders_file(tmp_path / "orders.jsonl")
+    with Engine(project) as e:
+        e.segments.create("buyers", BUYERS, refresh=False)
+        e.ingest(path, chunk_size=60)
+        assert e.segments.show("buyers")["size"] == 50
+        wal = Path(e.store.path + ".wal")
+        assert not wal.exists() or wal.stat().st_size == 0
+
+
 def test_a_failing_chunk_still_publishes_what_the_earlier_ones_committed(project, tmp_path, monkeypatch):
     path = _orders_file(tmp_path / "orders.jsonl")
     with Engine(project) as e:

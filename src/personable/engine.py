@@ -305,9 +305,12 @@ class Engine:
         # ones committed is still published; if the process dies, the online
         # store's watermark (older than every chunk) makes the next open judge and
         # project them (``_recover``).
+        # The reactions run before the import is closed: a store that finishes an
+        # import with work of its own (DuckDB's one checkpoint) then covers
+        # theirs too.
         changes = _Changes()
-        try:
-            with self.store.open_file(staged) as imported:
+        with self.store.open_file(staged) as imported:
+            try:
                 n = imported.total
                 if progress:
                     progress(0, n)
@@ -318,8 +321,8 @@ class Engine:
                     if progress:
                         progress(min(last, n), n)
                     first = last + 1
-        finally:
-            changes.publish(self.bus)
+            finally:
+                changes.publish(self.bus)
         self.bus.publish("events.stored", total.as_dict())
         return total
 
