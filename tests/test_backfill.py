@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from datetime import datetime, timezone
 import sqlite3
 import subprocess
 import sys
@@ -101,6 +103,49 @@ def test_a_projection_in_many_parts_writes_every_document_and_the_watermark_last
         assert e.components.projection.pending() == ([], None)
 
 
+def test_a_failed_part_stops_the_projection_after_its_read_ahead_ends(project, tmp_path, monkeypatch):
+    """The next part is read while one is written: when the write fails, the
+    error goes on only once that read is over (it must not run on into a store
+    being closed), and no watermark is recorded."""
+    from personable.errors import StoreError
+    from personable.profiles import projection
+
+    monkeypatch.setattr(projection, "CHUNK", 7)
+    path = _orders_file(tmp_path / "orders.jsonl")
+    with Engine(project) as e:
+        e.ingest(path)
+        proj, mark = e.components.projection, e.online.watermark()
+        started, finished = [], []
+        read = proj._read
+
+        def slow_read(part):
+            started.append(len(part))
+            time.sleep(0.2)
+            rows = read(part)
+            finished.append(len(part))
+            return rows
+
+        applied = []
+
+        def failing_apply(docs, keys, removed, watermark):
+            applied.append(len(docs))
+            if len(applied) == 2:
+                deadline = time.monotonic() + 5      # fail once the third part's read is under way
+                while len(started) < 3 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                raise StoreError("online store down")
+            apply(docs, keys, removed, watermark)
+
+        apply = e.online.apply
+        monkeypatch.setattr(proj, "_read", slow_read)
+        monkeypatch.setattr(e.online, "apply", failing_apply)
+        pids = [r["profile_id"] for r in e.sql("SELECT profile_id FROM profiles").to_pylist()]
+        with pytest.raises(StoreError, match="online store down"):
+            proj.project(pids, [], datetime.now(timezone.utc))
+        assert len(started) == 3 and finished == started and len(applied) == 2
+        assert e.online.watermark() == mark
+
+
 def test_a_duckdb_import_checkpoints_once_at_its_end(project, tmp_path):
     """Each checkpoint writes the indexes out whole: an import must not pay one
     every few chunks. A threshold this low would checkpoint after every chunk."""
@@ -115,6 +160,27 @@ def test_a_duckdb_import_checkpoints_once_at_its_end(project, tmp_path):
         assert sizes[1] > 0 and sizes[1:] == sorted(sizes[1:]) and len(set(sizes[1:])) == len(sizes[1:])
         assert not wal.exists() or wal.stat().st_size == 0
         assert e.store._root.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0] == "1.0 KiB"
+
+
+def test_overlapping_imports_keep_the_threshold_raised_until_the_last_ends(project, tmp_path):
+    """The threshold is the database's: the first import to end must not put it
+    back under another one still running, nor the last leave it raised."""
+    from personable.ports import StagedInput
+
+    path = _orders_file(tmp_path / "orders.jsonl")
+    staged = StagedInput(source="import", origin=str(path), file=str(path), require_timestamp=True)
+    with Engine(project) as e:
+        def threshold() -> str:
+            return e.store._root.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0]
+
+        before = threshold()
+        first, second = e.store.open_file(staged), e.store.open_file(staged)
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)          # the first to start ends first
+        assert threshold() == "1000.0 GiB"        # the other still runs
+        second.__exit__(None, None, None)
+        assert threshold() == before
 
 
 def test_the_import_checkpoint_covers_the_reactions_writes_too(project, tmp_path):

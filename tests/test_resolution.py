@@ -112,6 +112,9 @@ def test_review_accept_reject_explain_and_undo(project):
         with pytest.raises(NotFound):
             engine.resolution.undo(engine.resolve("u2"))
         assert engine.resolve("crm-maria-2") == copy and engine.resolve("u1") == maria
+        # Its own id is its own again (the merge's redirect must not outlive the undo).
+        assert engine.resolve(copy) == engine.resolve(f"profile:{copy}") == copy
+        assert engine.profile(copy)["profile_id"] == copy
         assert "last_name" in engine.profile("crm-maria-2")["traits"]
         assert engine.profile("u1")["traits"]["last_name"] == "Gonzalez"
         assert engine.profile("crm-maria-2")["computed"]["event_count"] == 1

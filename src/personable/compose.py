@@ -134,6 +134,8 @@ class Components:
                                  self.bus, self.resolve)
 
     def close(self) -> None:
+        if self.projection is not None:
+            self.projection.close()
         if self.log is not None:
             self.log.close()
         if self.materialized is not None:

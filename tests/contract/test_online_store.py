@@ -110,6 +110,16 @@ def test_removed_profiles_vanish_with_their_keys(store):
     assert store.profile("p3") is not None and store.resolve("u3") == "p3"
 
 
+def test_a_merge_undone_gives_the_profile_its_own_id_back(store):
+    # p2 merged into p1 (its id redirects), then the merge is undone: p2 is
+    # written again, and no key is given for its own id.
+    store.apply([doc("p1")], [("user_id:u2", "p1"), ("profile:p2", "p1")], ["p2"], None)
+    assert store.resolve("p2") == "p1"
+    store.apply([doc("p1"), doc("p2")], [("user_id:u2", "p2")], [], None)
+    assert store.resolve("p2") == store.resolve("profile:p2") == store.resolve("u2") == "p2"
+    assert store.resolve("p1") == "p1"
+
+
 def test_a_key_given_twice_in_one_call_goes_to_the_last_profile_named(store):
     store.apply([doc("p1"), doc("p2")], [("user_id:x", "p2"), ("user_id:y", "p1"), ("user_id:x", "p1"),
                                          ("user_id:y", "p2")], [], None)

@@ -227,6 +227,9 @@ class RedisOnlineStore:
             self._remove(keys=[self.k_docs, self.k_lookup, self.k_owned], args=part, client=pipe)
         for part in _batches(docs, CHUNK):
             pipe.hset(self.k_docs, mapping=dict(part))
+            # A profile written is live: a redirect of its own id (left by a merge
+            # since undone) must not send its id elsewhere. Given keys follow.
+            pipe.hdel(self.k_lookup, *(f"{PROFILE}:{pid}" for pid, _ in part))
         # A key given twice goes to the last profile named, as in SQLite; then
         # grouped by profile for the script.
         owned: dict[str, list[str]] = {}

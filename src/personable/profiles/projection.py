@@ -9,7 +9,7 @@ after a crash, ``catch_up`` projects whatever is newer.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime
 
 from ..ports import OnlineStore, ProfileProjection, ProfilesChanged
@@ -43,11 +43,17 @@ class OnlineProjection:
             if self._reader is None:
                 self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-reader")
             ahead = self._reader.submit(self._read, parts[0])
-            for n in range(len(parts)):
-                rows = ahead.result()
-                if n + 1 < len(parts):
-                    ahead = self._reader.submit(self._read, parts[n + 1])
-                self._apply(rows, removed, watermark, last=n + 1 == len(parts))
+            try:
+                for n in range(len(parts)):
+                    rows = ahead.result()
+                    if n + 1 < len(parts):
+                        ahead = self._reader.submit(self._read, parts[n + 1])
+                    self._apply(rows, removed, watermark, last=n + 1 == len(parts))
+            finally:
+                # A failed write must not leave a read running on into a store
+                # being closed; the write's error is the one that goes on.
+                if not ahead.cancel():
+                    wait([ahead])
 
     def _read(self, part: list[str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         return self.source.profile_docs(part), self.source.lookup_keys(part)
@@ -56,6 +62,12 @@ class OnlineProjection:
                watermark: datetime | None, last: bool) -> None:
         docs, keys = rows
         self.online.apply(docs, keys, removed if last else [], watermark.isoformat() if last and watermark else None)
+
+    def close(self) -> None:
+        """End the reader thread (the stores are closed after this)."""
+        if self._reader is not None:
+            self._reader.shutdown(wait=True)
+            self._reader = None
 
     def pending(self) -> tuple[list[str], datetime | None]:
         """Profiles changed since the online store's watermark -- what a crash

@@ -53,6 +53,9 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, Co
             ) from exc
         self._root.execute("SET TimeZone = 'UTC'")
         self._write_lock = threading.Lock()
+        self._imports_lock = threading.Lock()   # imports under way share one raised checkpoint threshold
+        self._imports = 0
+        self._threshold = ""
         self._local = threading.local()
         migrate(self._root)
         # Only this process migrates the file it owns, so the version is fixed from here on.
@@ -120,24 +123,43 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, Co
     @contextmanager
     def open_file(self, staged: StagedInput) -> Iterator["DuckDBFileImport"]:
         con = self._root.cursor()
-        con.execute("SET TimeZone = 'UTC'")
-        # One checkpoint for the whole import, at its end. DuckDB checkpoints
-        # whenever its WAL passes a threshold, and each checkpoint writes out the
-        # indexes whole: every second chunk of a 1M-event import paid ~2.5 s for
-        # it, more the bigger the store. The chunks stay durable (each commit is
-        # in the WAL); only the WAL's replay after a crash gets longer.
-        threshold = con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0]
-        con.execute("SET checkpoint_threshold = '1000 GiB'")
         try:
-            yield DuckDBFileImport(self, con, staged)
+            con.execute("SET TimeZone = 'UTC'")
+            with self._one_checkpoint(con):
+                yield DuckDBFileImport(self, con, staged)
         finally:
-            con.execute(f"SET checkpoint_threshold = {q(str(threshold))}")
-            with self._write_lock:
-                try:
-                    con.execute("CHECKPOINT")
-                except duckdb.Error:
-                    pass  # another connection's transaction holds it off: the threshold brings it later
             con.close()
+
+    @contextmanager
+    def _one_checkpoint(self, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+        """One checkpoint for a whole import, at its end. DuckDB checkpoints
+        whenever its WAL passes a threshold, and each checkpoint writes the
+        indexes out whole: every second chunk of a 1M-event import paid ~2.5 s
+        for it, more the bigger the store. The chunks stay durable (each commit
+        is in the WAL); only a crash's WAL replay gets longer.
+
+        The threshold is the database's, not the connection's: imports that
+        overlap (two HTTP imports) raise it once and the last one to end puts
+        it back and checkpoints."""
+        with self._imports_lock:
+            if self._imports == 0:
+                self._threshold = str(con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0])
+                con.execute("SET checkpoint_threshold = '1000 GiB'")
+            self._imports += 1
+        try:
+            yield
+        finally:
+            with self._imports_lock:
+                self._imports -= 1
+                last = self._imports == 0
+                if last:
+                    con.execute(f"SET checkpoint_threshold = {q(self._threshold)}")
+            if last:
+                with self._write_lock:
+                    try:
+                        con.execute("CHECKPOINT")
+                    except duckdb.Error:
+                        pass  # another connection's transaction holds it off: the threshold brings it later
 
     def add_quarantine(self, rows: list[dict[str, Any]]) -> None:
         """Records rejected before the write path (e.g. by the HTTP validator).
