@@ -212,10 +212,8 @@ def plan_stitch(links: Links, existing: Existing, max_user_ids: int | None = 1,
     moving = np.flatnonzero(unguarded & (survivor[profile_comp] != mine))
     merges: list[tuple[str, str]] = []
     if len(moving):
-        first_row = np.full(n_comp, n_profiles, np.int64)
-        np.minimum.at(first_row, profile_comp, mine)
-        comp_of = profile_comp[moving]
-        order = np.lexsort((pnames[moving].astype(str), first_row[comp_of]))
+        # A component's survivor is its first profile row, so it orders the components.
+        order = np.lexsort((pnames[moving].astype(str), survivor[profile_comp[moving]]))
         moving = moving[order]
         merges = list(zip(pnames[moving].tolist(), pnames[survivor[profile_comp[moving]]].tolist()))
     fresh = np.flatnonzero((survivor == n_profiles) & ~guarded)

@@ -40,6 +40,11 @@ JSON_VALUES = (("context", ("context",)), ("properties", ("properties",)), ("tra
                ("consent_0", CONSENT_FIELDS[0]), ("consent_1", CONSENT_FIELDS[1]))
 
 
+def _allowed_types(kind: str) -> list[str]:
+    """The JSON type names ``ALLOWED`` lists for a kind, as a list."""
+    return ALLOWED[kind].strip("()").replace("'", "").split(",")
+
+
 def q(text: str) -> str:
     """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
@@ -180,7 +185,7 @@ def _typed_checks(types_sql: str, codes_sql: str, names: list[str], path_sql: st
     so one vectorized lambda checks every key of every e-commerce event, instead
     of a CASE per (event, key) pair."""
     code = f"substr({codes_sql}, k, 1)"
-    allowed = _by_code(code, {kind: "|" + "|".join(ALLOWED[kind].strip("()").replace("'", "").split(",")) + "|"
+    allowed = _by_code(code, {kind: "|" + "|".join(_allowed_types(kind)) + "|"
                               for kind in _CODES})
     names_sql = "[" + ", ".join(q(n) for n in names) + "]"
     return (f"list_filter(list_transform({types_sql}, lambda ty, k: CASE WHEN {code} <> '.' AND {_present('ty')} "
@@ -236,8 +241,7 @@ def _signature_pattern(spec: dict[str, str], keys: list[tuple[str, str]]) -> str
     parts = []
     for key, kind in keys:
         if spec.get(key) == kind:
-            allowed = ALLOWED[kind].strip("()").replace("'", "").split(",")
-            parts.append("(" + "|".join([*allowed, "NULL"]) + ")")
+            parts.append("(" + "|".join([*_allowed_types(kind), "NULL"]) + ")")
         else:
             parts.append("[A-Z]+")
     return ",".join(parts)
