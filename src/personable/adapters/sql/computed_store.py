@@ -19,6 +19,19 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _finite(table: pa.Table) -> pa.Table:
+    """NaN and infinities become "no value": JSON has no such numbers, and one
+    in a profile's document would make the profile unreadable (a degenerate
+    model fit scores NaN)."""
+    import pyarrow.compute as pc
+
+    for i, field in enumerate(table.schema):
+        if pa.types.is_floating(field.type):
+            column = table.column(i)
+            table = table.set_column(i, field, pc.if_else(pc.is_finite(column), column, None))
+    return table
+
+
 class ComputedStore(SqlStoreBase):
     def write_computed(self, keys: list[str], table: pa.Table, now: datetime,
                        history_keys: tuple[str, ...] = ()) -> list[str]:
@@ -26,7 +39,7 @@ class ComputedStore(SqlStoreBase):
         (profile_id + one column per key); for ``history_keys`` each change is
         recorded as a transition with its time. Returns the profiles that changed."""
         with self._writing() as db:
-            db.put("_computed_new", table)
+            db.put("_computed_new", _finite(table))
             unpivot = " UNION ALL ".join(
                 f"SELECT profile_id, {q(k)} AS key, {db.to_json(ident(k))} AS value FROM _computed_new "
                 f"WHERE {ident(k)} IS NOT NULL" for k in keys)
