@@ -120,8 +120,11 @@ def _json(*args, project, code=0):
 def test_segment_quality_resolution_model_and_recommend_commands(project, mode, tmp_path):
     """The same commands, the same answers, whether the CLI opens the project or a server owns it."""
     path = _events(tmp_path, [
-        {"type": "identify", "userId": "u1", "traits": {"country": "GB", "email": "u1@example.com"}, "timestamp": T},
-        {"type": "identify", "userId": "u2", "traits": {"country": "GB"}, "timestamp": T},
+        # UK profiles are exported (for advertising, by default) only with consent (docs/privacy.md).
+        {"type": "identify", "userId": "u1", "traits": {"country": "GB", "email": "u1@example.com",
+                                                        "consent": {"Advertising": True}}, "timestamp": T},
+        {"type": "identify", "userId": "u2", "traits": {"country": "GB", "consent": {"Advertising": True}},
+         "timestamp": T},
         {"type": "identify", "userId": "u3", "traits": {"country": "FR"}, "timestamp": T},
         {"type": "track", "userId": "u1", "event": "Order Completed", "timestamp": T,
          "properties": {"order_id": "o1", "revenue": 150}},

@@ -319,3 +319,59 @@ def test_serve_maintains_the_listed_models_on_schedule(store, tmp_path, copy_pro
             assert [s["step"] for s in again[0]["steps"]] == ["score"]       # a day has not passed: score only
     finally:
         stop_server(server)
+
+
+def test_models_train_and_score_only_profiles_the_consent_policy_allows(store, tmp_path, copy_project):
+    """Training asks privacy.uses.training (analytics), scoring privacy.uses.scoring:
+    a refused profile is in no training set and gets no score; each refusal is counted."""
+    import yaml
+
+    from personable.tables import PROFILES
+
+    base, _ = store
+    project = copy_project(base / "proj", tmp_path / "consent")
+    raw = yaml.safe_load((project / "personable.yaml").read_text())
+    raw["privacy"] = {"uses": {"scoring": "marketing_email"}}    # the simulator's people grant it 70% of the time
+    (project / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    now = START + timedelta(days=60)
+    with Engine(project, clock=SimulatedClock(now)) as engine:
+        policy = engine.components.policy
+
+        def refused(purpose):
+            rows = engine.store.execute(policy.verdicts(purpose, PROFILES)).to_pylist()
+            return {r["profile_id"] for r in rows if not r["allowed"]}
+
+        no_analytics, no_email = refused("analytics"), refused("marketing_email")
+        assert len(no_analytics) > 50 and len(no_email) > 300
+        buyers = set(engine.sql("SELECT DISTINCT profile_id FROM profile_events WHERE event = 'Order Completed'")
+                     .column("profile_id").to_pylist())
+        trained = engine.models.train("clv", horizon_days=15)
+        assert trained["metrics"]["customers"] == len(buyers - no_analytics)
+        scored = engine.models.score("clv")
+        with_score = set(engine.sql("SELECT profile_id FROM computed_traits WHERE key = 'clv_12m'")
+                         .column("profile_id").to_pylist())
+        assert scored["scored"] == len(buyers - no_email) and with_score and not with_score & no_email
+        someone = sorted(buyers & no_email)[0]
+        assert "clv_12m" not in engine.profile(someone)["computed"]
+        counts = {(c["use"], c["purpose"]): c["count"] for c in engine.privacy.refusal_counts()}
+        assert counts == {("training", "analytics"): len(no_analytics), ("scoring", "marketing_email"): len(no_email)}
+        engine.privacy.set_consent(someone, {"marketing_email": True})
+        assert engine.models.score("clv")["scored"] == scored["scored"] + 1
+        assert "clv_12m" in engine.profile(someone)["computed"]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_computed_trait_is_stored_as_no_value(project, value):
+    """A degenerate model fit scores NaN: the profile must stay readable (it was not: its document was invalid JSON)."""
+    import pyarrow as pa
+
+    from personable.ports import PROFILES_CHANGED, ProfilesChanged
+
+    with Engine(project, clock=SimulatedClock(START)) as engine:
+        engine.identify("u1", {"plan": "pro"}, timestamp=START.isoformat())
+        pid = engine.resolve("u1")
+        engine.store.write_computed(["clv_12m", "p_alive"], pa.table(
+            {"profile_id": [pid], "clv_12m": [value], "p_alive": [0.5]}), START)
+        engine.bus.publish(PROFILES_CHANGED, ProfilesChanged((pid,), origin="models"))
+        computed = engine.profile("u1")["computed"]
+        assert "clv_12m" not in computed and computed["p_alive"] == 0.5

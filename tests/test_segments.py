@@ -222,7 +222,9 @@ def test_a_customer_enters_and_leaves_as_events_arrive_and_time_passes(seg_proje
 
 def test_api_segments_create_members_export(seg_project, tmp_path):
     with Engine(seg_project, clock=SimulatedClock(NOW)) as engine:
-        engine.send([{"type": "identify", "userId": f"u{i}", "traits": {"country": "GB" if i % 2 else "US"},
+        # Consent for the export's purpose (advertising): UK profiles are opt-in (docs/privacy.md).
+        engine.send([{"type": "identify", "userId": f"u{i}", "traits": {"country": "GB" if i % 2 else "US",
+                                                                       "consent": {"Advertising": True}},
                       "timestamp": NOW.isoformat()} for i in range(10)])
         engine.segments.refresh()
         created = engine.segments.create("uk_big", {"name": "UK big", "rule": {"all": [

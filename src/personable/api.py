@@ -12,6 +12,7 @@ same code (``errors.error_from_dict``).
 from __future__ import annotations
 
 import builtins
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
@@ -74,6 +75,13 @@ class ModelsAPI(Protocol):
     def maintain(self) -> builtins.list[Row]: ...
 
 
+class PrivacyAPI(Protocol):
+    def set_consent(self, identifier: str, purposes: dict[str, bool], source: str = "api",
+                    policy_version: str | None = None) -> Row: ...
+    def consent(self, identifier: str, history: int = 50) -> Row: ...
+    def refusal_counts(self, since: datetime | None = None) -> builtins.list[Row]: ...
+
+
 class PersonableAPI(Protocol):
     """A project, local or remote: the operations the CLI uses."""
 
@@ -91,6 +99,8 @@ class PersonableAPI(Protocol):
     def recommend(self) -> RecommendAPI: ...
     @property
     def models(self) -> ModelsAPI: ...
+    @property
+    def privacy(self) -> PrivacyAPI: ...
 
     def ingest(self, path: str | Path, kind: str = "events", file_format: str | None = None,
                mapping: dict[str, str] | None = None, source: str = "import", chunk_size: int = 250_000,

@@ -12,6 +12,7 @@ import builtins
 import os
 import shutil
 import uuid
+from datetime import datetime
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -92,6 +93,7 @@ class RemoteEngine:
         self.resolution = RemoteResolution(self)
         self.recommend = RemoteRecommend(self)
         self.models = RemoteModels(self)
+        self.privacy = RemotePrivacy(self)
 
     def call(self, method: str, path: str, **kw: Any) -> Any:
         """One request; the JSON answer, or the server's error raised as its own class."""
@@ -233,6 +235,23 @@ class RemoteSegments(_Part):
         return _object(self._r.call("POST", "/v1/admin/segments/cluster", json={
             "method": method, "n_clusters": n_clusters, "pca": pca, "features": list(features) if features else None,
             "stability_boots": stability_boots, "population": population}))
+
+
+class RemotePrivacy(_Part):
+    """``engine.privacy`` over HTTP."""
+
+    def set_consent(self, identifier: str, purposes: dict[str, bool], source: str = "api",
+                    policy_version: str | None = None) -> Row:
+        return _object(self._r.call("PUT", f"/v1/profiles/{quote(identifier, safe='')}/consent", params=FRESH,
+                                    json={"purposes": purposes, "source": source, "policy_version": policy_version}))
+
+    def consent(self, identifier: str, history: int = 50) -> Row:
+        return _object(self._r.call("GET", f"/v1/profiles/{quote(identifier, safe='')}/consent",
+                                    params={"history": history, **FRESH}))
+
+    def refusal_counts(self, since: datetime | None = None) -> list[Row]:
+        params = {"since": since.isoformat()} if since else {}
+        return _items(self._r.call("GET", "/v1/privacy/refusals", params=params))
 
 
 class RemoteRecommend(_Part):

@@ -10,6 +10,7 @@ resolution) are built on first use, and once.
 from __future__ import annotations
 
 import enum
+import logging
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -22,6 +23,10 @@ from .ingest.pipeline import WritePath
 from .ports import (PROFILES_CHANGED, Analytics, Catalog, ComputedTraits, EventLog, EventWrites, ModelRegistry,
                     OnlineStore, ProfileMerges, ProfileProjection, ProfileReads, QualityStore, ResolutionLedger,
                     SegmentStore)
+from .ports.consent import ConsentStore
+from .privacy.consent import ConsentPolicy
+from .privacy.refusals import RefusalLog
+from .privacy.service import PrivacyService
 from .profiles.projection import OnlineProjection
 from .segments.realtime import RealtimeSegments
 from .segments.service import SegmentService
@@ -32,9 +37,11 @@ if TYPE_CHECKING:
     from .quality.service import QualityService
     from .recommend.service import RecommendService
 
+log = logging.getLogger("personable")
+
 
 class OfflineBackend(EventWrites, Analytics, SegmentStore, ComputedTraits, ModelRegistry, ResolutionLedger,
-                     ProfileMerges, QualityStore, Catalog, ProfileProjection, Protocol):
+                     ProfileMerges, QualityStore, Catalog, ProfileProjection, ConsentStore, Protocol):
     """Every port an offline store serves. Only this module sees it whole; each
     service is handed the one or two ports it needs."""
 
@@ -48,7 +55,7 @@ class OfflineBackend(EventWrites, Analytics, SegmentStore, ComputedTraits, Model
 
 # What an Engine needs of its offline store beyond the write path and analytics.
 SERVED_BY_ENGINE = frozenset({"offline", "segments", "computed_traits", "models", "resolution", "quality_jobs",
-                              "catalog"})
+                              "catalog", "consent"})
 
 
 class Configured(enum.Enum):
@@ -94,8 +101,13 @@ class Components:
         self.log: EventLog | None = (open_event_log(config.bus_url, config.project_dir)
                                      if event_log is CONFIGURED else event_log)
         self.write_path = WritePath(config)
+        # Consent: one policy, asked by every use; one log of its refusals.
+        self.policy = ConsentPolicy(config.privacy)
+        self.refusals = RefusalLog(self.offline, self.clock)
+        self.privacy = PrivacyService(self.policy, self.clock, self.offline, self.online, self.bus, self.refusals,
+                                      self.resolve)
         self.segments = SegmentService(config, self.clock, self.offline, self.offline, self.offline, self.bus,
-                                       self.resolve)
+                                       self.resolve, self.policy, self.refusals)
         self.segments.sync_definitions()
         self.realtime = RealtimeSegments(self.segments, self.bus)
         self.bus.subscribe(PROFILES_CHANGED, self.realtime.on_changed)   # first: documents show its verdicts
@@ -117,14 +129,15 @@ class Components:
     def models(self) -> "ModelsService":
         from .predict.service import ModelsService
 
-        return ModelsService(self.config, self.clock, self.offline, self.offline, self.offline, self.bus)
+        return ModelsService(self.config, self.clock, self.offline, self.offline, self.offline, self.bus,
+                             self.policy, self.refusals)
 
     @cached_property
     def recommend(self) -> "RecommendService":
         from .recommend.service import RecommendService
 
         return RecommendService(self.config, self.clock, self.offline, self.offline, self.offline, self.online,
-                                self.resolve)
+                                self.resolve, self.policy, self.refusals)
 
     @cached_property
     def resolution(self) -> "ResolutionService":
@@ -134,6 +147,10 @@ class Components:
                                  self.bus, self.resolve)
 
     def close(self) -> None:
+        try:
+            self.refusals.flush()
+        except Exception:   # closing goes on: the store may be what failed
+            log.exception("refusals could not be written on close")
         if self.projection is not None:
             self.projection.close()
         if self.log is not None:

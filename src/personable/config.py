@@ -25,6 +25,7 @@ from .errors import ConfigError, Problem, ProjectNotFound
 from .events.spec import ORDER_COMPLETED
 from .identity.resolution.config import ResolutionConfig, ResolutionSection
 from .predict.config import ModelsConfig, ModelsSection
+from .privacy.config import PrivacySection
 from .quality.config import QualityConfig, QualitySection
 from .recommend.config import RecommendConfig
 from .segments.config import LifecycleConfig, LifecycleSection, RfmConfig, RfmSection, SegmentDef, Segments
@@ -127,6 +128,7 @@ class Config:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     models_maintain_hours: float = 24.0
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
+    privacy: PrivacySection = field(default_factory=PrivacySection)
 
     @property
     def state_dir(self) -> Path:
@@ -317,6 +319,7 @@ class ProjectFile(Section):
     lifecycle: LifecycleSection = LifecycleSection()
     recommend: RecommendConfig = RecommendConfig()
     imports: ImportsSection = ImportsSection()
+    privacy: PrivacySection = PrivacySection()
 
     @model_validator(mode="after")
     def _one_order_event(self) -> "ProjectFile":
@@ -346,7 +349,7 @@ class ProjectFile(Section):
             realtime_segments_interval_ms=self.scheduler.realtime_segments_interval_ms,
             rfm=rfm, lifecycle=LifecycleConfig(order_event=rfm.order_event, **self.lifecycle.model_dump()),
             models=self.models.to_config(), models_maintain_hours=self.scheduler.models_maintain_hours,
-            recommend=self.recommend)
+            recommend=self.recommend, privacy=self.privacy)
 
 
 def json_schema() -> dict[str, Any]:

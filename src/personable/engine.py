@@ -56,6 +56,7 @@ class Engine:
         self.store, self.online, self.log = c.offline, c.online, c.log
         self.settings = c.write_path.settings
         self.segments = c.segments
+        self.privacy = c.privacy
         self._progress = threading.Condition()
         # Set by a reader waiting for fresh data: the log worker stops letting a batch gather.
         self.hurry = threading.Event()

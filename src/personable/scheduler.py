@@ -76,10 +76,10 @@ class Scheduler:
 
 
 class Ticker:
-    """Call ``fn`` every ``interval`` seconds on its own thread (realtime segments)."""
+    """Call ``fn`` every ``interval`` seconds on its own thread (realtime segments, refusals)."""
 
     def __init__(self, name: str, interval: float, fn: Callable[[], object]):
-        self.interval, self.fn = interval, fn
+        self.name, self.interval, self.fn = name, interval, fn
         self.failures = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"personable-{name}", daemon=True)
@@ -99,5 +99,5 @@ class Ticker:
                 self.fn()
             except Exception:
                 self.failures += 1
-                log.exception("realtime segment evaluation failed; the profiles stay pending")
+                log.exception("%s failed; what it had pending stays pending", self.name)
 

@@ -185,6 +185,39 @@ recommend:
     home: {{n: 10, max_per_category: 3, diversity: 0.3}}
     cart: {{n: 6, exclude_purchased: false}}
 
+# Consent per purpose, enforced at every use (docs/privacy.md): recommendations,
+# model training and scoring, segment exports ask the policy; refusals are
+# counted (`personable privacy refusals`).
+privacy:
+  policy_version: "1"           # recorded with every consent change
+  purposes: [analytics, personalization, marketing_email, marketing_sms, advertising, sale_or_share]
+  categories:                   # consent category names (Segment's categoryPreferences) -> purposes
+    Marketing: [marketing_email, marketing_sms]
+    Advertising: [advertising]
+    DataSharing: [sale_or_share]
+    Analytics: [analytics]
+    Personalization: [personalization]
+    Functional: [personalization]
+    email_marketing: [marketing_email]
+    sms_marketing: [marketing_sms]
+  gpc_denies: [sale_or_share]   # what a browser's Sec-GPC: 1 withdraws
+  region_trait: country         # the profile trait with its ISO country code; regions: {{eu: [DE, FR, ...]}}
+  unknown_country_region: null  # whose defaults apply when the country is unknown (null: "*")
+  defaults:                     # consent when none is recorded: per region, "*" for the rest; absent: refused
+    analytics: {{"*": true}}
+    personalization: {{"*": true}}
+    marketing_email: {{eu: false, "*": true}}   # opt-in in the EU (GDPR), opt-out elsewhere (CCPA)
+    marketing_sms: {{eu: false, "*": true}}
+    advertising: {{eu: false, "*": true}}
+    sale_or_share: {{eu: false, "*": true}}
+  collection_refused: minimize  # events of a profile refused for collection: minimize (counts only), drop, keep
+  uses:                         # the purpose each use asks for
+    collection: analytics
+    recommendations: personalization
+    training: analytics
+    scoring: personalization
+    segment_export: advertising
+
 # Column mappings for `personable ingest --kind crm|orders` (file column: field).
 imports:
   crm:

@@ -27,6 +27,10 @@ TRAIT_VALUES = ibis.table({
     "profile_id": "string", "field": "string", "value": "string", "value_type": "string",
     "observed_at": TS, "source": "string", "origin": "string",
 }, name="trait_values")
+PROFILE_CONSENTS = ibis.table({
+    "profile_id": "string", "purpose": "string", "granted": "boolean", "observed_at": TS, "source": "string",
+    "message_id": "string", "via": "string", "policy_version": "string",
+}, name="profile_consents")
 COMPUTED_VALUES = ibis.table({"profile_id": "string", "key": "string", "value": "string"}, name="computed_values")
 SEGMENT_MEMBERS = ibis.table({"segment_id": "string", "profile_id": "string"}, name="segment_members")
 IDENTITIES = ibis.table({"kind": "string", "value": "string", "profile_id": "string"}, name="identities")

@@ -12,6 +12,7 @@ from .context import JSON, open_engine as _engine, project_dir as _project
 from .models import models_app
 from .recommend import recommend_app
 from .output import console, emit_json, handle_errors, progress_bar
+from .privacy import privacy_app
 from .quality import quality_app
 from .resolve import resolve_app
 from .segments import segments_app
@@ -26,6 +27,7 @@ app.add_typer(segments_app, name="segments")
 app.add_typer(models_app, name="models")
 app.add_typer(recommend_app, name="recommend")
 app.add_typer(config_app, name="config")
+app.add_typer(privacy_app, name="privacy")
 
 
 
@@ -87,7 +89,7 @@ def _print_report(report: Any) -> None:
 
     t = Table(show_header=False, box=None)
     for key in ("received", "accepted", "duplicates", "quarantined", "profiles_created", "profiles_touched",
-                "merges", "refused_links"):
+                "merges", "refused_links", "refused_collection"):
         t.add_row(key.replace("_", " "), f"{getattr(report, key):,}")
     console.print(t)
     if report.problems:

@@ -27,6 +27,10 @@ def settings_from(cfg: Config) -> PipelineSettings:
         reporting_currency=cfg.quality.reporting_currency,
         currency_rates=tuple(sorted(cfg.quality.rates().items())),
         order_event=cfg.order_event,
+        consent_categories=tuple(sorted((k, tuple(v)) for k, v in cfg.privacy.categories.items())),
+        gpc_denies=tuple(cfg.privacy.gpc_denies),
+        policy_version=cfg.privacy.policy_version,
+        privacy_json=cfg.privacy.model_dump_json(),
     )
 
 

@@ -30,6 +30,10 @@ class PipelineSettings:
     reporting_currency: str = "USD"
     currency_rates: tuple[tuple[str, float], ...] = ()   # (ISO 4217 code, 1 unit in the reporting currency)
     order_event: str = ORDER_COMPLETED   # events.order_event: what the profile counts as an order
+    consent_categories: tuple[tuple[str, tuple[str, ...]], ...] = ()   # privacy.categories
+    gpc_denies: tuple[str, ...] = ()      # privacy.gpc_denies
+    policy_version: str | None = None     # privacy.policy_version, recorded with each consent
+    privacy_json: str = ""                # the privacy section (the consent policy), as JSON: hashable
 
 
 @dataclass(frozen=True)
@@ -69,11 +73,12 @@ class IngestReport:
     profiles_created: int = 0
     merges: int = 0
     refused_links: int = 0
+    refused_collection: int = 0   # events of profiles the consent policy refuses for collection
     problems: list[dict[str, Any]] = field(default_factory=list)  # a sample, for display
 
     def add(self, other: "IngestReport") -> None:
         for name in ("received", "accepted", "duplicates", "quarantined", "profiles_touched",
-                     "profiles_created", "merges", "refused_links"):
+                     "profiles_created", "merges", "refused_links", "refused_collection"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.problems.extend(other.problems[: max(0, 20 - len(self.problems))])
 

@@ -24,6 +24,7 @@ from .config import KINDS
 from .drift import DriftThresholds, drift_report
 from ..ports import PROFILES_CHANGED, ProfilesChanged
 from .features import FEATURES, activity_after, customer_features, order_summary
+from ..privacy.batch import BatchConsent
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from ..clock import Clock
     from ..config import Config
     from ..ports import Analytics, ComputedTraits, EventBus, ModelRegistry
+    from ..privacy.consent import ConsentPolicy
+    from ..privacy.refusals import RefusalLog
 
 SCORES = {"churn": ("churn_risk",), "clv": ("clv_12m", "p_alive", "expected_purchases_90d"),
           "next_purchase": ("next_order_value",), "send_time": ("best_send_hour", "best_send_weekday")}
@@ -51,21 +54,24 @@ def _hash(*arrays: np.ndarray) -> str:
 
 class ModelsService:
     def __init__(self, config: "Config", clock: "Clock", analytics: "Analytics", registry: "ModelRegistry",
-                 computed: "ComputedTraits", bus: "EventBus"):
+                 computed: "ComputedTraits", bus: "EventBus", policy: "ConsentPolicy", refusals: "RefusalLog"):
         self.config, self.clock, self.analytics = config, clock, analytics
         self.registry, self.computed, self.bus = registry, computed, bus
+        # Training and scoring read only the profiles the consent policy allows.
+        self.consent = BatchConsent(policy, analytics, refusals)
         self.dir = config.state_dir / "models"
 
-    # -- data ------------------------------------------------------------------------------
     def _features(self, cutoff: datetime) -> tuple[list[str], np.ndarray]:
         # In profile order: a store returns rows in any order, and the same data in
         # another order would train another model (folds) under another data hash.
-        table = self.analytics.execute(customer_features(cutoff, order_event=self.config.order_event)
+        table = self.analytics.execute(self.consent.only_allowed(customer_features(cutoff, order_event=self.config.order_event))
                                        .order_by("profile_id"))
         ids = table.column("profile_id").to_pylist()
         X = np.column_stack([table.column(f).to_numpy(zero_copy_only=False).astype(float) for f in FEATURES]) \
             if table.num_rows else np.zeros((0, len(FEATURES)))
-        return ids, X
+        # Sums over floats differ in the last bits from one store to another (the
+        # order of addition); rounded, the same data trains the same model anywhere.
+        return ids, np.round(X, 6)
 
     def _churn_data(self, cutoff: datetime, horizon: int) -> tuple[list[str], np.ndarray, np.ndarray]:
         ids, X = self._features(cutoff)
@@ -84,7 +90,7 @@ class ModelsService:
     def _order_summary(self, now: datetime) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per customer with an order: repeat purchases, recency and age in weeks,
         and the average value of repeat purchases (BG/NBD and Gamma-Gamma inputs)."""
-        rows = self.analytics.execute(order_summary(now, self.config.order_event)).to_pydict()
+        rows = self.analytics.execute(self.consent.only_allowed(order_summary(now, self.config.order_event))).to_pydict()
         week = 604800.0
         n = np.array(rows["orders"], float)
         first = [t.timestamp() for t in rows["first_order"]]
@@ -123,8 +129,9 @@ class ModelsService:
         train_cutoff = now - timedelta(days=2 * horizon_days)
         test_cutoff = now - timedelta(days=horizon_days)
         try:
-            artifact, metrics, params, data_hash, reference = getattr(self, f"_train_{name}")(
-                now, train_cutoff, test_cutoff, horizon_days, model)
+            with self.consent.running("training"):
+                artifact, metrics, params, data_hash, reference = getattr(self, f"_train_{name}")(
+                    now, train_cutoff, test_cutoff, horizon_days, model)
         except ValueError as exc:
             raise ValidationFailed(f"cannot train {name}: {exc}") from exc
         metrics["seconds"] = round(time.perf_counter() - started, 2)
@@ -190,7 +197,7 @@ class ModelsService:
                          model: str | None) -> Trained:
         from .send_time import SendTimeModel, engagement_expr
 
-        engagement = self.analytics.execute(engagement_expr(now)).to_pandas()
+        engagement = self.analytics.execute(self.consent.only_allowed(engagement_expr(now))).to_pandas()
         if engagement.empty:
             raise ValueError("no email opens or visits yet")
         groups = self._groups()
@@ -222,7 +229,12 @@ class ModelsService:
 
     # -- scoring ---------------------------------------------------------------------------------
     def score(self, name: str, version: int | None = None) -> dict[str, Any]:
-        """Score every profile now; the scores become computed traits."""
+        """Score every profile the consent policy allows (``privacy.uses.scoring``)
+        now; the scores become computed traits (a refused profile's are removed)."""
+        with self.consent.running("scoring"):
+            return self._score(name, version)
+
+    def _score(self, name: str, version: int | None) -> dict[str, Any]:
         meta, saved = self._load(name, version)
         now, est = self.clock.now(), saved["model"]
         if name in ("churn", "next_purchase"):
@@ -245,7 +257,8 @@ class ModelsService:
             from .send_time import engagement_expr
 
             # Refitted on the latest engagement: the habits move, and the model keeps no profile's history.
-            fresh = clone(est).fit_predict(self.analytics.execute(engagement_expr(now)).to_pandas(), self._groups())
+            fresh = clone(est).fit_predict(self.analytics.execute(self.consent.only_allowed(engagement_expr(now))).to_pandas(),
+                                           self._groups())
             table = pa.table({"profile_id": pa.array(fresh.profile_id.tolist(), pa.string()),
                               "best_send_hour": pa.array(fresh.best_send_hour.astype(int).tolist(), pa.int64()),
                               "best_send_weekday": pa.array(fresh.best_send_weekday.astype(int).tolist(), pa.int64())})
@@ -259,6 +272,10 @@ class ModelsService:
     def evaluate(self, name: str, version: int | None = None) -> dict[str, Any]:
         """Judge a registered version on the latest window whose outcome is known
         (labels arrive as time passes); kept, so a decay shows over time."""
+        with self.consent.running("training"):
+            return self._evaluate(name, version)
+
+    def _evaluate(self, name: str, version: int | None) -> dict[str, Any]:
         meta, saved = self._load(name, version)
         horizon = meta["horizon_days"] or 30
         now, est = self.clock.now(), saved["model"]
@@ -288,6 +305,11 @@ class ModelsService:
         """Compare the features a model was trained on, and the scores it gave
         them, with today's; record the check, and retrain (a new version,
         reason "drift") when asked and something drifted."""
+        with self.consent.running("training"):
+            return self._drift(name, version, thresholds, retrain)
+
+    def _drift(self, name: str, version: int | None, thresholds: DriftThresholds | None,
+               retrain: bool) -> dict[str, Any]:
         meta, saved = self._load(name, version)
         reference = saved.get("reference")
         if reference is None:

@@ -5,7 +5,14 @@ for keys whose policy is ``first_write_wins``; an imputed value only stands in
 until a real observation arrives. Placeholders for "no value" (quality status
 ``missing``) are not observations, and ``consent`` is not a trait (it is the
 consent map, kept apart). Consents: the newest observation per purpose wins
-(ties: the later one in the batch); every observation is also logged.
+(ties: the later one in the batch; within one event a Global Privacy Control
+signal, then a purpose named as such, then a category mapped onto it); every
+observation is also logged, with how it arrived (``via``: context, traits, gpc,
+api) and the policy version in force.
+
+Consent maps name purposes or consent categories (``privacy.categories``: e.g.
+Segment's ``Marketing`` -> ``marketing_email`` and ``marketing_sms``); a name
+neither mapped nor a purpose is recorded as it came.
 
 The adapter lists the batch's observations as long tables (``_trait_kv``,
 ``_consent_kv``: one row per key, the value as JSON text); these
@@ -32,7 +39,9 @@ Replaces = Literal["older", "not_older"]
 REPLACES: dict[str, Replaces] = {FIRST_WRITE_WINS: "older", LAST_WRITE_WINS: "not_older"}
 
 TRAIT_COLUMNS = ("profile_id", "key", "value", "observed_at", "source", "message_id", "raw_value", "origin")
-CONSENT_COLUMNS = ("profile_id", "purpose", "granted", "observed_at", "source", "message_id")
+CONSENT_COLUMNS = ("profile_id", "purpose", "granted", "observed_at", "source", "message_id", "via",
+                   "policy_version")
+GPC = "gpc"   # via of a Global Privacy Control signal: it withdraws privacy.gpc_denies
 
 
 def _observations() -> tuple["ir.Table", "ir.Table"]:
@@ -43,7 +52,7 @@ def _observations() -> tuple["ir.Table", "ir.Table"]:
         "key": "string", "value": "json", "raw_value": "json", "origin": "string", "status": "string",
     }, name="_trait_kv"), ibis.table({
         "profile_id": "string", "seq": "int64", "timestamp": TS, "source": "string", "message_id": "string",
-        "purpose": "string", "granted": "boolean",
+        "purpose": "string", "granted": "boolean", "via": "string",
     }, name="_consent_kv"))
 
 
@@ -76,17 +85,45 @@ def trait_winners(policies: dict[str, str], default: str) -> dict[str, "ir.Table
     return out
 
 
-def consent_log() -> "ir.Table":
-    """Every consent observation of the batch, in batch order."""
+def _mapped_consents(categories: tuple[tuple[str, tuple[str, ...]], ...], gpc_denies: tuple[str, ...]) -> "ir.Table":
+    """The batch's consent observations with categories mapped onto purposes
+    and a GPC signal turned into denials; ``_prio`` breaks ties within an event."""
+    import ibis
+
     c = _observations()[1]
-    return c.order_by(c.seq).select(c.profile_id, c.purpose, c.granted, observed_at=c.timestamp, source=c.source,
-                                    message_id=c.message_id)
+    names = [name for name, _ in categories]
+    signalled = c.via == GPC
+    as_sent = c.filter(~signalled & ~c.purpose.isin(names)) if names else c.filter(~signalled)
+    parts = [as_sent.mutate(_prio=ibis.literal(1))]
+    parts += [c.filter(~signalled & (c.purpose == name)).mutate(purpose=ibis.literal(p), _prio=ibis.literal(0))
+              for name, purposes in categories for p in purposes]
+    parts += [c.filter(signalled).mutate(purpose=ibis.literal(p), granted=ibis.literal(False), _prio=ibis.literal(2))
+              for p in gpc_denies]
+    return ibis.union(*parts) if len(parts) > 1 else parts[0]
 
 
-def consent_winners() -> "ir.Table":
-    won = _first_per(_observations()[1], "purpose", newest=True)
+def consent_log(categories: tuple[tuple[str, tuple[str, ...]], ...] = (), gpc_denies: tuple[str, ...] = (),
+                policy_version: str | None = None) -> "ir.Table":
+    """Every consent observation of the batch, in batch order."""
+    import ibis
+
+    c = _mapped_consents(categories, gpc_denies)
+    return c.order_by([c.seq, c._prio]).select(
+        c.profile_id, c.purpose, c.granted, observed_at=c.timestamp, source=c.source, message_id=c.message_id,
+        via=c.via, policy_version=ibis.literal(policy_version, type="string"))
+
+
+def consent_winners(categories: tuple[tuple[str, tuple[str, ...]], ...] = (), gpc_denies: tuple[str, ...] = (),
+                    policy_version: str | None = None) -> "ir.Table":
+    import ibis
+
+    t = _mapped_consents(categories, gpc_denies)
+    ranked = t.mutate(_rank=ibis.row_number().over(
+        group_by=[t.profile_id, t.purpose], order_by=[ibis.desc(t.timestamp), ibis.desc(t.seq), ibis.desc(t._prio)]))
+    won = ranked.filter(ranked._rank == 0)
     return won.select(won.profile_id, won.purpose, won.granted, observed_at=won.timestamp, source=won.source,
-                      message_id=won.message_id)
+                      message_id=won.message_id, via=won.via,
+                      policy_version=ibis.literal(policy_version, type="string"))
 
 
 def _moved(table: str, key: str, columns: tuple[str, ...], types: dict[str, str],
@@ -130,4 +167,4 @@ def moved_consents() -> "ir.Table":
 TRAIT_TYPES = {"profile_id": "string", "key": "string", "value": "json", "observed_at": TS, "source": "string",
                "message_id": "string", "raw_value": "json", "origin": "string"}
 CONSENT_TYPES = {"profile_id": "string", "purpose": "string", "granted": "boolean", "observed_at": TS,
-                 "source": "string", "message_id": "string"}
+                 "source": "string", "message_id": "string", "via": "string", "policy_version": "string"}

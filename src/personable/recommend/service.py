@@ -27,6 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import NotFound, ValidationFailed
+from ..privacy.batch import BatchConsent
 from . import generators as G
 from .catalog import ORDER_EVENT, interactions_expr, items_from_events, read_catalog_file
 from .config import RecommendConfig
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from ..clock import Clock
     from ..config import Config
     from ..ports import Analytics, Catalog, ModelRegistry, ProfileReads
+    from ..privacy.consent import ConsentPolicy
+    from ..privacy.refusals import RefusalLog
 
 Resolve = Callable[[str], "str | None"]
 
@@ -142,8 +145,11 @@ class Recommender:
 
 class RecommendService:
     def __init__(self, config: "Config", clock: "Clock", analytics: "Analytics", catalog: "Catalog",
-                 registry: "ModelRegistry", online: "ProfileReads", resolve: Resolve):
+                 registry: "ModelRegistry", online: "ProfileReads", resolve: Resolve, policy: "ConsentPolicy",
+                 refusals: "RefusalLog"):
         self.config: RecommendConfig = config.recommend
+        self.policy, self.refusals = policy, refusals
+        self.consent = BatchConsent(policy, analytics, refusals)   # training reads only allowed profiles
         self.order_event = config.order_event
         self.clock, self.analytics, self.catalog_store = clock, analytics, catalog
         self.registry, self.online, self.resolve = registry, online, resolve
@@ -176,7 +182,8 @@ class RecommendService:
     # -- data -----------------------------------------------------------------------------------------
     def _interactions(self) -> pd.DataFrame:
         since = self.clock.now() - timedelta(days=self.config.lookback_days)
-        frame = self.analytics.execute(interactions_expr(tuple(self.config.weights), since, self.order_event)).to_pandas()
+        frame = self.analytics.execute(self.consent.only_allowed(
+            interactions_expr(tuple(self.config.weights), since, self.order_event), key="user")).to_pandas()
         return frame[frame.ts < self.clock.now()]
 
     def _user_features(self) -> pd.DataFrame:
@@ -211,7 +218,12 @@ class RecommendService:
 
     def train(self, progress: Any = None) -> dict[str, Any]:
         """Fit the generators and the ranker on the store, register the version,
-        and precompute every profile's top-N into the online store."""
+        and precompute every profile's top-N into the online store. Only the
+        profiles the consent policy allows for training are learned from."""
+        with self.consent.running("training"):
+            return self._train(progress)
+
+    def _train(self, progress: Any) -> dict[str, Any]:
         import joblib
 
         started = time.perf_counter()
@@ -344,7 +356,8 @@ class RecommendService:
             raise ValidationFailed(f"split must be temporal or random, got {split!r}")
         if not 1 <= k <= 100:
             raise ValidationFailed("k must be between 1 and 100")
-        items, log = self.catalog(), self._interactions()
+        with self.consent.running("training"):     # judging models on people's data is training's use
+            items, log = self.catalog(), self._interactions()
         if log.empty or log.user.nunique() < 2:
             raise ValidationFailed("nothing to evaluate yet: no product interactions in the store")
         # One row per (profile, item): its strongest signal and latest time, so a split never cuts a pair in two.
@@ -399,7 +412,14 @@ class RecommendService:
         doc = self.online.profile(pid, 50) if pid else None
         if not pid or doc is None:
             raise NotFound(f"no profile for {identifier!r}")
-        payload = self.online.recommendations(pid)
+        # Consent: without it for personalization, nothing of the profile is used
+        # (its list, its history, its segment, its device): the popular list, shaped
+        # only by what this request itself says.
+        verdict = self.policy.for_document(self.policy.purpose_for("recommendations"), doc)
+        if not verdict.allowed:
+            self.refusals.refused("recommendations", verdict, pid)
+            doc = {}
+        payload = self.online.recommendations(pid) if verdict.allowed else None
         scores: dict[int, float] = {}
         reasons: dict[int, str] = {}
         source = "precomputed"
@@ -450,6 +470,7 @@ class RecommendService:
                              max_per_category=rules.max_per_category, diversity=rules.diversity,
                              pairwise=served.pairwise)
         return {"profile_id": pid, "placement": placement or "default", "source": source, "version": served.version,
+                "consent": verdict.as_dict(),
                 "items": [{"item_id": str(served.item_ids[items[c]]), "name": served.names[items[c]] or None,
                            "category": served.categories[items[c]] or None, "score": round(scores[items[c]], 4),
                            "reason": reasons[items[c]]} for c in chosen]}

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from ..clock import Clock
     from ..config import Config
     from ..ports import Analytics, ComputedTraits, EventBus, SegmentStore
+    from ..privacy.consent import ConsentPolicy
+    from ..privacy.refusals import RefusalLog
     from .clusters_service import ClusterJobs
 
 log = logging.getLogger("personable.segments")
@@ -44,8 +46,10 @@ Resolve = Callable[[str], "str | None"]
 
 class SegmentService:
     def __init__(self, config: "Config", clock: "Clock", analytics: "Analytics", store: "SegmentStore",
-                 computed: "ComputedTraits", bus: "EventBus", resolve: Resolve):
+                 computed: "ComputedTraits", bus: "EventBus", resolve: Resolve, policy: "ConsentPolicy",
+                 refusals: "RefusalLog"):
         self.config, self.clock, self.analytics = config, clock, analytics
+        self.policy, self.refusals = policy, refusals
         self.store, self.computed, self.bus, self.resolve = store, computed, bus, resolve
         self._parsed: dict[tuple[str, Any, str], SegmentDef | None] = {}
         # Realtime expressions built once per rule: the time is read from a table
@@ -255,5 +259,15 @@ class SegmentService:
     def export(self, segment_id: str, path: str, fmt: str | None = None) -> dict[str, Any]:
         self._get(segment_id)
         fmt = fmt or ("parquet" if str(path).endswith(".parquet") else "csv")
-        n = self.store.export_members(segment_id, path, fmt)
-        return {"segment_id": segment_id, "path": str(path), "format": fmt, "members": n}
+        # An export leaves the project (to an ad platform, an email tool): only
+        # members the consent policy allows for its purpose go; each refusal is recorded.
+        from ..tables import SEGMENT_MEMBERS as M
+
+        purpose = self.policy.purpose_for("segment_export")
+        verdicts = self.analytics.execute(self.policy.verdicts(purpose, M.filter(M.segment_id == segment_id)))
+        refused = [(p, r) for p, a, r in zip(*(verdicts.column(c).to_pylist() for c in ("profile_id", "allowed", "reason")))
+                   if not a]
+        n = self.store.export_members(segment_id, path, fmt, exclude=[p for p, _ in refused])
+        self.refusals.refused_many("segment_export", purpose, refused)
+        return {"segment_id": segment_id, "path": str(path), "format": fmt, "members": n, "purpose": purpose,
+                "refused": len(refused)}

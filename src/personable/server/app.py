@@ -23,7 +23,7 @@ from ..errors import NotFound, PersonableError, Problem, ValidationFailed
 from ..events.spec import EVENT_TYPES
 from ..settings import join_path
 from . import ingest_routes, model_routes, profile_routes, quality_routes, recommend_routes, resolve_routes
-from . import segment_routes
+from . import privacy_routes, segment_routes
 from .background import Background
 from .collect import Collection
 from .collector import Collector
@@ -36,7 +36,7 @@ log = logging.getLogger("personable.server")
 COLLECTION_PATHS = frozenset([f"/v1/{kind}" for kind in EVENT_TYPES] + ["/v1/batch"])
 # One router per domain, each behind the one admin dependency (deps.require_admin).
 ROUTERS = [r.router for r in (profile_routes, ingest_routes, quality_routes, resolve_routes, segment_routes,
-                              model_routes, recommend_routes)]
+                              model_routes, recommend_routes, privacy_routes)]
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -36,6 +36,8 @@ class Background:
             # p99 went from 11 ms to 25-50 ms. One thread leaves a core for requests.
             engine.store.set_threads(cfg.server.store_threads)
         self.realtime = Ticker("realtime-segments", cfg.realtime_segments_interval_ms / 1000, engine.flush_realtime)
+        # Refusals on the request path are buffered (privacy/refusals.py): written within a second.
+        self.refusals = Ticker("consent-refusals", 1.0, engine.privacy.refusals.flush)
 
     def start(self) -> None:
         """Warm up (the first batch's one-time work, before traffic), then start every thread."""
@@ -43,12 +45,14 @@ class Background:
         self.worker.start()
         self.scheduler.start()
         self.realtime.start()
+        self.refusals.start()
 
     def stop(self) -> None:
         """Stop every thread; what was accepted is stored first (no backlog is left)."""
         self.scheduler.stop()
         self.worker.stop()
         self.realtime.stop()
+        self.refusals.stop()
 
     def health(self) -> dict[str, Any]:
         return {"schema_version": self.engine.store.schema_version, "worker_failures": self.worker.failures,

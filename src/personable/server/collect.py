@@ -71,18 +71,20 @@ class Collection:
             return None
         source = source_for(write_key_from(request, {"writeKey": split.write_key}), self.write_keys)
         envelope = {"sentAt": split.sent_at}
+        gpc = _gpc(request)
         verdicts = _Verdicts([], [], [])
         for i, event_raw in enumerate(split.events):
             try:
                 event = orjson.loads(event_raw)  # bad UTF-8 and JSON, as the whole parse refuses them
             except orjson.JSONDecodeError:
                 return None  # the whole body's parse names the error
-            self._judge(event, i, "batch", envelope, source, now, verdicts, event_raw)
+            self._judge(event, i, "batch", envelope, source, now, verdicts, event_raw, gpc)
         return verdicts
 
     def _whole(self, request: Request, raw: bytes, forced_type: str | None, now: datetime) -> _Verdicts:
         payload = parse_json(raw)
         source = source_for(write_key_from(request, payload), self.write_keys)
+        gpc = _gpc(request)
         verdicts = _Verdicts([], [], [])
         if forced_type is not None:
             if not isinstance(payload, dict):
@@ -92,7 +94,7 @@ class Collection:
             if payload["type"] != forced_type:
                 raise ValidationFailed(f"type {payload['type']!r} sent to /v1/{forced_type}",
                                        [Problem("type", f"must be {forced_type!r} on this endpoint")])
-            self._judge(payload, 0, "", {}, source, now, verdicts, raw if typed else None)
+            self._judge(payload, 0, "", {}, source, now, verdicts, raw if typed else None, gpc)
             return verdicts
         if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
             raise ValidationFailed("a batch body is an object with a `batch` array",
@@ -100,14 +102,15 @@ class Collection:
         if not payload["batch"]:
             raise ValidationFailed("the batch is empty", [Problem("batch", "must hold at least one event")])
         for i, event in enumerate(payload["batch"]):
-            self._judge(event, i, "batch", payload, source, now, verdicts)
+            self._judge(event, i, "batch", payload, source, now, verdicts, None, gpc)
         return verdicts
 
     def _judge(self, event: Any, i: int, prefix: str, envelope: dict[str, Any], source: str, now: datetime,
-               verdicts: _Verdicts, event_raw: bytes | None = None) -> None:
+               verdicts: _Verdicts, event_raw: bytes | None = None, gpc: bool = False) -> None:
         """One parsed event: accepted or rejected and quarantined. An accepted
         event is stored as ``event_raw`` (its bytes as sent) when nothing was
-        added to it, else serialized again."""
+        added to it, else serialized again. ``gpc``: the request carried a
+        Global Privacy Control signal, recorded as ``context.consent.gpc``."""
         errors = ErrorList()
         path = f"{prefix}[{i}]" if prefix else ""
         added = False
@@ -120,6 +123,8 @@ class Collection:
             if "context" not in event and isinstance(envelope.get("context"), dict):
                 event["context"] = envelope["context"]
                 added = True
+            if gpc:
+                added = _mark_gpc(event) or added
         check_event(event, path, errors, received_at=now, max_future=self.max_future, junk=self.junk,
                     shallow=event_raw is not None and raw_events.shallow(event_raw))
         if errors:
@@ -135,3 +140,26 @@ class Collection:
         # Keyed by its content when it came without a messageId: a retried batch is stored once.
         verdicts.good.append((orjson.dumps(ensure_message_id(event)), source, now))
 
+
+
+def _gpc(request: Request) -> bool:
+    """The browser's Global Privacy Control signal (``Sec-GPC: 1``): no sale or share."""
+    return request.headers.get("sec-gpc", "").strip() == "1"
+
+
+def _mark_gpc(event: dict[str, Any]) -> bool:
+    """Record the signal in the event (``context.consent.gpc``), where the write
+    path reads it (privacy.gpc_denies); False when the event's context is not
+    an object (validation refuses it)."""
+    context = event.setdefault("context", {})
+    if not isinstance(context, dict):
+        return False
+    consent = context.get("consent")
+    if consent is None:
+        consent = context["consent"] = {}
+    if not isinstance(consent, dict):
+        return False
+    if consent.get("gpc") is True:
+        return False
+    consent["gpc"] = True   # an envelope's context is shared by the batch's events: all came with the signal
+    return True

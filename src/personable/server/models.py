@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, WithJsonSchema
 
 from ..segments.config import RULE_SCHEMA
 
@@ -164,6 +164,8 @@ class IngestReportModel(Open):
     profiles_created: Count
     merges: Count
     refused_links: Count
+    refused_collection: Count = 0
+    """Events of profiles the consent policy refuses for collection: minimized, dropped (privacy.collection_refused)."""
     problems: list[JSONObject]
 
 
@@ -348,6 +350,10 @@ class ExportResult(Open):
     path: str
     format: str
     members: Count
+    """Members written: those the consent policy allows for the export's purpose."""
+    purpose: str
+    refused: Count
+    """Members left out: no consent for the purpose (each refusal is recorded)."""
 
 
 class ComputeResult(Open):
@@ -444,11 +450,61 @@ class RecommendedItem(Open):
     reason: str
 
 
+class ConsentVerdict(Open):
+    """The consent policy's answer for one purpose (docs/privacy.md)."""
+
+    purpose: str
+    allowed: bool
+    reason: Literal["granted", "denied", "default_allow", "default_deny"]
+    region: str
+
+
 class Recommendations(Open):
     profile_id: str | None
     placement: str
     source: str
+    consent: ConsentVerdict
+    """personalization refused: the popular list, shaped only by the request's own context."""
     items: list[RecommendedItem]
+
+
+# -- privacy -----------------------------------------------------------------------------------------
+class ConsentUpdate(Body):
+    purposes: Annotated[dict[Annotated[str, Field(min_length=1, max_length=64)], StrictBool], Field(min_length=1)]
+    """Purpose -> granted (true) or withdrawn (false); nothing else is a yes or a no."""
+    source: Annotated[str, Field(min_length=1, max_length=100)] = "api"
+    """Who recorded it (e.g. preference-center)."""
+    policy_version: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    """The policy the person saw (default: privacy.policy_version)."""
+
+
+class ConsentChange(Open):
+    profile_id: str
+    purpose: str
+    granted: bool
+    observed_at: Timestamp
+    source: str | None
+    via: str | None
+    policy_version: str | None
+
+
+class ProfileConsent(Open):
+    profile_id: str
+    policy_version: str
+    consents: JSONObject
+    verdicts: dict[str, ConsentVerdict]
+    history: list[ConsentChange]
+
+
+class RefusalCount(Open):
+    use: str
+    purpose: str
+    reason: str
+    count: Count
+
+
+class RefusalCounts(Open):
+    items: list[RefusalCount]
 
 
 class TrainedRecommender(Open):

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from ...ports import PipelineSettings, StagedInput
 from ..sql.compiler import SqlCompiler
+from ...profiles.traits import GPC
 from ..sql.write_batch import SqlBatch
 from .session import DuckDBSession
 from .batch_quality import DuckDBQualityHooks
@@ -71,19 +72,22 @@ class DuckDBBatch(DuckDBQualityHooks, SqlBatch):
             FROM kv LEFT JOIN _tv tv ON tv.seq = kv.seq AND tv.field = e.key"""
 
     def _consent_kv_select(self) -> str:
-        return """
+        return f"""
             WITH raw AS (
-                SELECT profile_id, seq, timestamp, source, message_id,
+                SELECT profile_id, seq, timestamp, source, message_id, 'context' AS via,
                        unnest(map_entries(json_transform(consent_context, '"MAP(VARCHAR, JSON)"'))) AS e
                 FROM _stored WHERE consent_context IS NOT NULL
                 UNION ALL
-                SELECT profile_id, seq, timestamp, source, message_id,
+                SELECT profile_id, seq, timestamp, source, message_id, 'traits',
                        unnest(map_entries(json_transform(consent_traits, '"MAP(VARCHAR, JSON)"')))
                 FROM _stored WHERE consent_traits IS NOT NULL
             )
             SELECT profile_id, seq, timestamp, source, message_id, e.key AS purpose,
-                   (e.value ->> '$')::BOOLEAN AS granted
-            FROM raw"""
+                   (e.value ->> '$')::BOOLEAN AS granted, via
+            FROM raw
+            UNION ALL
+            SELECT profile_id, seq, timestamp, source, message_id, '{GPC}', false, '{GPC}'
+            FROM _stored WHERE json_extract(context, '$.consent.gpc') = 'true'::JSON"""
 
     def _std_traits_select(self) -> str:
         return """SELECT seq, json_group_object(field, value) AS std_traits FROM _tv

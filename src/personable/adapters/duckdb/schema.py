@@ -280,6 +280,21 @@ CREATE TABLE log_positions (
 INSERT INTO log_positions SELECT stream, 0, committed, updated_at FROM log_offsets;
 DROP TABLE log_offsets;
 """),
+    (10, "consent: how each consent arrived and under which policy; refusals of uses; minimized events", """
+ALTER TABLE profile_consents ADD COLUMN via VARCHAR;
+ALTER TABLE profile_consents ADD COLUMN policy_version VARCHAR;
+ALTER TABLE consent_log ADD COLUMN via VARCHAR;
+ALTER TABLE consent_log ADD COLUMN policy_version VARCHAR;
+CREATE TABLE consent_refusals (
+    refused_at TIMESTAMPTZ NOT NULL, profile_id VARCHAR, use VARCHAR NOT NULL, purpose VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL
+);
+-- Events of profiles refused for collection, minimized: no ids, context, traits or properties, no profile.
+CREATE TABLE events_minimized (
+    message_id VARCHAR NOT NULL, type VARCHAR, event VARCHAR, name VARCHAR, timestamp TIMESTAMPTZ, received_at TIMESTAMPTZ,
+    source VARCHAR, device VARCHAR, channel VARCHAR, revenue_reporting DOUBLE, stored_at TIMESTAMPTZ NOT NULL
+);
+"""),
 ]
 
 

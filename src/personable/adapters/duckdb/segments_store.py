@@ -25,8 +25,10 @@ class DuckDBSegments(SegmentsStore):
         options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER true"
         with db.refused(select):
             getattr(db, "con").execute(f"COPY ({select}) TO {q(str(path))} ({options})", params)
-        # The export is every member of the segment, so count those rather than run the query again.
-        return int(db.rows("SELECT count(*) FROM segment_members WHERE segment_id = ?", params[:1])[0][0])
+        # The export is every member of the segment but the excluded (members
+        # too), so count those rather than run the query again.
+        members = int(db.rows("SELECT count(*) FROM segment_members WHERE segment_id = ?", params[:1])[0][0])
+        return members - len(set(params[1]))
 
 
 class _Among(Among):

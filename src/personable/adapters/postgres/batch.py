@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from ...events.parse import COLUMNS, ParseContext, parse_lines
 from ...ports import PipelineSettings, StagedInput
+from ...profiles.traits import GPC
 from ..sql.write_batch import SqlBatch
 from .session import PostgresSession, copy_rows
 from ..sql.quality_staging import q
@@ -57,13 +58,16 @@ class PostgresBatch(SqlBatch):
 
     def _consent_kv_select(self) -> str:
         parts = []
-        for column in ("consent_context", "consent_traits"):
+        for column, via in (("consent_context", "context"), ("consent_traits", "traits")):
             parts.append(f"""
                 SELECT s.profile_id, s.seq, s.timestamp, s.source, s.message_id, e.key AS purpose,
-                       (e.value #>> '{{}}')::BOOLEAN AS granted
+                       (e.value #>> '{{}}')::BOOLEAN AS granted, '{via}' AS via
                 FROM _stored s
                 CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(s.{column}) = 'object'
                                                    THEN s.{column} ELSE '{{}}'::jsonb END) e""")
+        parts.append(f"""
+                SELECT profile_id, seq, timestamp, source, message_id, '{GPC}', false, '{GPC}' FROM _stored
+                WHERE context #> '{{consent,gpc}}' = 'true'::jsonb""")
         return " UNION ALL ".join(parts)
 
     def _std_traits_select(self) -> str:

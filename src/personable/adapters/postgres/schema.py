@@ -159,6 +159,22 @@ CREATE TABLE log_positions (
 INSERT INTO log_positions SELECT stream, 0, committed, updated_at FROM log_offsets;
 DROP TABLE log_offsets;
 """),
+    (10, "consent: how each consent arrived and under which policy; refusals of uses; minimized events", """
+ALTER TABLE profile_consents ADD COLUMN via TEXT;
+ALTER TABLE profile_consents ADD COLUMN policy_version TEXT;
+ALTER TABLE consent_log ADD COLUMN via TEXT;
+ALTER TABLE consent_log ADD COLUMN policy_version TEXT;
+CREATE TABLE consent_refusals (
+    refused_at TIMESTAMPTZ NOT NULL, profile_id TEXT, use TEXT NOT NULL, purpose TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+-- Events of profiles refused for collection, minimized: no ids, context, traits or properties, no profile.
+CREATE TABLE events_minimized (
+    message_id TEXT NOT NULL, type TEXT, event TEXT, name TEXT, timestamp TIMESTAMPTZ, received_at TIMESTAMPTZ,
+    source TEXT, device TEXT, channel TEXT, revenue_reporting DOUBLE PRECISION, stored_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX events_minimized_message_id ON events_minimized (message_id);
+"""),
 ]
 
 

@@ -32,6 +32,7 @@ from ...profiles.document import RECENT_EVENTS, build_document
 from ..sql.catalog_store import CatalogStore
 from ..sql.compiler import SqlCompiler
 from ..sql.computed_store import ComputedStore
+from ..sql.consent_store import ConsentStoreMixin
 from ..sql.models_store import ModelsStore
 from ..sql.quality_jobs import QualityJobs
 from ..sql.resolution_store import ResolutionStore
@@ -68,9 +69,10 @@ def _safe(url: str) -> str:
     return url
 
 
-class PostgresStore(QualityJobs, ResolutionStore, SegmentsStore, ComputedStore, ModelsStore, CatalogStore):
+class PostgresStore(QualityJobs, ResolutionStore, SegmentsStore, ComputedStore, ModelsStore, CatalogStore,
+                    ConsentStoreMixin):
     capabilities = frozenset({"offline", "transactions", "concurrent_writers", "segments",
-                              "computed_traits", "models", "resolution", "quality_jobs", "catalog"})
+                              "computed_traits", "models", "resolution", "quality_jobs", "catalog", "consent"})
     SIZE_ORDER = "measured_at DESC, id"   # ties: the order they were recorded in
 
     def __init__(self, url: str):

@@ -159,8 +159,9 @@ class SegmentsStore(SqlStoreBase):
         keys = ("segment_id", "profile_id", "entered_at", "exited_at", "entered_by", "exited_by")
         return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in zip(keys, r)} for r in rows]
 
-    def export_members(self, segment_id: str, path: str | Path, fmt: str) -> int:
-        """Members with their ids, computed basics and traits, to CSV or Parquet."""
+    def export_members(self, segment_id: str, path: str | Path, fmt: str, exclude: list[str] | None = None) -> int:
+        """Members with their ids, computed basics and traits, to CSV or Parquet
+        (but those in ``exclude``: the consent policy refused them)."""
         if fmt not in EXPORT_FORMATS:
             raise ImportFailed(f"unknown export format {fmt!r}; use csv or parquet")
         db = self._session()
@@ -175,8 +176,8 @@ class SegmentsStore(SqlStoreBase):
                    CAST((SELECT {db.json_object_agg('t.key', 't.value')} FROM profile_traits t
                          WHERE t.profile_id = m.profile_id) AS TEXT) AS traits
             FROM segment_members m LEFT JOIN profiles p ON p.profile_id = m.profile_id
-            WHERE m.segment_id = ? ORDER BY m.entered_at, m.profile_id"""
-        return self._export(db, select, [segment_id], Path(path), fmt)
+            WHERE m.segment_id = ? AND NOT {db.in_list('m.profile_id', 'CAST(? AS TEXT[])')} ORDER BY m.entered_at, m.profile_id"""
+        return self._export(db, select, [segment_id, list(exclude or [])], Path(path), fmt)
 
     def _export(self, db: SqlSession, select: str, params: list[Any], path: Path, fmt: str) -> int:
         """Write the rows of ``select`` to ``path``; a backend may write the file itself."""

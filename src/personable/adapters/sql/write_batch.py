@@ -38,6 +38,9 @@ EVENT_COLUMNS = ("message_id", "type", "event", "name", "user_id", "anonymous_id
                  "profile_id", "timestamp", "original_timestamp", "sent_at", "received_at", "context", "properties",
                  "traits", "device", "channel", "revenue", "currency", "revenue_reporting", "std_traits", "source")
 NEW_COLUMNS = tuple(NEW_EVENT_COLUMNS)
+# What a minimized event keeps: enough to count, nothing that identifies or links.
+MINIMIZED_COLUMNS = ("message_id", "type", "event", "name", "timestamp", "received_at", "source", "device",
+                     "channel", "revenue_reporting")
 
 
 @dataclass(frozen=True)
@@ -52,20 +55,42 @@ class WriteRules:
     consents: Any
     moved_traits: dict[str, Any]
     moved_consents: Any
+    collection_refused: Any        # (profile_id, reason) refused for collection; None: nothing is
+    collection_mode: str = "keep"
+    collection_purpose: str = ""
 
 
 @lru_cache(maxsize=16)
 def write_rules(settings: PipelineSettings) -> WriteRules:
+    consent = (settings.consent_categories, settings.gpc_denies, settings.policy_version)
     return WriteRules(
         stored=stored_events(settings.reporting_currency),
         profiles=aggregates.batch_aggregates(settings.order_event, settings.session_timeout_minutes),
         folded=aggregates.folded_profiles(),
         traits=traits.trait_winners(dict(settings.trait_policies), settings.trait_default_policy),
-        consent_log=traits.consent_log(),
-        consents=traits.consent_winners(),
+        consent_log=traits.consent_log(*consent),
+        consents=traits.consent_winners(*consent),
         moved_traits=traits.moved_traits(dict(settings.trait_policies), settings.trait_default_policy),
         moved_consents=traits.moved_consents(),
+        **_collection(settings.privacy_json),
     )
+
+
+def _collection(privacy_json: str) -> dict[str, Any]:
+    """The consent policy's verdict on collection for the batch's profiles."""
+    import ibis
+
+    from ...privacy.config import PrivacySection
+    from ...privacy.consent import ConsentPolicy
+
+    section = PrivacySection.model_validate_json(privacy_json) if privacy_json else PrivacySection()
+    policy = ConsentPolicy(section)
+    purpose = policy.purpose_for("collection")
+    if section.collection_refused == "keep":
+        return {"collection_refused": None}
+    verdicts = policy.verdicts(purpose, ibis.table({"profile_id": "string"}, name="_stored"))
+    return {"collection_refused": verdicts.filter(~verdicts.allowed).select("profile_id", "reason"),
+            "collection_mode": section.collection_refused, "collection_purpose": purpose}
 
 
 class SqlBatch(QualityStaging):
@@ -109,6 +134,7 @@ class SqlBatch(QualityStaging):
         self.now = staged.received_at or datetime.now(timezone.utc)
         self._report = IngestReport(origin=staged.origin)
         self._plan: StitchPlan | None = None
+        self._touched: set[str] = set()   # profiles whose events, traits or consents this batch stored
 
     # -- screening -----------------------------------------------------------
     def screen(self) -> None:
@@ -122,7 +148,8 @@ class SqlBatch(QualityStaging):
         self._temp("_new", f"""
             SELECT {cols} FROM _parsed p
             WHERE p.seq IN (SELECT min(seq) FROM _parsed WHERE {self.NO_PROBLEMS} GROUP BY message_id)
-              AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = p.message_id)""")
+              AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = p.message_id)
+              AND NOT EXISTS (SELECT 1 FROM events_minimized e WHERE e.message_id = p.message_id)""")
         received, valid = self._rows(
             f"SELECT count(*), count(*) FILTER (WHERE {self.NO_PROBLEMS}) FROM _parsed")[0]
         new = self._rows("SELECT count(*) FROM _new")[0][0]
@@ -263,10 +290,16 @@ class SqlBatch(QualityStaging):
         self._report.refused_links = len(plan.conflicts)
         if plan.merges:
             self._apply_merges(plan.merges)
-        self._append_events()
-        self._update_profiles()
+        self._stage_stored()
         self._update_traits()
         self._update_consents()
+        # After this batch's consents and traits (the region): its events then
+        # count only for the profiles that allow collection.
+        self._touched = {r[0] for r in self._rows("SELECT DISTINCT profile_id FROM _stored")}
+        self._count_profiles()
+        self._enforce_collection()
+        self._insert_events()
+        self._update_profiles()
 
     def _apply_merges(self, merges: list[tuple[str, str]], reason: str = "identify") -> None:
         self._put("_merges", pa.table({
@@ -303,7 +336,8 @@ class SqlBatch(QualityStaging):
                       WHERE consent_log.profile_id = m.from_profile""")
         self._report.merges = len(merges)
 
-    def _append_events(self) -> None:
+    def _stage_stored(self) -> None:
+        """_stored: the batch's new events, attributed to their profiles."""
         rates = self.settings.currency_rates
         self._put("_rates", pa.table({
             "currency": pa.array([c for c, _ in rates], pa.string()),
@@ -311,14 +345,41 @@ class SqlBatch(QualityStaging):
         }))
         self._temp("_std_traits", self._std_traits_select())
         self._temp("_stored", self.compile(self.rules.stored))
+
+    def _enforce_collection(self) -> None:
+        """The events of profiles the consent policy refuses for collection
+        leave _stored: minimized into events_minimized, or dropped; each
+        refused profile's refusal is recorded once per batch."""
+        refused = self.rules.collection_refused
+        if refused is None:
+            return
+        self._temp("_collect_refused", self.compile(refused))
+        n = self._rows("SELECT count(*) FROM _stored WHERE profile_id IN (SELECT profile_id FROM _collect_refused)")[0][0]
+        if not n:
+            return
+        if self.rules.collection_mode == "minimize":
+            cols = ", ".join(MINIMIZED_COLUMNS)
+            self._exec(f"""INSERT INTO events_minimized ({cols}, stored_at)
+                           SELECT {cols}, CAST(? AS TIMESTAMPTZ) FROM _stored
+                           WHERE profile_id IN (SELECT profile_id FROM _collect_refused)""", [self.now])
+        self._exec("DELETE FROM _stored WHERE profile_id IN (SELECT profile_id FROM _collect_refused)")
+        self._exec("""INSERT INTO consent_refusals (refused_at, profile_id, use, purpose, reason)
+                      SELECT CAST(? AS TIMESTAMPTZ), profile_id, 'collection', CAST(? AS TEXT), reason
+                      FROM _collect_refused""",
+                   [self.now, self.rules.collection_purpose])
+        self._report.refused_collection = int(n)
+
+    def _insert_events(self) -> None:
         cols = ", ".join(EVENT_COLUMNS)
         self._exec(f"INSERT INTO events ({cols}) SELECT {cols} FROM _stored")
 
-    def _update_profiles(self) -> None:
+    def _count_profiles(self) -> None:
         created, touched = self._rows("""
             SELECT count(*) FILTER (WHERE p.profile_id IS NULL), count(*)
             FROM (SELECT DISTINCT profile_id FROM _stored) s LEFT JOIN profiles p USING (profile_id)""")[0]
         self._report.profiles_created, self._report.profiles_touched = created, touched
+
+    def _update_profiles(self) -> None:
         self._put("_batch_clock", pa.table({"now": pa.array([self.now], pa.timestamp("us", tz="UTC"))}))
         # Materialized first: the aggregates read the stored profiles, and on DuckDB
         # an upsert whose SELECT reads its own target took 7 s on the later
@@ -326,6 +387,13 @@ class SqlBatch(QualityStaging):
         self._temp("_batch_profiles", self.compile(self.rules.profiles))
         self._exec(combine_upsert("profiles", aggregates.COMBINE, aggregates.PROFILE_KEY,
                                   "SELECT * FROM _batch_profiles"))
+        if self._report.refused_collection:
+            # A profile whose events were all refused still exists: it holds the
+            # identities, traits and consents that say so, with no behaviour.
+            self._exec(upsert("profiles", ["profile_id", "created_at", "updated_at"], ["profile_id"],
+                              "SELECT profile_id, CAST(? AS TIMESTAMPTZ) AS created_at, CAST(? AS TIMESTAMPTZ) AS updated_at "
+                              "FROM _collect_refused",
+                              set_sql={"updated_at": "excluded.updated_at"}), [self.now, self.now])
 
     def _update_traits(self) -> None:
         self._temp("_trait_kv", self._trait_kv_select())
@@ -347,7 +415,7 @@ class SqlBatch(QualityStaging):
 
     def changed_profiles(self) -> tuple[list[str], list[str]]:
         """Profiles this batch touched (survivors included) and profiles merged away."""
-        touched = {r[0] for r in self._rows("SELECT DISTINCT profile_id FROM _stored")}
+        touched = self._touched
         merges = self._plan.merges if self._plan else []
         return sorted(touched | {m[1] for m in merges}), [m[0] for m in merges]
 

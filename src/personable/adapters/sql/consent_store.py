@@ -1,0 +1,52 @@
+"""Consent records and refusals on any SQL store (``ConsentStore``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from ...ports.consent import CONSENT_RECORD, REFUSAL
+from .store_base import SqlStoreBase
+from .upsert import upsert
+
+
+class ConsentStoreMixin(SqlStoreBase):
+    def record_consents(self, rows: pa.Table) -> None:
+        cols = ", ".join(CONSENT_RECORD)
+        with self._writing() as db:
+            db.put("_consent_new", rows.select(list(CONSENT_RECORD)))
+            db.execute(f"INSERT INTO consent_log ({cols}) SELECT {cols} FROM _consent_new")
+            db.execute(upsert("profile_consents", CONSENT_RECORD, ["profile_id", "purpose"],
+                              f"SELECT {cols} FROM _consent_new",
+                              where="excluded.observed_at >= profile_consents.observed_at"))
+            # The projection's crash recovery finds changed profiles by updated_at.
+            db.execute("""UPDATE profiles SET updated_at = n.at
+                          FROM (SELECT profile_id, max(observed_at) AS at FROM _consent_new GROUP BY profile_id) n
+                          WHERE profiles.profile_id = n.profile_id
+                            AND (profiles.updated_at IS NULL OR n.at > profiles.updated_at)""")
+
+    def consent_history(self, profile_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        rows = self._session().rows(f"""
+            SELECT {', '.join(CONSENT_RECORD)} FROM consent_log WHERE profile_id = ?
+            ORDER BY observed_at DESC, purpose LIMIT ?""", [profile_id, limit])
+        out = []
+        for r in rows:
+            item = dict(zip(CONSENT_RECORD, r))
+            item["observed_at"] = item["observed_at"].isoformat() if item["observed_at"] else None
+            out.append(item)
+        return out
+
+    def append_refusals(self, rows: pa.Table) -> None:
+        cols = ", ".join(REFUSAL)
+        with self._writing() as db:
+            db.put("_refusals_new", rows.select(list(REFUSAL)))
+            db.execute(f"INSERT INTO consent_refusals ({cols}) SELECT {cols} FROM _refusals_new")
+
+    def refusal_counts(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE refused_at >= ?", [since]) if since else ("", [])
+        rows = self._session().rows(f"""
+            SELECT use, purpose, reason, count(*) FROM consent_refusals {where}
+            GROUP BY use, purpose, reason ORDER BY use, purpose, reason""", params)
+        return [{"use": u, "purpose": p, "reason": r, "count": int(n)} for u, p, r, n in rows]

@@ -1,0 +1,74 @@
+"""`personable privacy`: a profile's consent (show it, grant or withdraw), the refusals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+import typer
+
+from ..errors import ValidationFailed
+from .context import JSON, open_engine as _engine
+from .output import console, emit_json, handle_errors
+
+privacy_app = typer.Typer(help="Privacy: consent per purpose, and what the consent policy refused.",
+                          no_args_is_help=True)
+
+YES, NO = ("yes", "true", "1", "grant", "granted"), ("no", "false", "0", "deny", "denied", "withdraw")
+
+
+def _changes(items: list[str]) -> dict[str, bool]:
+    out: dict[str, bool] = {}
+    for item in items:
+        purpose, sep, value = item.partition("=")
+        if not sep or not purpose.strip() or value.strip().lower() not in YES + NO:
+            raise ValidationFailed(f"{item!r}: write PURPOSE=yes or PURPOSE=no")
+        out[purpose.strip()] = value.strip().lower() in YES
+    return out
+
+
+@privacy_app.command()
+@handle_errors
+def consent(ctx: typer.Context, identifier: str,
+            changes: Optional[list[str]] = typer.Argument(None, help="PURPOSE=yes|no to record; none: just show."),
+            source: str = typer.Option("cli", help="Who records the change (kept with it)."),
+            policy_version: Optional[str] = typer.Option(None, help="The policy the person agreed to "
+                                                                     "(default: privacy.policy_version)."),
+            as_json: bool = JSON) -> None:
+    """A profile's consents and the policy's verdict per purpose; with PURPOSE=yes|no, record a change first."""
+    parsed = _changes(changes or [])
+    with _engine(ctx) as engine:
+        result = (engine.privacy.set_consent(identifier, parsed, source, policy_version) if parsed
+                  else engine.privacy.consent(identifier))
+    if as_json:
+        emit_json(result)
+        return
+    from rich.table import Table
+
+    t = Table("purpose", "allowed", "why", "region")
+    for purpose, v in result["verdicts"].items():
+        t.add_row(purpose, "yes" if v["allowed"] else "[red]no[/]", v["reason"], v["region"])
+    console.print(f"[bold]{result['profile_id']}[/] (policy {result['policy_version']})")
+    console.print(t)
+    for h in result["history"][:10]:
+        console.print(f"  {h['observed_at'][:19]}  {h['purpose']}={'yes' if h['granted'] else 'no'}  "
+                      f"via {h['via'] or '?'} from {h['source'] or '?'} (policy {h['policy_version'] or '?'})")
+
+
+@privacy_app.command()
+@handle_errors
+def refusals(ctx: typer.Context,
+             since: Optional[datetime] = typer.Option(None, help="Only refusals since then (ISO 8601)."),
+             as_json: bool = JSON) -> None:
+    """How many uses the consent policy refused, by use, purpose and reason."""
+    with _engine(ctx) as engine:
+        items = engine.privacy.refusal_counts(since)
+    if as_json:
+        emit_json(items)
+        return
+    from rich.table import Table
+
+    t = Table("use", "purpose", "reason", "refused")
+    for r in items:
+        t.add_row(r["use"], r["purpose"], r["reason"], f"{r['count']:,}")
+    console.print(t if items else "no refusals recorded")

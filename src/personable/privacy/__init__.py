@@ -1,0 +1,1 @@
+"""Privacy: consent per purpose, enforced at every use of a profile (docs/privacy.md)."""

@@ -1,0 +1,146 @@
+"""The ``privacy:`` section of personable.yaml: purposes, where consent comes
+from, what unknown consent means per region, and which purpose each use asks for::
+
+    privacy:
+      policy_version: "2026-11"        # recorded with every consent change
+      purposes: [analytics, personalization, marketing_email, marketing_sms, advertising, sale_or_share]
+      categories:                      # Segment's context.consent.categoryPreferences names -> purposes
+        Marketing: [marketing_email, marketing_sms]
+        DataSharing: [sale_or_share]
+      gpc_denies: [sale_or_share]      # what a browser's Sec-GPC: 1 withdraws
+      regions: {eu: [DE, FR, ...]}     # country code (the profile's `country` trait) -> region
+      unknown_country_region: null     # the region of a profile whose country is unknown (null: "*")
+      defaults:                        # consent when a profile has none for a purpose, per region
+        marketing_email: {eu: false, "*": true}
+      uses:                            # the purpose each use of a profile asks for
+        recommendations: personalization
+
+A purpose absent from ``defaults`` (or a region absent from its entry, with no
+``"*"``) is opt-in: without a recorded grant it is refused.
+
+Kept free of heavy imports (``import personable.config`` must stay fast).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from ..settings import Section, fail
+
+DEFAULT_PURPOSES = ("analytics", "personalization", "marketing_email", "marketing_sms", "advertising",
+                    "sale_or_share")
+ANY_REGION = "*"
+
+# The category names Segment's Consent Management and common consent managers
+# send in context.consent.categoryPreferences. A name that is itself a purpose
+# needs no entry; a name neither listed nor a purpose is recorded as it came.
+DEFAULT_CATEGORIES: dict[str, list[str]] = {
+    "Analytics": ["analytics"], "Personalization": ["personalization"], "Functional": ["personalization"],
+    "Marketing": ["marketing_email", "marketing_sms"], "Advertising": ["advertising"],
+    "DataSharing": ["sale_or_share"], "email_marketing": ["marketing_email"], "sms_marketing": ["marketing_sms"],
+}
+
+# EU and EEA members and the UK: GDPR (and UK GDPR) make marketing opt-in.
+EU_COUNTRIES = ("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV",
+                "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO", "GB")
+
+# Opt-in for marketing, advertising and sale in the EU; opt-out elsewhere (CCPA's model).
+DEFAULT_DEFAULTS: dict[str, dict[str, bool]] = {
+    "analytics": {ANY_REGION: True},
+    "personalization": {ANY_REGION: True},
+    "marketing_email": {"eu": False, ANY_REGION: True},
+    "marketing_sms": {"eu": False, ANY_REGION: True},
+    "advertising": {"eu": False, ANY_REGION: True},
+    "sale_or_share": {"eu": False, ANY_REGION: True},
+}
+
+# Every use of a profile that consent governs, and the purpose it asks for by default.
+USES = ("collection", "recommendations", "training", "scoring", "segment_export")
+# What the write path does with the events of a profile refused for collection.
+COLLECTION_MODES = ("minimize", "drop", "keep")
+
+
+def _country(code: str) -> str:
+    if len(code) != 2 or not code.isalpha():
+        raise ValueError(f"must be a two-letter ISO 3166 country code, got {code!r}")
+    return code.upper()
+
+
+Name = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class UsesSection(Section):
+    """The purpose each use of a profile asks the consent policy for."""
+
+    collection: Name = "analytics"
+    """Storing a profile's events as its behaviour (what happens to refused ones: privacy.collection_refused)."""
+    recommendations: Name = "personalization"
+    """Personalized recommendations; a refused profile gets the popular list."""
+    training: Name = "analytics"
+    """A profile's rows in model training sets."""
+    scoring: Name = "personalization"
+    """Model scores written for a profile."""
+    segment_export: Name = "advertising"
+    """Segment member exports to files (for third parties); a segment may name its own purpose."""
+
+
+class PrivacySection(Section):
+    """Consent per purpose, enforced at every use (docs/privacy.md)."""
+
+    policy_version: Name = "1"
+    """The privacy policy in force: recorded with every consent change."""
+    purposes: Annotated[list[Name], Field(min_length=1)] = list(DEFAULT_PURPOSES)
+    """What consent is asked for."""
+    categories: dict[Name, list[Name]] = {k: list(v) for k, v in DEFAULT_CATEGORIES.items()}
+    """Consent category names (Segment's context.consent.categoryPreferences, traits.consent) -> purposes."""
+    gpc_denies: list[Name] = ["sale_or_share"]
+    """Purposes a Global Privacy Control signal (the Sec-GPC: 1 header, or context.consent.gpc) withdraws."""
+    regions: dict[Name, list[Annotated[str, AfterValidator(_country)]]] = {"eu": list(EU_COUNTRIES)}
+    """Region name -> country codes (read from the profile's region_trait)."""
+    region_trait: Name = "country"
+    """The profile trait holding its ISO 3166 two-letter country code."""
+    unknown_country_region: Name | None = None
+    """The region whose defaults apply when a profile's country is unknown (null: the "*" defaults)."""
+    defaults: dict[Name, dict[Name, bool]] = {k: dict(v) for k, v in DEFAULT_DEFAULTS.items()}
+    """Consent assumed when a profile has none for a purpose: per region, "*" for any other; absent: refused."""
+    uses: UsesSection = UsesSection()
+    collection_refused: Literal[COLLECTION_MODES] = "minimize"  # type: ignore[valid-type]
+    """The events of a profile refused for collection: minimize (kept only as counts: type, name, time, source,
+    device, channel, revenue, without ids, context, traits or properties, and linked to no profile), drop (not
+    stored), or keep (stored as any other). The profile itself keeps its identities, traits and consents."""
+
+    @model_validator(mode="after")
+    def _known_names(self) -> "PrivacySection":
+        purposes, regions = set(self.purposes), set(self.regions)
+        problems: list[tuple[tuple[str | int, ...], str, Any]] = []
+
+        def purpose(loc: tuple[str | int, ...], name: str) -> None:
+            if name not in purposes:
+                problems.append((loc, f"unknown purpose {name!r}; privacy.purposes lists "
+                                      f"{', '.join(self.purposes)}", name))
+
+        for category, targets in self.categories.items():
+            for i, name in enumerate(targets):
+                purpose(("categories", category, i), name)
+        for i, name in enumerate(self.gpc_denies):
+            purpose(("gpc_denies", i), name)
+        for name, by_region in self.defaults.items():
+            purpose(("defaults", name), name)
+            for region in by_region:
+                if region != ANY_REGION and region not in regions:
+                    problems.append((("defaults", name, region), f"unknown region {region!r}; privacy.regions "
+                                     f"defines {', '.join(sorted(regions)) or 'none'} (\"*\": any other)", region))
+        for use in USES:
+            purpose(("uses", use), getattr(self.uses, use))
+        if self.unknown_country_region is not None and self.unknown_country_region not in regions:
+            problems.append((("unknown_country_region",), f"unknown region {self.unknown_country_region!r}",
+                             self.unknown_country_region))
+        seen: dict[str, str] = {}
+        for region, countries in self.regions.items():
+            for i, code in enumerate(countries):
+                if seen.setdefault(code, region) != region:
+                    problems.append((("regions", region, i), f"{code} is already in region {seen[code]!r}", code))
+        fail(problems)
+        return self

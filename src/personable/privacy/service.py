@@ -1,0 +1,88 @@
+"""Consent as a service: set and read a profile's consents, ask the policy,
+count refusals. The uses themselves (recommendations, models, exports) hold a
+:class:`~.consent.ConsentPolicy` and the shared :class:`~.refusals.RefusalLog`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from ..errors import NotFound, ValidationFailed
+from ..ports import PROFILES_CHANGED, ProfilesChanged
+from ..ports.consent import CONSENT_RECORD
+from .consent import ConsentPolicy
+from .refusals import RefusalLog
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from ..clock import Clock
+    from ..ports import EventBus, ProfileReads
+    from ..ports.consent import ConsentStore
+
+API = "api"
+
+
+class PrivacyService:
+    def __init__(self, policy: ConsentPolicy, clock: "Clock", store: "ConsentStore", online: "ProfileReads",
+                 bus: "EventBus", refusals: RefusalLog, resolve: Callable[[str], str | None]):
+        self.policy = policy
+        self.clock = clock
+        self.store = store
+        self.online = online
+        self.bus = bus
+        self.refusals = refusals
+        self.resolve = resolve
+
+    def _profile(self, identifier: str) -> str:
+        pid = self.resolve(identifier)
+        if not pid:
+            raise NotFound(f"no profile for {identifier!r}")
+        return pid
+
+    def set_consent(self, identifier: str, purposes: Mapping[str, bool], source: str = API,
+                    policy_version: str | None = None) -> dict[str, Any]:
+        """Record a consent change for each purpose (``PUT /v1/profiles/{id}/consent``)."""
+        import pyarrow as pa
+
+        if not purposes:
+            raise ValidationFailed("no purposes given")
+        for purpose, granted in purposes.items():
+            self.policy.check_purpose(purpose)
+            if not isinstance(granted, bool):
+                raise ValidationFailed(f"purposes.{purpose} must be true or false")
+        pid = self._profile(identifier)
+        now = self.clock.now()
+        version = policy_version or self.policy.settings.policy_version
+        message_id = f"{API}-{uuid.uuid4()}"
+        rows = [[pid, p, g, now, source, message_id, API, version] for p, g in sorted(purposes.items())]
+        self.store.record_consents(pa.table({c: [r[i] for r in rows] for i, c in enumerate(CONSENT_RECORD)},
+                                            schema=_schema()))
+        self.bus.publish(PROFILES_CHANGED, ProfilesChanged(touched=(pid,), watermark=now, origin="consent"))
+        return self.consent(pid)
+
+    def consent(self, identifier: str, history: int = 50) -> dict[str, Any]:
+        """A profile's consents, the policy's verdict for every purpose, and the history of changes."""
+        pid = self._profile(identifier)
+        doc = self.online.profile(pid, 0)
+        if doc is None:
+            raise NotFound(f"no profile for {identifier!r}")
+        return {"profile_id": pid, "policy_version": self.policy.settings.policy_version,
+                "consents": doc.get("consents") or {},
+                "verdicts": {p: self.policy.for_document(p, doc).as_dict() for p in self.policy.settings.purposes},
+                "history": self.store.consent_history(pid, history)}
+
+    def refusal_counts(self, since: "datetime | None" = None) -> list[dict[str, Any]]:
+        from datetime import timezone
+
+        if since is not None and since.tzinfo is None:    # times without a zone are UTC, as everywhere
+            since = since.replace(tzinfo=timezone.utc)
+        return self.refusals.counts(since)
+
+
+def _schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema([("profile_id", pa.string()), ("purpose", pa.string()), ("granted", pa.bool_()),
+                      ("observed_at", pa.timestamp("us", tz="UTC")), ("source", pa.string()),
+                      ("message_id", pa.string()), ("via", pa.string()), ("policy_version", pa.string())])

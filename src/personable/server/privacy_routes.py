@@ -1,0 +1,37 @@
+"""Consent: a profile's consents and the policy's verdicts, a consent change
+through the API, and the count of refusals. Thin over ``engine.privacy``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from starlette.concurrency import run_in_threadpool
+
+from .deps import EngineDep, admin_router, freshen
+from .models import ConsentUpdate, ProfileConsent, RefusalCounts
+from .params import Int
+
+router = admin_router("privacy")
+
+
+@router.get("/v1/profiles/{identifier}/consent", response_model=ProfileConsent,
+            summary="A profile's consents, the policy's verdict for every purpose, and the history of changes")
+async def get_consent(identifier: str, engine: EngineDep, history: Int = 50, fresh: bool = False) -> object:
+    await freshen(engine, fresh)
+    return await run_in_threadpool(engine.privacy.consent, identifier, max(0, min(history, 10_000)))
+
+
+@router.put("/v1/profiles/{identifier}/consent", response_model=ProfileConsent,
+            summary="Grant or withdraw consent per purpose (recorded with time, source and policy version)")
+async def put_consent(identifier: str, body: ConsentUpdate, engine: EngineDep, fresh: bool = False) -> object:
+    """`fresh=true` first stores every event accepted before this request, so a
+    profile created by events just sent is found."""
+    await freshen(engine, fresh)
+    return await run_in_threadpool(engine.privacy.set_consent, identifier, body.purposes, body.source,
+                                   body.policy_version)
+
+
+@router.get("/v1/privacy/refusals", response_model=RefusalCounts,
+            summary="How many uses the consent policy refused, by use, purpose and reason")
+async def refusals(engine: EngineDep, since: datetime | None = None) -> object:
+    return {"items": await run_in_threadpool(engine.privacy.refusal_counts, since)}
