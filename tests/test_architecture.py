@@ -17,13 +17,15 @@ from personable.clock import SimulatedClock
 from personable.scheduler import Job, Scheduler
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "personable"
-DOMAIN = ("events", "quality", "identity", "profiles", "segments", "predict", "recommend", "ingest", "privacy")
+DOMAIN = ("events", "quality", "identity", "profiles", "segments", "predict", "recommend", "ingest", "privacy",
+          "access")
 FORBIDDEN = ("duckdb", "psycopg", "redis", "sqlite3", "personable.adapters")
 # Checked with mypy --strict: the ports, the root that wires them, and the
 # domain packages typed so far (the rest join as they are typed; see docs/architecture.md).
 STRICT = ("ports", "compose.py", "profiles", "segments", "bus.py", "clock.py", "scheduler.py", "adapters/postgres",
           "adapters/sql", "adapters/conformance.py", "ingest", "identity",
-          "predict", "recommend", "api.py", "client.py", "events", "quality", "server/run.py", "privacy")
+          "predict", "recommend", "api.py", "client.py", "events", "quality", "server/run.py", "privacy", "access",
+          "server/auth.py")
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

@@ -204,6 +204,8 @@ def test_every_admin_route_declares_the_bearer_scheme_and_400_not_422(spec):
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             assert "422" not in operation["responses"], (method, path)
-            if path.startswith("/v1/") and operation.get("tags") != ["collect"]:
-                assert operation.get("security") == [{"admin_token": []}], (method, path)
+            if operation.get("tags") == ["oauth"]:       # authenticates with the client's own credentials
                 assert {"200", "400", "401"} <= set(operation["responses"]), (method, path)
+            elif path.startswith("/v1/") and operation.get("tags") != ["collect"]:
+                assert operation.get("security") == [{"admin_token": []}], (method, path)
+                assert {"200", "400", "401", "403"} <= set(operation["responses"]), (method, path)

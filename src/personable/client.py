@@ -83,11 +83,13 @@ FRESH = {"fresh": "true"}  # reads wait for what was accepted before them (read 
 class RemoteEngine:
     remote = True
 
-    def __init__(self, cfg: Config, url: str):
+    def __init__(self, cfg: Config, url: str, tls_cert: str | None = None):
+        """``tls_cert``: the certificate an HTTPS server serves with, trusted for it (it may be self-signed)."""
         self.config = cfg
         self.url = url
         token = cfg.admin_token() or ""
-        self._http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=None)
+        self._http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=None,
+                                  verify=_trust(tls_cert) if tls_cert else True)
         self.segments = RemoteSegments(self)
         self.quality = RemoteQuality(self)
         self.resolution = RemoteResolution(self)
@@ -138,6 +140,12 @@ class RemoteEngine:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _trust(cert: str) -> Any:
+    import ssl
+
+    return ssl.create_default_context(cafile=cert)
 
 
 class _Part:
@@ -328,7 +336,7 @@ def open_project(project: str | Path = ".", clock: Clock | None = None) -> Perso
         if clock is not None:
             raise ServerRunning(f"--as-of works on the project's own files, and the server at {info['url']} owns "
                                 "them; stop `personable serve` first")
-        return RemoteEngine(cfg, info["url"])
+        return RemoteEngine(cfg, info["url"], info.get("tls_cert"))
     from .engine import Engine
 
     return Engine(cfg, clock=clock)

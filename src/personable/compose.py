@@ -25,6 +25,7 @@ from .ports import (PROFILES_CHANGED, Analytics, Catalog, ComputedTraits, EventL
                     SegmentStore)
 from .ports.consent import ConsentStore
 from .privacy.consent import ConsentPolicy
+from .privacy.files import protect
 from .privacy.refusals import RefusalLog
 from .privacy.service import PrivacyService
 from .profiles.projection import OnlineProjection
@@ -72,12 +73,14 @@ class Components:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.bus = InProcessBus()
+        protect(config.state_dir)     # before the stores create their files in it, and again after
         self.offline: OfflineBackend = open_adapter(config.offline_url, config.project_dir)
         try:
             self._open_rest(config, event_log)
         except BaseException:
             self.offline.close()   # an unreachable online store must not leave the offline file locked
             raise
+        protect(config.state_dir)
 
     def _open_rest(self, config: Config, event_log: EventLog | None | Configured) -> None:
         missing = sorted(SERVED_BY_ENGINE - self.offline.capabilities)
@@ -158,6 +161,7 @@ class Components:
         if self.materialized is not None:
             self.materialized.close()
         self.offline.close()
+        protect(self.config.state_dir)     # what the stores made since they opened (a new WAL) too
 
 
 def compose(config: Config, clock: Clock | None = None,

@@ -177,7 +177,8 @@ def write_starter(project_dir: Path, name: str | None = None, force: bool = Fals
 def ensure_state(project_dir: Path) -> Path:
     """Create ``.personable/`` with a keys file holding fresh secrets if missing."""
     state = project_dir / STATE_DIR
-    state.mkdir(parents=True, exist_ok=True)
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(state, 0o700)
     (state / ".gitignore").write_text("*\n")
     keys = state / KEYS_FILE
     if not keys.exists():

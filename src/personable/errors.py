@@ -70,6 +70,18 @@ class Unauthorized(PersonableError):
     status = 401
 
 
+class Forbidden(PersonableError):
+    """A valid credential without the scope a route needs (``missing_scope`` names it)."""
+    code = "forbidden"
+    status = 403
+
+
+class RateLimited(PersonableError):
+    """A key past its rate limit: retry after ``retry_after`` seconds (also the Retry-After header)."""
+    code = "rate_limited"
+    status = 429
+
+
 class NotFound(PersonableError):
     code = "not_found"
     status = 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -12,6 +13,7 @@ from .context import JSON, open_engine as _engine, project_dir as _project
 from .models import models_app
 from .recommend import recommend_app
 from .output import console, emit_json, handle_errors, progress_bar
+from .keys import keys_app
 from .privacy import privacy_app
 from .quality import quality_app
 from .resolve import resolve_app
@@ -28,12 +30,15 @@ app.add_typer(models_app, name="models")
 app.add_typer(recommend_app, name="recommend")
 app.add_typer(config_app, name="config")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(keys_app, name="keys")
 
 
 
 @app.callback()
 def main(ctx: typer.Context,
          project: Path = typer.Option(Path("."), "--project", "-p", help="Project folder (holds personable.yaml).")) -> None:
+    # What the CLI and the server create (stores, logs, exports of personal data) is the owner's alone.
+    os.umask(0o077)
     ctx.obj = {"project": project}
 
 
@@ -61,15 +66,18 @@ def init(ctx: typer.Context, name: Optional[str] = typer.Option(None, help="Proj
 @handle_errors
 def serve(ctx: typer.Context, host: Optional[str] = typer.Option(None, help="Bind address (default from config: 127.0.0.1)."),
           port: Optional[int] = typer.Option(None, help="Port (default from config: 8787)."),
-          log_level: str = typer.Option("info", help="uvicorn log level.")) -> None:
+          log_level: str = typer.Option("info", help="uvicorn log level."),
+          tls_cert: Optional[str] = typer.Option(None, help="Serve HTTPS with this certificate (PEM file)."),
+          tls_key: Optional[str] = typer.Option(None, help="... and this private key (PEM file).")) -> None:
     """Run the HTTP API (Segment-compatible collection, profiles) on this project."""
     from ..config import load_config
     from ..server.run import serve as run
 
     cfg = load_config(_project(ctx))
-    console.print(f"serving [bold]{cfg.name}[/] on http://{host or cfg.server.host}:{port or cfg.server.port} "
+    scheme = "https" if tls_cert else "http"
+    console.print(f"serving [bold]{cfg.name}[/] on {scheme}://{host or cfg.server.host}:{port or cfg.server.port} "
                   f"(OpenAPI at /docs and /openapi.json)")
-    run(cfg, host, port, log_level)
+    run(cfg, host, port, log_level, tls_cert, tls_key)
 
 
 def _parse_map(items: list[str]) -> dict[str, str]:

@@ -23,9 +23,10 @@ from ..errors import NotFound, PersonableError, Problem, ValidationFailed
 from ..events.spec import EVENT_TYPES
 from ..settings import join_path
 from . import ingest_routes, model_routes, profile_routes, quality_routes, recommend_routes, resolve_routes
-from . import privacy_routes, segment_routes
+from . import access_routes, privacy_routes, segment_routes
 from .background import Background
 from .collect import Collection
+from .auth import Authenticator
 from .collector import Collector
 from .deps import quick_call
 from .host import HostedEngine
@@ -36,7 +37,7 @@ log = logging.getLogger("personable.server")
 COLLECTION_PATHS = frozenset([f"/v1/{kind}" for kind in EVENT_TYPES] + ["/v1/batch"])
 # One router per domain, each behind the one admin dependency (deps.require_admin).
 ROUTERS = [r.router for r in (profile_routes, ingest_routes, quality_routes, resolve_routes, segment_routes,
-                              model_routes, recommend_routes, privacy_routes)]
+                              model_routes, recommend_routes, privacy_routes, access_routes)]
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -75,7 +76,8 @@ def create_app(engine: Engine | HostedEngine) -> FastAPI:
     store runs in its own process (``server/host.py``)."""
     cfg = engine.config
     collector = Collector(engine, cfg.server.commit_interval_ms, cfg.server.max_batch_events)
-    collection = Collection(engine, collector)
+    auth = Authenticator(cfg)
+    collection = Collection(engine, collector, auth)
     background = Background(engine) if isinstance(engine, Engine) else None
     health = background.health if background is not None else cast(HostedEngine, engine).health
 
@@ -98,11 +100,14 @@ def create_app(engine: Engine | HostedEngine) -> FastAPI:
     app = FastAPI(
         title="personable", version=__version__, lifespan=lifespan, default_response_class=ORJSONResponse,
         description="Segment-compatible event collection, identity stitching and unified profiles. "
-                    "Every route but collection and /healthz needs the admin token (bearer).",
+                    "Collection takes a write key (publishable key); every other route but /healthz and "
+                    "/v1/oauth/token needs a bearer credential holding the route's scope: the admin token, a "
+                    "secret API key or an OAuth 2.0 access token (docs/security.md).",
         # operationIds are the handlers' names (get_profile, list_segments): what a generated client calls
         generate_unique_id_function=lambda route: route.name,
     )
-    app.state.engine, app.state.collector, app.state.admin_token = engine, collector, cfg.admin_token()
+    app.state.engine, app.state.collector, app.state.auth = engine, collector, auth
+    app.state.project = cfg.name
     app.state.body_timeout_s = cfg.server.body_timeout_s   # body.read_body's deadline
 
     @app.exception_handler(PersonableError)
@@ -112,7 +117,8 @@ def create_app(engine: Engine | HostedEngine) -> FastAPI:
             # Our shape, plus the two top-level fields Segment-style SDKs read: RudderStack's
             # raised a KeyError without them and retried a batch that can never succeed.
             body = {**body, "code": exc.code, "message": exc.message}
-        return ORJSONResponse(body, status_code=exc.status)
+        headers = {"Retry-After": str(exc.extra["retry_after"])} if "retry_after" in exc.extra else None
+        return ORJSONResponse(body, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(request: Request, exc: RequestValidationError) -> ORJSONResponse:
@@ -166,5 +172,6 @@ def create_app(engine: Engine | HostedEngine) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(access_routes.oauth)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

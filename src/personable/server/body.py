@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
 import zlib
 from typing import Any
 
@@ -90,24 +89,6 @@ def write_key_from(request: Request, payload: Any) -> str | None:
     if isinstance(payload, dict) and isinstance(payload.get("writeKey"), str):
         return payload["writeKey"]
     return None
-
-
-def source_for(key: str | None, keys: dict[str, str]) -> str:
-    if not key:
-        raise Unauthorized("missing write key: send it as the HTTP Basic auth user name (as Segment does)")
-    for known, source in keys.items():
-        if hmac.compare_digest(known.encode(), key.encode()):
-            return source
-    raise Unauthorized("unknown write key")
-
-
-def check_admin(request: Request, token: str | None) -> None:
-    auth = request.headers.get("authorization", "")
-    given = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-    if not token:
-        raise Unauthorized("this endpoint needs an admin token, and none is configured (.personable/keys.json)")
-    if not given or not hmac.compare_digest(given.encode(), token.encode()):
-        raise Unauthorized("missing or wrong admin token: send `Authorization: Bearer <token>`")
 
 
 async def read_object(request: Request, limit: int, empty_ok: bool = False) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from ..errors import ErrorList, Problem, ValidationFailed
 from ..events import raw_events
 from ..events.message_id import ensure_message_id, has_message_id
 from ..events.validate import check_event, raw_json
-from .body import parse_json, read_body, source_for, write_key_from
+from .auth import Authenticator
+from .body import parse_json, read_body, write_key_from
 from .collector import Collector
 from .host import HostedEngine
 
@@ -36,11 +37,11 @@ class _Verdicts:
 
 
 class Collection:
-    def __init__(self, engine: Engine | HostedEngine, collector: Collector):
+    def __init__(self, engine: Engine | HostedEngine, collector: Collector, auth: "Authenticator"):
         cfg = engine.config
         self.engine, self.collector = engine, collector
         self.max_body_bytes = cfg.server.max_body_bytes
-        self.write_keys = cfg.write_keys()
+        self.auth = auth
         self.max_future = timedelta(hours=cfg.max_future_skew_hours)
         self.junk = cfg.identity.junk_values
 
@@ -69,7 +70,7 @@ class Collection:
         split = raw_events.split_batch(raw)
         if split is None:
             return None
-        source = source_for(write_key_from(request, {"writeKey": split.write_key}), self.write_keys)
+        source = self.auth.collecting_source(write_key_from(request, {"writeKey": split.write_key}))
         envelope = {"sentAt": split.sent_at}
         gpc = _gpc(request)
         verdicts = _Verdicts([], [], [])
@@ -83,7 +84,7 @@ class Collection:
 
     def _whole(self, request: Request, raw: bytes, forced_type: str | None, now: datetime) -> _Verdicts:
         payload = parse_json(raw)
-        source = source_for(write_key_from(request, payload), self.write_keys)
+        source = self.auth.collecting_source(write_key_from(request, payload))
         gpc = _gpc(request)
         verdicts = _Verdicts([], [], [])
         if forced_type is not None:

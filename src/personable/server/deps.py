@@ -1,8 +1,9 @@
-"""What every admin and read router shares: the Engine, the one admin check,
-read-your-writes, and a route class that reads bodies within our limits.
+"""What every admin and read router shares: the Engine, the one credential
+check, read-your-writes, and a route class that reads bodies within our limits.
 
-Each domain has one ``APIRouter`` (``admin_router(...)``) whose dependency
-``require_admin`` checks the bearer token once for all of its routes.
+Each domain has one ``APIRouter`` (``admin_router(domain)``) whose one
+dependency checks the caller's credential and scope for all of its routes:
+``<domain>:read`` for GET, ``<domain>:write`` otherwise (``server/auth.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engine
 from ..errors import ServerUnavailable
-from .body import check_admin, parse_json, read_body
+from ..access.scopes import needed
+from .body import parse_json, read_body
 from .models import error_responses
 
 # Admin bodies are small (a path, a rule, a few numbers): a larger one is refused
@@ -25,12 +27,14 @@ from .models import error_responses
 ADMIN_BODY_BYTES = 1_000_000
 FRESH_WAIT_S = 30.0
 
-ERRORS = error_responses(400, 401, 403, 404, 409, 413, 415, 503)
+ERRORS = error_responses(400, 401, 403, 404, 409, 413, 415, 429, 503)
 
-# Shown in the OpenAPI description as the bearer scheme; require_admin does the checking
-# (in the project's error shape, with its messages).
+# Shown in the OpenAPI description as the bearer scheme; the router's dependency does the
+# checking (in the project's error shape, with its messages).
 bearer = HTTPBearer(auto_error=False, scheme_name="admin_token",
-                    description="The project's admin token (.personable/keys.json): `Authorization: Bearer <token>`")
+                    description="`Authorization: Bearer <token>`: the project's admin token (.personable/keys.json), "
+                                "a secret API key (sk_…) or an OAuth 2.0 access token (POST /v1/oauth/token), holding "
+                                "the route's scope (docs/security.md)")
 
 
 # The dependencies are coroutines: FastAPI runs a plain function in a worker
@@ -55,9 +59,20 @@ async def quick_call(engine: Any, fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
 
-async def require_admin(request: Request, _: Annotated[Any, Depends(bearer)] = None) -> None:
-    """The one admin check: every route of an admin router depends on it."""
-    check_admin(request, request.app.state.admin_token)
+# Routes a publishable key may call for its own visitor (server/auth.py, _check_self).
+SELF_READ_ROUTES = frozenset({"/v1/recommendations/{identifier}"})
+
+
+def scoped(domain: str) -> Callable[..., Coroutine[Any, Any, None]]:
+    """The one credential check of a domain's router."""
+
+    async def require_scope(request: Request, _: Annotated[Any, Depends(bearer)] = None) -> None:
+        route = request.scope.get("route")
+        self_read = request.method == "GET" and getattr(route, "path", None) in SELF_READ_ROUTES
+        request.state.principal = request.app.state.auth.require(request, needed(domain, request.method), self_read)
+
+    require_scope.checks_credentials = True   # type: ignore[attr-defined]  # LimitedBodyRoute checks first
+    return require_scope
 
 
 async def freshen(engine: Engine, fresh: bool) -> None:
@@ -81,11 +96,11 @@ class LimitedBodyRoute(APIRoute):
         handler = super().get_route_handler()
         if self.body_field is None:
             return handler
-        admin = any(d.dependency is require_admin for d in self.dependencies)
+        checks = [d.dependency for d in self.dependencies if getattr(d.dependency, "checks_credentials", False)]
 
         async def read_then_handle(request: Request) -> Response:
-            if admin:  # before reading: a stranger's body is not even buffered
-                await require_admin(request)
+            for check in checks:   # before reading: a stranger's body is not even buffered
+                await check(request)
             raw = await read_body(request, ADMIN_BODY_BYTES)
             if raw.strip():
                 parsed = parse_json(raw)
@@ -103,7 +118,8 @@ class LimitedBodyRoute(APIRoute):
         return read_then_handle
 
 
-def admin_router(*tags: str) -> APIRouter:
-    """One domain's router: admin token on every route, our errors documented, bodies read within limits."""
-    return APIRouter(tags=list(tags), dependencies=[Depends(require_admin)], responses=ERRORS,
+def admin_router(domain: str) -> APIRouter:
+    """One domain's router: the credential and scope check on every route, our errors documented, bodies read
+    within limits."""
+    return APIRouter(tags=[domain], dependencies=[Depends(scoped(domain))], responses=ERRORS,
                      route_class=LimitedBodyRoute)

@@ -56,9 +56,11 @@ class ErrorResponse(BaseModel):
 
 
 ERROR_STATUSES = {400: "Invalid input (field path + problem in details)", 401: "Missing or wrong credentials",
-                  403: "A file path outside the server's import / export folder", 404: "Not found",
+                  403: "The credential lacks the route's scope (missing_scope names it), or a file path outside "
+                       "the server's import / export folder", 404: "Not found",
                   409: "Conflicts with the project's state", 413: "Body over the limit",
-                  415: "Unsupported Content-Encoding", 503: "Store or worker unavailable; retry"}
+                  415: "Unsupported Content-Encoding", 429: "The key is over its rate limit (see Retry-After)",
+                  503: "Store or worker unavailable; retry"}
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -466,6 +468,26 @@ class Recommendations(Open):
     consent: ConsentVerdict
     """personalization refused: the popular list, shaped only by the request's own context."""
     items: list[RecommendedItem]
+
+
+# -- access ------------------------------------------------------------------------------------------
+class AccessTokenAnswer(BaseModel):
+    """RFC 6749, section 5.1."""
+
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int
+    scope: str
+
+
+class UserTokenRequest(Body):
+    user_id: Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class UserTokenAnswer(Open):
+    user_id: str
+    header: str
+    token: str
 
 
 # -- privacy -----------------------------------------------------------------------------------------

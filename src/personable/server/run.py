@@ -93,12 +93,15 @@ def process_start(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]  # field 22; the name before ")" may hold spaces
 
 
-def _answers(url: str, name: str) -> bool:
-    """Whether a personable server for project ``name`` answers at ``url``."""
+def _answers(url: str, name: str, cafile: str | None = None) -> bool:
+    """Whether a personable server for project ``name`` answers at ``url``
+    (over HTTPS: trusting the server's own certificate, ``cafile``)."""
+    import ssl
     import urllib.request
 
     try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=1.0) as resp:
+        context = ssl.create_default_context(cafile=cafile) if url.startswith("https:") else None
+        with urllib.request.urlopen(f"{url}/healthz", timeout=1.0, context=context) as resp:
             return bool(json.loads(resp.read()).get("project") == name)
     except (OSError, ValueError, AttributeError):
         return False
@@ -123,7 +126,7 @@ def running_server(cfg: Config) -> dict[str, Any] | None:
     found: dict[str, Any] = info
     if same is True:
         return found
-    return found if _answers(str(found.get("url", "")), cfg.name) else None
+    return found if _answers(str(found.get("url", "")), cfg.name, found.get("tls_cert")) else None
 
 
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -217,8 +220,18 @@ def _hosted(cfg: Config, log_level: str) -> "HostedEngine":
     return HostedEngine(cfg, writer, store)
 
 
-def serve(cfg: Config, host: str | None = None, port: int | None = None, log_level: str = "warning") -> None:
+def serve(cfg: Config, host: str | None = None, port: int | None = None, log_level: str = "warning",
+          tls_cert: str | None = None, tls_key: str | None = None) -> None:
+    """``tls_cert`` / ``tls_key``: serve HTTPS with this certificate (PEM) and its private key."""
     import uvicorn
+
+    from ..errors import ConfigError
+
+    if bool(tls_cert) != bool(tls_key):
+        raise ConfigError("HTTPS needs both --tls-cert and --tls-key")
+    for given in (tls_cert, tls_key):
+        if given and not Path(given).is_file():
+            raise ConfigError(f"no such file: {given}")
 
     from ..engine import Engine
     from ..errors import ServerUnavailable
@@ -249,7 +262,9 @@ def serve(cfg: Config, host: str | None = None, port: int | None = None, log_lev
     app = create_app(engine)
     path = marker_path(cfg)
     if not existing:   # the first server is the one the CLI finds; the others only serve
-        write_marker(path, url=f"http://{host}:{port}", shared=shared)
+        scheme = "https" if tls_cert else "http"
+        write_marker(path, url=f"{scheme}://{host}:{port}", shared=shared,
+                     tls_cert=str(Path(tls_cert).resolve()) if tls_cert else None)
     try:
         # An idle kept-alive connection is closed after 5 s, a request's line and
         # headers must arrive within server.header_timeout_s and may not exceed
@@ -257,7 +272,8 @@ def serve(cfg: Config, host: str | None = None, port: int | None = None, log_lev
         # limit (the body has its own timeout, body.py).
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
                     http=header_timeout_protocol(cfg.server.header_timeout_s),
-                    timeout_keep_alive=5, h11_max_incomplete_event_size=MAX_HEADER_BYTES)
+                    timeout_keep_alive=5, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+                    ssl_certfile=tls_cert, ssl_keyfile=tls_key)
     finally:
         remove_marker(path)
         engine.close()
