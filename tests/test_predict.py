@@ -38,6 +38,14 @@ def store(request, tmp_path_factory, simulated):
     it work on a copy (``copy_project``)."""
     base, sim = tmp_path_factory.mktemp("predict"), simulated
     project_on(request, base, "predict")
+    # The models are judged against the simulated truth of every simulated person, so
+    # every event is kept; what consent changes is tested in tests/test_consent.py.
+    import yaml
+
+    config = base / "proj" / "personable.yaml"
+    raw = yaml.safe_load(config.read_text())
+    raw["privacy"]["collection_refused"] = "keep"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
     with Engine(base / "proj", clock=SimulatedClock(START + timedelta(days=60))) as engine:
         engine.ingest(sim.events_path)
     return base, sim

@@ -82,6 +82,12 @@ class PrivacyAPI(Protocol):
     def refusal_counts(self, since: datetime | None = None) -> builtins.list[Row]: ...
 
 
+class AuditAPI(Protocol):
+    def verify(self) -> Row: ...
+    def query(self, actor: str | None = None, action: str | None = None, target: str | None = None,
+              since: datetime | None = None, limit: int = 200) -> builtins.list[Row]: ...
+
+
 class PersonableAPI(Protocol):
     """A project, local or remote: the operations the CLI uses."""
 
@@ -101,6 +107,8 @@ class PersonableAPI(Protocol):
     def models(self) -> ModelsAPI: ...
     @property
     def privacy(self) -> PrivacyAPI: ...
+    @property
+    def audit(self) -> AuditAPI: ...
 
     def ingest(self, path: str | Path, kind: str = "events", file_format: str | None = None,
                mapping: dict[str, str] | None = None, source: str = "import", chunk_size: int = 250_000,

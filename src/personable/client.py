@@ -96,6 +96,7 @@ class RemoteEngine:
         self.recommend = RemoteRecommend(self)
         self.models = RemoteModels(self)
         self.privacy = RemotePrivacy(self)
+        self.audit = RemoteAudit(self)
 
     def call(self, method: str, path: str, **kw: Any) -> Any:
         """One request; the JSON answer, or the server's error raised as its own class."""
@@ -260,6 +261,20 @@ class RemotePrivacy(_Part):
     def refusal_counts(self, since: datetime | None = None) -> list[Row]:
         params = {"since": since.isoformat()} if since else {}
         return _items(self._r.call("GET", "/v1/privacy/refusals", params=params))
+
+
+class RemoteAudit(_Part):
+    """``engine.audit`` over HTTP."""
+
+    def verify(self) -> Row:
+        return _object(self._r.call("GET", "/v1/audit/verify"))
+
+    def query(self, actor: str | None = None, action: str | None = None, target: str | None = None,
+              since: datetime | None = None, limit: int = 200) -> list[Row]:
+        params: dict[str, Any] = {k: v for k, v in {"actor": actor, "action": action, "target": target}.items() if v}
+        if since is not None:
+            params["since"] = since.isoformat()
+        return _items(self._r.call("GET", "/v1/audit", params={**params, "limit": limit}))
 
 
 class RemoteRecommend(_Part):

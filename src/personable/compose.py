@@ -23,7 +23,10 @@ from .ingest.pipeline import WritePath
 from .ports import (PROFILES_CHANGED, Analytics, Catalog, ComputedTraits, EventLog, EventWrites, ModelRegistry,
                     OnlineStore, ProfileMerges, ProfileProjection, ProfileReads, QualityStore, ResolutionLedger,
                     SegmentStore)
+from .ports.audit import AuditStore
 from .ports.consent import ConsentStore
+from .access.tokens import project_secret
+from .privacy.audit import AuditLog
 from .privacy.consent import ConsentPolicy
 from .privacy.files import protect
 from .privacy.refusals import RefusalLog
@@ -42,7 +45,7 @@ log = logging.getLogger("personable")
 
 
 class OfflineBackend(EventWrites, Analytics, SegmentStore, ComputedTraits, ModelRegistry, ResolutionLedger,
-                     ProfileMerges, QualityStore, Catalog, ProfileProjection, ConsentStore, Protocol):
+                     ProfileMerges, QualityStore, Catalog, ProfileProjection, ConsentStore, AuditStore, Protocol):
     """Every port an offline store serves. Only this module sees it whole; each
     service is handed the one or two ports it needs."""
 
@@ -56,7 +59,7 @@ class OfflineBackend(EventWrites, Analytics, SegmentStore, ComputedTraits, Model
 
 # What an Engine needs of its offline store beyond the write path and analytics.
 SERVED_BY_ENGINE = frozenset({"offline", "segments", "computed_traits", "models", "resolution", "quality_jobs",
-                              "catalog", "consent"})
+                              "catalog", "consent", "audit"})
 
 
 class Configured(enum.Enum):
@@ -109,6 +112,10 @@ class Components:
         self.refusals = RefusalLog(self.offline, self.clock)
         self.privacy = PrivacyService(self.policy, self.clock, self.offline, self.online, self.bus, self.refusals,
                                       self.resolve)
+        # Who read or changed what, chained and signed (privacy/audit.py).
+        state = config.state_dir
+        self.audit = AuditLog(self.offline, self.clock, project_secret(state, "audit_key"),
+                              project_secret(state, "audit_signing_key"), state / "audit" / "checkpoints.jsonl")
         self.segments = SegmentService(config, self.clock, self.offline, self.offline, self.offline, self.bus,
                                        self.resolve, self.policy, self.refusals)
         self.segments.sync_definitions()
@@ -150,10 +157,11 @@ class Components:
                                  self.bus, self.resolve)
 
     def close(self) -> None:
-        try:
-            self.refusals.flush()
-        except Exception:   # closing goes on: the store may be what failed
-            log.exception("refusals could not be written on close")
+        for pending in (self.refusals.flush, self.audit.flush):
+            try:
+                pending()
+            except Exception:   # closing goes on: the store may be what failed
+                log.exception("%s could not be written on close", pending.__qualname__)
         if self.projection is not None:
             self.projection.close()
         if self.log is not None:

@@ -57,6 +57,7 @@ class Engine:
         self.settings = c.write_path.settings
         self.segments = c.segments
         self.privacy = c.privacy
+        self.audit = c.audit
         self._progress = threading.Condition()
         # Set by a reader waiting for fresh data: the log worker stops letting a batch gather.
         self.hurry = threading.Event()

@@ -29,4 +29,19 @@ def open_engine(ctx: typer.Context, clock: Any = None) -> Iterator["PersonableAP
     try:
         yield engine
     finally:
-        engine.close()
+        try:
+            if not engine.remote:      # through a server, the server records the calls it answers
+                _audit(ctx, engine)
+        finally:
+            engine.close()
+
+
+def _audit(ctx: typer.Context, engine: Any) -> None:
+    """The command, as an audit record of the project's own log (privacy/audit.py)."""
+    import getpass
+
+    params = {k: str(v) for k, v in ctx.params.items() if v not in (None, False, [], ()) and k != "as_json"}
+    target = next((str(ctx.params[k]) for k in ("identifier", "segment_id", "name", "user_id", "key_id", "path")
+                   if ctx.params.get(k)), None)
+    engine.audit.record(f"cli:{getpass.getuser()}", ctx.command_path.partition(" ")[2] or ctx.command_path, target,
+                        details={"params": params} if params else None)

@@ -13,6 +13,7 @@ from .context import JSON, open_engine as _engine, project_dir as _project
 from .models import models_app
 from .recommend import recommend_app
 from .output import console, emit_json, handle_errors, progress_bar
+from .audit import audit_app
 from .keys import keys_app
 from .privacy import privacy_app
 from .quality import quality_app
@@ -31,6 +32,7 @@ app.add_typer(recommend_app, name="recommend")
 app.add_typer(config_app, name="config")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 
 
 

@@ -26,6 +26,7 @@ from . import ingest_routes, model_routes, profile_routes, quality_routes, recom
 from . import access_routes, privacy_routes, segment_routes
 from .background import Background
 from .collect import Collection
+from .audit import AuditRelay
 from .auth import Authenticator
 from .collector import Collector
 from .deps import quick_call
@@ -77,6 +78,7 @@ def create_app(engine: Engine | HostedEngine) -> FastAPI:
     cfg = engine.config
     collector = Collector(engine, cfg.server.commit_interval_ms, cfg.server.max_batch_events)
     auth = Authenticator(cfg)
+    audit = AuditRelay(engine)
     collection = Collection(engine, collector, auth)
     background = Background(engine) if isinstance(engine, Engine) else None
     health = background.health if background is not None else cast(HostedEngine, engine).health
@@ -92,8 +94,10 @@ def create_app(engine: Engine | HostedEngine) -> FastAPI:
         gc.freeze()
         gc.callbacks.append(_log_slow_collections)
         await collector.start()
+        audit.start()
         yield
         await collector.stop()   # every acknowledged event is in the log before the store stops
+        await audit.stop()
         if background is not None:
             await run_in_threadpool(background.stop)
 
@@ -107,7 +111,7 @@ def create_app(engine: Engine | HostedEngine) -> FastAPI:
         generate_unique_id_function=lambda route: route.name,
     )
     app.state.engine, app.state.collector, app.state.auth = engine, collector, auth
-    app.state.project = cfg.name
+    app.state.project, app.state.audit = cfg.name, audit
     app.state.body_timeout_s = cfg.server.body_timeout_s   # body.read_body's deadline
 
     @app.exception_handler(PersonableError)

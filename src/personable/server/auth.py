@@ -127,6 +127,7 @@ class Authenticator:
     def require(self, request: Request, scope: str, self_read: bool = False) -> Principal:
         """The caller, holding ``scope``; or a publishable key reading its own visitor's data (``self_read``)."""
         p = self.principal(request)
+        request.state.principal = p        # who it was, for the audit record, even when refused below
         if grants(p.scopes, scope):
             return p
         if self_read and SELF_READ in p.scopes:

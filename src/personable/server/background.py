@@ -38,6 +38,7 @@ class Background:
         self.realtime = Ticker("realtime-segments", cfg.realtime_segments_interval_ms / 1000, engine.flush_realtime)
         # Refusals on the request path are buffered (privacy/refusals.py): written within a second.
         self.refusals = Ticker("consent-refusals", 1.0, engine.privacy.refusals.flush)
+        self.audit = Ticker("audit", 1.0, engine.audit.flush)
 
     def start(self) -> None:
         """Warm up (the first batch's one-time work, before traffic), then start every thread."""
@@ -46,6 +47,7 @@ class Background:
         self.scheduler.start()
         self.realtime.start()
         self.refusals.start()
+        self.audit.start()
 
     def stop(self) -> None:
         """Stop every thread; what was accepted is stored first (no backlog is left)."""
@@ -53,6 +55,7 @@ class Background:
         self.worker.stop()
         self.realtime.stop()
         self.refusals.stop()
+        self.audit.stop()
 
     def health(self) -> dict[str, Any]:
         return {"schema_version": self.engine.store.schema_version, "worker_failures": self.worker.failures,

@@ -17,7 +17,7 @@ from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engine
-from ..errors import ServerUnavailable
+from ..errors import PersonableError, ServerUnavailable
 from ..access.scopes import needed
 from .body import parse_json, read_body
 from .models import error_responses
@@ -67,9 +67,12 @@ def scoped(domain: str) -> Callable[..., Coroutine[Any, Any, None]]:
     """The one credential check of a domain's router."""
 
     async def require_scope(request: Request, _: Annotated[Any, Depends(bearer)] = None) -> None:
+        if getattr(request.state, "credentials_checked", False):   # already, before the body was read
+            return
         route = request.scope.get("route")
         self_read = request.method == "GET" and getattr(route, "path", None) in SELF_READ_ROUTES
         request.state.principal = request.app.state.auth.require(request, needed(domain, request.method), self_read)
+        request.state.credentials_checked = True
 
     require_scope.checks_credentials = True   # type: ignore[attr-defined]  # LimitedBodyRoute checks first
     return require_scope
@@ -93,7 +96,10 @@ class LimitedBodyRoute(APIRoute):
         super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        return _audited(self._reading_bodies(super().get_route_handler()))
+
+    def _reading_bodies(self, handler: Callable[[Request], Coroutine[Any, Any, Response]]
+                        ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         if self.body_field is None:
             return handler
         checks = [d.dependency for d in self.dependencies if getattr(d.dependency, "checks_credentials", False)]
@@ -116,6 +122,29 @@ class LimitedBodyRoute(APIRoute):
             return await handler(request)
 
         return read_then_handle
+
+
+def _audited(handler: Callable[[Request], Coroutine[Any, Any, Response]]
+             ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    """The call, then its audit record (server/audit.py), however it ended."""
+
+    async def audit_then_answer(request: Request) -> Response:
+        relay = getattr(request.app.state, "audit", None)
+        try:
+            response = await handler(request)
+        except PersonableError as exc:
+            if relay is not None:
+                relay.add(request, exc.status)
+            raise
+        except Exception:
+            if relay is not None:
+                relay.add(request, 500)
+            raise
+        if relay is not None:
+            relay.add(request, response.status_code)
+        return response
+
+    return audit_then_answer
 
 
 def admin_router(domain: str) -> APIRouter:

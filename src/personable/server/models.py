@@ -529,6 +529,31 @@ class RefusalCounts(Open):
     items: list[RefusalCount]
 
 
+class AuditRecord(Open):
+    seq: int
+    at: Timestamp
+    actor: str
+    action: str
+    target: str | None
+    outcome: str
+    details: JSONObject | None
+
+
+class AuditPage(Open):
+    items: list[AuditRecord]
+
+
+class AuditVerification(Open):
+    ok: bool
+    records: Count
+    checkpoints: Count
+    checkpoints_in_file: Count
+    last_seq: Count
+    problems: list[str]
+    public_key: str
+    """The Ed25519 key that signs the checkpoints (base64), for checking them elsewhere."""
+
+
 class TrainedRecommender(Open):
     version: int
     profiles: Count

@@ -8,7 +8,7 @@ from datetime import datetime
 from starlette.concurrency import run_in_threadpool
 
 from .deps import EngineDep, admin_router, freshen
-from .models import ConsentUpdate, ProfileConsent, RefusalCounts
+from .models import AuditPage, AuditVerification, ConsentUpdate, ProfileConsent, RefusalCounts
 from .params import Int
 
 router = admin_router("privacy")
@@ -35,3 +35,23 @@ async def put_consent(identifier: str, body: ConsentUpdate, engine: EngineDep, f
             summary="How many uses the consent policy refused, by use, purpose and reason")
 async def refusals(engine: EngineDep, since: datetime | None = None) -> object:
     return {"items": await run_in_threadpool(engine.privacy.refusal_counts, since)}
+
+
+@router.get("/v1/audit", response_model=AuditPage,
+            summary="Who read or changed what: the audit log, newest first (actor, action, target, since)")
+async def audit_log(engine: EngineDep, actor: str | None = None, action: str | None = None, target: str | None = None,
+                    since: datetime | None = None, limit: Int = 200) -> object:
+    return {"items": await run_in_threadpool(engine.audit.query, actor, action, target, _utc(since),
+                                             max(1, min(limit, 10_000)))}
+
+
+@router.get("/v1/audit/verify", response_model=AuditVerification,
+            summary="Walk the audit chain and its signed checkpoints: any changed, removed or reordered record shows")
+async def audit_verify(engine: EngineDep) -> object:
+    return await run_in_threadpool(engine.audit.verify)
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    from datetime import timezone
+
+    return at.replace(tzinfo=timezone.utc) if at is not None and at.tzinfo is None else at

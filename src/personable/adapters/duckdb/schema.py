@@ -295,6 +295,14 @@ CREATE TABLE events_minimized (
     source VARCHAR, device VARCHAR, channel VARCHAR, revenue_reporting DOUBLE, stored_at TIMESTAMPTZ NOT NULL
 );
 """),
+    (11, "the audit log: a chain of records (each with the mac of the one before) and signed checkpoints", """
+CREATE TABLE audit_log (
+    seq BIGINT PRIMARY KEY, recorded_at TIMESTAMPTZ NOT NULL, actor VARCHAR NOT NULL, action VARCHAR NOT NULL, target VARCHAR,
+    outcome VARCHAR NOT NULL, details VARCHAR, prev_mac VARCHAR NOT NULL, mac VARCHAR NOT NULL
+);
+CREATE TABLE audit_checkpoints (
+    seq BIGINT PRIMARY KEY, mac VARCHAR NOT NULL, signed_at TIMESTAMPTZ NOT NULL, signature VARCHAR NOT NULL);
+"""),
 ]
 
 

@@ -25,6 +25,7 @@ from .parse_sql import q
 from .files import lines_select
 from ..sql.catalog_store import CatalogStore
 from ..sql.computed_store import ComputedStore
+from ..sql.audit_store import AuditStoreMixin
 from ..sql.consent_store import ConsentStoreMixin
 from ..sql.models_store import ModelsStore
 from ..sql.quality_jobs import QualityJobs
@@ -37,9 +38,10 @@ from .schema import current_version, migrate
 
 
 class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, ComputedStore, ModelsStore,
-                  CatalogStore, ConsentStoreMixin):
+                  CatalogStore, ConsentStoreMixin, AuditStoreMixin):
     capabilities = frozenset({"offline", "online", "transactions", "bulk_file_read", "threads", "segments",
-                              "computed_traits", "models", "resolution", "quality_jobs", "catalog", "consent"})
+                              "computed_traits", "models", "resolution", "quality_jobs", "catalog", "consent",
+                              "audit"})
 
     def __init__(self, path: str | Path | None):
         self.path = str(path) if path else ":memory:"

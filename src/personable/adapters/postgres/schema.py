@@ -175,6 +175,14 @@ CREATE TABLE events_minimized (
 );
 CREATE INDEX events_minimized_message_id ON events_minimized (message_id);
 """),
+    (11, "the audit log: a chain of records (each with the mac of the one before) and signed checkpoints", """
+CREATE TABLE audit_log (
+    seq BIGINT PRIMARY KEY, recorded_at TIMESTAMPTZ NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT,
+    outcome TEXT NOT NULL, details TEXT, prev_mac TEXT NOT NULL, mac TEXT NOT NULL
+);
+CREATE TABLE audit_checkpoints (
+    seq BIGINT PRIMARY KEY, mac TEXT NOT NULL, signed_at TIMESTAMPTZ NOT NULL, signature TEXT NOT NULL);
+"""),
 ]
 
 

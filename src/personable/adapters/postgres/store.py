@@ -32,6 +32,7 @@ from ...profiles.document import RECENT_EVENTS, build_document
 from ..sql.catalog_store import CatalogStore
 from ..sql.compiler import SqlCompiler
 from ..sql.computed_store import ComputedStore
+from ..sql.audit_store import AuditStoreMixin
 from ..sql.consent_store import ConsentStoreMixin
 from ..sql.models_store import ModelsStore
 from ..sql.quality_jobs import QualityJobs
@@ -70,10 +71,16 @@ def _safe(url: str) -> str:
 
 
 class PostgresStore(QualityJobs, ResolutionStore, SegmentsStore, ComputedStore, ModelsStore, CatalogStore,
-                    ConsentStoreMixin):
+                    ConsentStoreMixin, AuditStoreMixin):
     capabilities = frozenset({"offline", "transactions", "concurrent_writers", "segments",
-                              "computed_traits", "models", "resolution", "quality_jobs", "catalog", "consent"})
+                              "computed_traits", "models", "resolution", "quality_jobs", "catalog", "consent",
+                              "audit"})
     SIZE_ORDER = "measured_at DESC, id"   # ties: the order they were recorded in
+
+    def _hold_audit(self, db: SqlSession) -> None:
+        # Many processes may write one database: the chain's head is read and
+        # extended by one of them at a time (readers are not blocked).
+        db.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
 
     def __init__(self, url: str):
         self.url = url

@@ -1,0 +1,216 @@
+"""The audit log: who read or changed what, in a tamper-evident chain.
+
+Every record carries ``mac = HMAC-SHA256(audit_key, prev_mac || record)``
+(``record``: its sequence number, time, actor, action, target, outcome and
+details as canonical JSON), so a changed, removed or reordered record breaks
+the chain from there on. Each append ends with a checkpoint, the last
+sequence number and mac signed with the project's Ed25519 key. The checkpoint
+goes to the store (beside the records) and to an append-only file
+(``.personable/audit/checkpoints.jsonl``). Cutting the tail off the table, or
+rewriting it, then disagrees with the file.
+
+Records arrive buffered (the request path appends them in memory; the store
+process writes them each second, and before any read of the log). The chain
+is extended in one store transaction that reads the head and writes after it
+(``AuditStore.append_audit``), so writers never fork it.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:
+    from ..clock import Clock
+    from ..ports.audit import AuditStore
+
+GENESIS = "0" * 64
+PAGE = 10_000
+FIELDS = ("seq", "at", "actor", "action", "target", "outcome", "details")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One audit record before it joins the chain."""
+    at: datetime
+    actor: str
+    action: str
+    target: str | None = None
+    outcome: str = "ok"
+    details: dict[str, Any] | None = None
+
+
+def canonical(seq: int, at: str, actor: str, action: str, target: str | None, outcome: str,
+              details: Any) -> bytes:
+    return json.dumps([seq, at, actor, action, target, outcome, details], sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def link(key: bytes, prev: str, body: bytes) -> str:
+    return hmac.new(key, prev.encode() + body, hashlib.sha256).hexdigest()
+
+
+class AuditLog:
+    def __init__(self, store: "AuditStore", clock: "Clock", mac_key: bytes, signing_seed: bytes,
+                 checkpoint_file: Path):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        self.store, self.clock, self.key = store, clock, mac_key
+        self._signer = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(signing_seed).digest())
+        self.checkpoint_file = checkpoint_file
+        self._pending: list[Entry] = []
+        self._lock = threading.Lock()
+
+    # -- writing ---------------------------------------------------------------------------------
+    def record(self, actor: str, action: str, target: str | None = None, outcome: str = "ok",
+               details: dict[str, Any] | None = None, at: datetime | None = None) -> None:
+        with self._lock:
+            self._pending.append(Entry(at or self.clock.now(), actor, action, target, outcome, details))
+
+    def append(self, entries: Iterable[dict[str, Any]]) -> int:
+        """Entries recorded elsewhere (the HTTP process), as dicts of :class:`Entry`'s fields; written now."""
+        with self._lock:
+            for e in entries:
+                at = e["at"] if isinstance(e["at"], datetime) else datetime.fromisoformat(str(e["at"]))
+                self._pending.append(Entry(at, str(e["actor"]), str(e["action"]), e.get("target"),
+                                           str(e.get("outcome", "ok")), e.get("details")))
+        return self.flush()
+
+    def flush(self) -> int:
+        with self._lock:
+            entries, self._pending = self._pending, []
+        if not entries:
+            return 0
+        checkpoint: dict[str, Any] = {}
+
+        def chained(head_seq: int, head_mac: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+            rows, prev = [], head_mac
+            for n, e in enumerate(entries, start=head_seq + 1):
+                at = _iso(e.at)
+                mac = link(self.key, prev, canonical(n, at, e.actor, e.action, e.target, e.outcome, e.details))
+                rows.append({"seq": n, "at": e.at, "actor": e.actor, "action": e.action, "target": e.target,
+                             "outcome": e.outcome, "details": json.dumps(e.details, default=str)
+                             if e.details is not None else None, "prev_mac": prev, "mac": mac})
+                prev = mac
+            last = head_seq + len(entries)
+            checkpoint.update(seq=last, mac=prev, at=self.clock.now().isoformat(),
+                              signature=self._sign(last, prev))
+            return rows, checkpoint
+
+        try:
+            self.store.append_audit(chained)
+        except BaseException:
+            with self._lock:        # kept for the next try: an audit record is never dropped
+                self._pending[:0] = entries
+            raise
+        self._write_checkpoint(checkpoint)
+        return len(entries)
+
+    def _sign(self, seq: int, mac: str) -> str:
+        return base64.b64encode(self._signer.sign(f"{seq}:{mac}".encode())).decode()
+
+    def _write_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.checkpoint_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.checkpoint_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            fh.write(json.dumps(checkpoint, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def public_key(self) -> str:
+        from cryptography.hazmat.primitives import serialization
+
+        raw = self._signer.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return base64.b64encode(raw).decode()
+
+    # -- reading -------------------------------------------------------------------------------------
+    def query(self, actor: str | None = None, action: str | None = None, target: str | None = None,
+              since: datetime | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        self.flush()
+        return self.store.audit_query(actor, action, target, since, limit)
+
+    def records(self) -> Iterable[dict[str, Any]]:
+        after = 0
+        while True:
+            page = self.store.audit_records(after, PAGE)
+            yield from page
+            if len(page) < PAGE:
+                return
+            after = int(page[-1]["seq"])
+
+    def verify(self, records: "Iterable[dict[str, Any]] | None" = None) -> dict[str, Any]:
+        """Walk the chain (the store's, or ``records`` from an export) and check
+        every checkpoint's signature and the file of checkpoints against it."""
+        from cryptography.exceptions import InvalidSignature
+
+        self.flush()
+        problems: list[str] = []
+        macs: dict[int, str] = {}
+        prev, expected, count = GENESIS, 1, 0
+        for r in records if records is not None else self.records():
+            seq = int(r["seq"])
+            count += 1
+            if seq != expected:
+                problems.append(f"record {seq}: expected record {expected} here (a record is missing or moved)")
+            details = r["details"] if not isinstance(r["details"], str) else json.loads(r["details"])
+            at = _iso(r["at"]) if isinstance(r["at"], datetime) else str(r["at"])
+            body = canonical(seq, at, r["actor"], r["action"], r["target"], r["outcome"], details)
+            if r.get("prev_mac") != prev:
+                problems.append(f"record {seq}: its link to the record before does not match (removed or reordered)")
+            if link(self.key, str(r.get("prev_mac")), body) != r["mac"]:
+                problems.append(f"record {seq}: its content does not match its mac (changed)")
+            macs[seq] = str(r["mac"])
+            prev, expected = str(r["mac"]), seq + 1
+            if len(problems) > 50:
+                break
+        public = self._signer.public_key()
+        stored = {int(c["seq"]): c for c in self.store.audit_checkpoints()}
+        filed = {int(c["seq"]): c for c in _read_lines(self.checkpoint_file)}
+        for where, checkpoints in (("store", stored), ("file", filed)):
+            for seq, c in sorted(checkpoints.items()):
+                try:
+                    public.verify(base64.b64decode(c["signature"]), f"{seq}:{c['mac']}".encode())
+                except (InvalidSignature, ValueError):
+                    problems.append(f"checkpoint {seq} ({where}): the signature is not the project's")
+                    continue
+                if macs.get(seq) != c["mac"]:
+                    problems.append(f"checkpoint {seq} ({where}): the log "
+                                    f"{'has no record' if seq not in macs else 'has another record'} {seq}")
+        for seq in sorted(set(filed) - set(stored)):
+            problems.append(f"checkpoint {seq} is in the file but not in the store (the store's log was cut or rewritten)")
+        for seq in sorted(set(stored) - set(filed)):
+            problems.append(f"checkpoint {seq} is in the store but not in the file (the file was cut)")
+        last, end = max([*filed, *stored, 0]), max([*macs, 0])
+        if end < last:
+            problems.append(f"the log ends at record {end}, but a checkpoint vouches for record {last}")
+        return {"ok": not problems, "records": count, "checkpoints": len(stored), "checkpoints_in_file": len(filed),
+                "last_seq": max(macs) if macs else 0, "problems": problems[:50],
+                "public_key": self.public_key()}
+
+
+def _iso(at: datetime) -> str:
+    """The time as the chain holds it: UTC, to the microsecond (whatever zone a store reads it back in)."""
+    return at.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                out.append({"seq": -1, "mac": "", "signature": ""})
+    return out
