@@ -302,3 +302,68 @@ def test_consent_over_http_gpc_header_and_cli(project):
     shown = json.loads(run_cli("privacy", "consent", "web1", "--json", project=project).stdout)
     assert shown["verdicts"]["marketing_email"]["reason"] == "granted"
     assert "Traceback" not in run_cli("privacy", "consent", "nobody", project=project, check=False).stderr
+
+
+# -- access and portability ----------------------------------------------------------------------------
+def test_a_person_gets_everything_held_about_them(project, tmp_path):
+    raw = yaml.safe_load((project / "personable.yaml").read_text())
+    raw["segments"] = {"pros": {"name": "Pro plan", "description": "customers on the pro plan",
+                                "rule": {"trait": "plan", "eq": "pro"}}}
+    (project / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    with Engine(project, clock=SimulatedClock(NOW)) as engine:
+        engine.identify("ann", {"email": "ann@example.com", "plan": "pro", "consent": {"Advertising": False}},
+                        timestamp=T, anonymous_id="anon-1", context={"ip": "192.0.2.1"})
+        engine.track("ann", "Order Completed", {"order_id": "o1", "revenue": 12.5}, timestamp="2026-11-01T11:00:00Z")
+        engine.identify("bob", {"plan": "free"}, timestamp=T)
+        engine.segments.refresh()
+        engine.segments.compute()
+        engine.privacy.set_consent("ann", {"personalization": False})
+        engine.audit.record("sk_test", "get_profile", "anonymous_id:anon-1")
+        engine.audit.record("sk_test", "get_profile", "bob")
+        engine.segments.export("pros", str(tmp_path / "pros.csv"))      # ann refused advertising: left out
+        bundle = engine.privacy.export("email:ann@example.com")
+        events = engine.privacy.export_events("ann")
+        with pytest.raises(NotFound):
+            engine.privacy.export("nobody")
+    traits = {t["key"]: t for t in bundle["traits"]}
+    assert traits["plan"]["value"] == "pro" and traits["plan"]["source"] == "python" and traits["plan"]["observed_at"]
+    assert {i["kind"] for i in bundle["identities"]} == {"user_id", "anonymous_id", "email"}
+    assert bundle["consents"]["personalization"]["granted"] is False
+    assert {(h["purpose"], h["via"]) for h in bundle["consent_history"]} == {("advertising", "traits"),
+                                                                           ("personalization", "api")}
+    assert [(s["segment_id"], s["name"], s["meaning"]) for s in bundle["segments"]] == [
+        ("pros", "Pro plan", "customers on the pro plan")]
+    computed = {c["key"]: c for c in bundle["computed_traits"]}
+    assert computed["order_count"]["value"] == 1 and computed["order_count"]["meaning"]
+    assert computed["lifecycle_stage"]["meaning"] and bundle["computed_history"]
+    assert [(r["actor"], r["target"]) for r in bundle["processing"]] == [("sk_test", "anonymous_id:anon-1")]
+    assert [(r["use"], r["purpose"], r["reason"]) for r in bundle["refused_uses"]] == [
+        ("segment_export", "advertising", "denied")]
+    assert bundle["events"] == 2
+    lines = events.strip().splitlines()
+    assert lines[0].startswith("message_id,type,event") and len(lines) == 3
+    assert "192.0.2.1" in events and "Order Completed" in events and "bob" not in events
+
+
+def test_export_over_http_and_the_cli(project, tmp_path):
+    server = start_server(project)
+    try:
+        with server.client() as c:
+            assert c.post("/v1/identify", auth=(server.write_key, ""),
+                          json={"userId": "web9", "traits": {"plan": "pro"}}).status_code == 200
+            bundle = c.get("/v1/profiles/web9/export", headers=server.admin, params={"fresh": "true"})
+            assert bundle.status_code == 200 and bundle.json()["traits"][0]["key"] == "plan"
+            csv = c.get("/v1/profiles/web9/export/events.csv", headers=server.admin)
+            assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+            assert csv.text.count("\n") == 2
+            assert c.get("/v1/profiles/nobody/export", headers=server.admin).status_code == 404
+        out = tmp_path / "export"
+        done = json.loads(run_cli("privacy", "export", "web9", "--out", str(out), "--json", project=project).stdout)
+        assert done["events"] == 1 and json.loads((out / "profile.json").read_text())["profile_id"]
+        assert (out / "events.csv").read_text().count("\n") == 2
+        # The export itself is a processing of the person's data: it is in the audit log.
+        assert {r["action"] for r in json.loads(run_cli("audit", "log", "--target", "web9", "--json",
+                                                        project=project).stdout)} >= {"export_profile",
+                                                                                      "export_profile_events"}
+    finally:
+        stop_server(server)

@@ -104,17 +104,17 @@ class RemoteEngine:
             response = self._http.request(method, path, **kw)
         except httpx.HTTPError as exc:
             raise ServerUnavailable(f"the server at {self.url} did not answer: {exc}") from exc
-        if response.status_code >= 400:
-            try:
-                body = response.json()["error"]
-                if not isinstance(body, dict):
-                    raise TypeError("error is not an object")
-            except (ValueError, KeyError, TypeError) as exc:
-                error = PersonableError(f"the server answered {response.status_code}: {response.text[:200]}")
-                error.status = response.status_code   # the CLI's exit code follows it
-                raise error from exc
-            raise error_from_dict(body, response.status_code)
+        _raise_for(response)
         return response.json()
+
+    def text(self, method: str, path: str, **kw: Any) -> str:
+        """A non-JSON answer (CSV), with errors raised as for :meth:`call`."""
+        try:
+            response = self._http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise ServerUnavailable(f"the server at {self.url} did not answer: {exc}") from exc
+        _raise_for(response)
+        return response.text
 
     def ingest(self, path: str | Path, kind: str = "events", file_format: str | None = None,
                mapping: dict[str, str] | None = None, source: str = "import", chunk_size: int = 250_000,
@@ -141,6 +141,21 @@ class RemoteEngine:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _raise_for(response: httpx.Response) -> None:
+    """The server's error, raised as its own class."""
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()["error"]
+        if not isinstance(body, dict):
+            raise TypeError("error is not an object")
+    except (ValueError, KeyError, TypeError) as exc:
+        error = PersonableError(f"the server answered {response.status_code}: {response.text[:200]}")
+        error.status = response.status_code   # the CLI's exit code follows it
+        raise error from exc
+    raise error_from_dict(body, response.status_code)
 
 
 def _trust(cert: str) -> Any:
@@ -261,6 +276,12 @@ class RemotePrivacy(_Part):
     def refusal_counts(self, since: datetime | None = None) -> list[Row]:
         params = {"since": since.isoformat()} if since else {}
         return _items(self._r.call("GET", "/v1/privacy/refusals", params=params))
+
+    def export(self, identifier: str) -> Row:
+        return _object(self._r.call("GET", f"/v1/profiles/{quote(identifier, safe='')}/export", params=FRESH))
+
+    def export_events(self, identifier: str) -> str:
+        return self._r.text("GET", f"/v1/profiles/{quote(identifier, safe='')}/export/events.csv", params=FRESH)
 
 
 class RemoteAudit(_Part):

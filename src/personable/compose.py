@@ -28,6 +28,7 @@ from .ports.consent import ConsentStore
 from .access.tokens import project_secret
 from .privacy.audit import AuditLog
 from .privacy.consent import ConsentPolicy
+from .privacy.export import PersonalDataExport
 from .privacy.files import protect
 from .privacy.refusals import RefusalLog
 from .privacy.service import PrivacyService
@@ -110,8 +111,6 @@ class Components:
         # Consent: one policy, asked by every use; one log of its refusals.
         self.policy = ConsentPolicy(config.privacy)
         self.refusals = RefusalLog(self.offline, self.clock)
-        self.privacy = PrivacyService(self.policy, self.clock, self.offline, self.online, self.bus, self.refusals,
-                                      self.resolve)
         # Who read or changed what, chained and signed (privacy/audit.py).
         state = config.state_dir
         self.audit = AuditLog(self.offline, self.clock, project_secret(state, "audit_key"),
@@ -119,6 +118,10 @@ class Components:
         self.segments = SegmentService(config, self.clock, self.offline, self.offline, self.offline, self.bus,
                                        self.resolve, self.policy, self.refusals)
         self.segments.sync_definitions()
+        exporter = PersonalDataExport(self.clock, self.offline, self.online, self.offline, self.segments, self.audit,
+                                      self.offline, self.resolve, config.privacy.policy_version)
+        self.privacy = PrivacyService(self.policy, self.clock, self.offline, self.online, self.bus, self.refusals,
+                                      self.resolve, exporter)
         self.realtime = RealtimeSegments(self.segments, self.bus)
         self.bus.subscribe(PROFILES_CHANGED, self.realtime.on_changed)   # first: documents show its verdicts
         self.projection: OnlineProjection | None = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -72,3 +74,25 @@ def refusals(ctx: typer.Context,
     for r in items:
         t.add_row(r["use"], r["purpose"], r["reason"], f"{r['count']:,}")
     console.print(t if items else "no refusals recorded")
+
+
+@privacy_app.command()
+@handle_errors
+def export(ctx: typer.Context, identifier: str,
+           out: Path = typer.Option(..., "--out", help="Folder to write profile.json and events.csv into."),
+           as_json: bool = JSON) -> None:
+    """Everything held about a person (GDPR Art. 15 / 20): profile.json (traits, identities, consents, segments,
+    computed traits and scores with their meaning, every processing) and events.csv."""
+    with _engine(ctx) as engine:
+        bundle = engine.privacy.export(identifier)
+        events = engine.privacy.export_events(identifier)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "profile.json").write_text(json.dumps(bundle, indent=2, default=str) + "\n")
+    (out / "events.csv").write_text(events)
+    written = {"profile_id": bundle["profile_id"], "folder": str(out), "files": ["profile.json", "events.csv"],
+               "events": bundle["events"], "processing": len(bundle["processing"])}
+    if as_json:
+        emit_json(written)
+        return
+    console.print(f"wrote {out}/profile.json and {out}/events.csv ({bundle['events']:,} events, "
+                  f"{len(bundle['processing']):,} processing records)")

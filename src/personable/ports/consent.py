@@ -17,5 +17,7 @@ class ConsentStore(Protocol):
         """Log each consent change and make it the profile's consent unless a newer one is recorded."""
     def consent_history(self, profile_id: str, limit: int = 200) -> list[dict[str, Any]]: ...
     def append_refusals(self, rows: pa.Table) -> None: ...
+    def refusals_of(self, profile_ids: list[str]) -> list[dict[str, Any]]:
+        """Each refused use of these profiles: when, which use, purpose and reason."""
     def refusal_counts(self, since: datetime | None = None) -> list[dict[str, Any]]:
         """(use, purpose, reason, count) over the refusals recorded since ``since``."""

@@ -19,13 +19,15 @@ if TYPE_CHECKING:
     from ..clock import Clock
     from ..ports import EventBus, ProfileReads
     from ..ports.consent import ConsentStore
+    from .export import PersonalDataExport
 
 API = "api"
 
 
 class PrivacyService:
     def __init__(self, policy: ConsentPolicy, clock: "Clock", store: "ConsentStore", online: "ProfileReads",
-                 bus: "EventBus", refusals: RefusalLog, resolve: Callable[[str], str | None]):
+                 bus: "EventBus", refusals: RefusalLog, resolve: Callable[[str], str | None],
+                 exporter: "PersonalDataExport"):
         self.policy = policy
         self.clock = clock
         self.store = store
@@ -33,6 +35,7 @@ class PrivacyService:
         self.bus = bus
         self.refusals = refusals
         self.resolve = resolve
+        self.exporter = exporter
 
     def _profile(self, identifier: str) -> str:
         pid = self.resolve(identifier)
@@ -71,6 +74,14 @@ class PrivacyService:
                 "consents": doc.get("consents") or {},
                 "verdicts": {p: self.policy.for_document(p, doc).as_dict() for p in self.policy.settings.purposes},
                 "history": self.store.consent_history(pid, history)}
+
+    def export(self, identifier: str) -> dict[str, Any]:
+        """Everything held about a person, machine-readable (privacy/export.py)."""
+        return self.exporter.bundle(identifier)
+
+    def export_events(self, identifier: str) -> str:
+        """The person's events as CSV."""
+        return self.exporter.events_csv(identifier)
 
     def refusal_counts(self, since: "datetime | None" = None) -> list[dict[str, Any]]:
         from datetime import timezone

@@ -529,6 +529,27 @@ class RefusalCounts(Open):
     items: list[RefusalCount]
 
 
+class PersonalData(Open):
+    """A person's data bundle (docs/privacy.md, "Access and portability")."""
+
+    exported_at: Timestamp
+    profile_id: str
+    policy_version: str
+    traits: list[JSONObject]
+    identities: list[JSONObject]
+    consents: JSONObject
+    consent_history: list[JSONObject]
+    segments: list[JSONObject]
+    segment_history: list[JSONObject]
+    computed_traits: list[JSONObject]
+    computed_history: list[JSONObject]
+    processing: list[JSONObject]
+    refused_uses: list[JSONObject]
+    merged_from: list[str]
+    events: Count
+    """How many events; GET .../export/events.csv has them."""
+
+
 class AuditRecord(Open):
     seq: int
     at: Timestamp

@@ -8,7 +8,9 @@ from datetime import datetime
 from starlette.concurrency import run_in_threadpool
 
 from .deps import EngineDep, admin_router, freshen
-from .models import AuditPage, AuditVerification, ConsentUpdate, ProfileConsent, RefusalCounts
+from fastapi.responses import PlainTextResponse
+
+from .models import AuditPage, AuditVerification, ConsentUpdate, PersonalData, ProfileConsent, RefusalCounts
 from .params import Int
 
 router = admin_router("privacy")
@@ -29,6 +31,23 @@ async def put_consent(identifier: str, body: ConsentUpdate, engine: EngineDep, f
     await freshen(engine, fresh)
     return await run_in_threadpool(engine.privacy.set_consent, identifier, body.purposes, body.source,
                                    body.policy_version)
+
+
+@router.get("/v1/profiles/{identifier}/export", response_model=PersonalData,
+            summary="Everything held about a person (GDPR Art. 15 / 20): traits with sources, identities, consents "
+                    "and their history, segments, computed traits and scores with their meaning, every processing")
+async def export_profile(identifier: str, engine: EngineDep, fresh: bool = False) -> object:
+    await freshen(engine, fresh)
+    return await run_in_threadpool(engine.privacy.export, identifier)
+
+
+@router.get("/v1/profiles/{identifier}/export/events.csv", response_class=PlainTextResponse,
+            responses={200: {"content": {"text/csv": {}}, "description": "The person's events, one row each"}},
+            summary="A person's events as CSV")
+async def export_profile_events(identifier: str, engine: EngineDep, fresh: bool = False) -> PlainTextResponse:
+    await freshen(engine, fresh)
+    text = await run_in_threadpool(engine.privacy.export_events, identifier)
+    return PlainTextResponse(text, media_type="text/csv")
 
 
 @router.get("/v1/privacy/refusals", response_model=RefusalCounts,

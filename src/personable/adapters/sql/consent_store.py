@@ -44,6 +44,12 @@ class ConsentStoreMixin(SqlStoreBase):
             db.put("_refusals_new", rows.select(list(REFUSAL)))
             db.execute(f"INSERT INTO consent_refusals ({cols}) SELECT {cols} FROM _refusals_new")
 
+    def refusals_of(self, profile_ids: list[str]) -> list[dict[str, Any]]:
+        db = self._session()
+        rows = db.rows(f"""SELECT {', '.join(REFUSAL)} FROM consent_refusals
+                           WHERE {db.in_list('profile_id', 'CAST(? AS TEXT[])')} ORDER BY refused_at""", [profile_ids])
+        return [{**dict(zip(REFUSAL, r)), "refused_at": r[0].isoformat()} for r in rows]
+
     def refusal_counts(self, since: datetime | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE refused_at >= ?", [since]) if since else ("", [])
         rows = self._session().rows(f"""
