@@ -367,3 +367,57 @@ def test_export_over_http_and_the_cli(project, tmp_path):
                                                                                       "export_profile_events"}
     finally:
         stop_server(server)
+
+
+# -- retention -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["anonymize", "delete"])
+def test_retention_expires_old_events_per_type_and_keeps_the_aggregates(project, mode):
+    _configure(project, retention={"events": {"page": 30, "Product Viewed": 10, "*": None}, "mode": mode,
+                                   "quarantine_days": 5, "refusals_days": 60})
+    clock = SimulatedClock(NOW)
+    with Engine(project, clock=clock) as engine:
+        old, recent = (NOW - timedelta(days=40)).isoformat(), (NOW - timedelta(days=3)).isoformat()
+        engine.send([
+            {"type": "page", "userId": "ann", "name": "Old", "timestamp": old, "messageId": "p-old"},
+            {"type": "page", "userId": "ann", "name": "New", "timestamp": recent, "messageId": "p-new"},
+            {"type": "track", "userId": "ann", "event": "Product Viewed", "timestamp": (NOW - timedelta(days=12))
+             .isoformat(), "messageId": "v-old", "properties": {"product_id": "sku1"}},
+            {"type": "track", "userId": "ann", "event": "Order Completed", "timestamp": old, "messageId": "o-old",
+             "properties": {"order_id": "o1", "revenue": 20.0}},
+        ])
+        engine.store.add_quarantine([{"received_at": NOW - timedelta(days=9), "source": "web", "origin": "http",
+                                      "record_no": 0, "message_id": None, "problems": [{"path": "type",
+                                      "problem": "is required"}], "raw": "{}"}])
+        before = engine.profile("ann")["computed"]
+        dry = engine.privacy.retention(dry_run=True)
+        assert dry["events"] == {"page": 1, "Product Viewed": 1} and dry["tables"] == {
+            "quarantine": 1, "consent_refusals": 0}
+        assert engine.sql("SELECT count(*) AS n FROM events").to_pylist()[0]["n"] == 4     # nothing changed
+        report = engine.privacy.retention()
+        assert report["events"] == {"page": 1, "Product Viewed": 1} and report["removed"] == 3
+        kept = engine.sql("SELECT message_id FROM events ORDER BY message_id").column("message_id").to_pylist()
+        assert kept == ["o-old", "p-new"]                  # orders ("*": forever) and recent pages stay
+        minimized = engine.sql("SELECT message_id FROM events_minimized ORDER BY message_id").column(
+            "message_id").to_pylist()
+        assert minimized == (["p-old", "v-old"] if mode == "anonymize" else [])
+        after = engine.profile("ann")
+        assert after["computed"]["event_count"] == before["event_count"] == 4     # the aggregates stay true
+        assert {e["messageId"] for e in after["recent_events"]} == {"o-old", "p-new"}   # the document forgot them
+        assert engine.quarantine() == []
+        assert engine.privacy.retention()["removed"] == 0                   # nothing left to expire
+        # A retried page that had expired is not stored again, when its count was kept.
+        engine.send([{"type": "page", "userId": "ann", "name": "Old", "timestamp": old, "messageId": "p-old"}])
+        assert ("p-old" in engine.sql("SELECT message_id FROM events").column("message_id").to_pylist()) == (
+            mode == "delete")
+
+
+def test_retention_config_errors_and_the_cli(tmp_path):
+    from personable.config import write_starter
+
+    write_starter(tmp_path / "p")
+    with pytest.raises(ConfigError) as err:
+        load_config(_configure(tmp_path / "p", retention={"events": {"page": 0}, "mode": "shred"}))
+    assert {d.path for d in err.value.details} == {"privacy.retention.events.page", "privacy.retention.mode"}
+    _configure(tmp_path / "p", retention={"quarantine_days": 1})
+    report = json.loads(run_cli("privacy", "retention", "--dry-run", "--json", project=tmp_path / "p").stdout)
+    assert report["dry_run"] and report["tables"] == {"quarantine": 0} and report["events"] == {}

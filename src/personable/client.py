@@ -280,6 +280,9 @@ class RemotePrivacy(_Part):
     def export(self, identifier: str) -> Row:
         return _object(self._r.call("GET", f"/v1/profiles/{quote(identifier, safe='')}/export", params=FRESH))
 
+    def retention(self, dry_run: bool = False) -> Row:
+        return _object(self._r.call("POST", "/v1/admin/privacy/retention", params={"dry_run": str(dry_run).lower()}))
+
     def export_events(self, identifier: str) -> str:
         return self._r.text("GET", f"/v1/profiles/{quote(identifier, safe='')}/export/events.csv", params=FRESH)
 

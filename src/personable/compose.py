@@ -24,11 +24,13 @@ from .ports import (PROFILES_CHANGED, Analytics, Catalog, ComputedTraits, EventL
                     OnlineStore, ProfileMerges, ProfileProjection, ProfileReads, QualityStore, ResolutionLedger,
                     SegmentStore)
 from .ports.audit import AuditStore
+from .ports.retention import RetentionStore
 from .ports.consent import ConsentStore
 from .access.tokens import project_secret
 from .privacy.audit import AuditLog
 from .privacy.consent import ConsentPolicy
 from .privacy.export import PersonalDataExport
+from .privacy.retention import Retention
 from .privacy.files import protect
 from .privacy.refusals import RefusalLog
 from .privacy.service import PrivacyService
@@ -46,7 +48,8 @@ log = logging.getLogger("personable")
 
 
 class OfflineBackend(EventWrites, Analytics, SegmentStore, ComputedTraits, ModelRegistry, ResolutionLedger,
-                     ProfileMerges, QualityStore, Catalog, ProfileProjection, ConsentStore, AuditStore, Protocol):
+                     ProfileMerges, QualityStore, Catalog, ProfileProjection, ConsentStore, AuditStore,
+                     RetentionStore, Protocol):
     """Every port an offline store serves. Only this module sees it whole; each
     service is handed the one or two ports it needs."""
 
@@ -120,8 +123,9 @@ class Components:
         self.segments.sync_definitions()
         exporter = PersonalDataExport(self.clock, self.offline, self.online, self.offline, self.segments, self.audit,
                                       self.offline, self.resolve, config.privacy.policy_version)
+        retention = Retention(config.privacy.retention, self.clock, self.offline)
         self.privacy = PrivacyService(self.policy, self.clock, self.offline, self.online, self.bus, self.refusals,
-                                      self.resolve, exporter)
+                                      self.resolve, exporter, retention)
         self.realtime = RealtimeSegments(self.segments, self.bus)
         self.bus.subscribe(PROFILES_CHANGED, self.realtime.on_changed)   # first: documents show its verdicts
         self.projection: OnlineProjection | None = None

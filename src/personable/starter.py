@@ -211,6 +211,10 @@ privacy:
     advertising: {{eu: false, "*": true}}
     sale_or_share: {{eu: false, "*": true}}
   collection_refused: minimize  # events of a profile refused for collection: minimize (counts only), drop, keep
+  retention:                    # how long data is kept (days; null: forever); serve runs it daily
+    events: {{}}                  # per event type or track event name, e.g. {{page: 395, "*": null}}
+    mode: anonymize             # expired events: anonymize (kept as counts, no ids) or delete
+    quarantine_days: 30
   uses:                         # the purpose each use asks for
     collection: analytics
     recommendations: personalization

@@ -278,3 +278,9 @@ def test_notebook_sql_is_read_only_and_takes_parameters(store, write):
     assert store.stats()["events"] == 1
     with pytest.raises(PersonableError):
         store.sql("SELECT * FROM pwn")
+
+
+def test_an_empty_read_only_query_keeps_its_columns(store):
+    """``sql()`` on PostgreSQL answered an empty result with no columns at all."""
+    table = store.sql("SELECT message_id, type FROM events WHERE message_id = 'none such'")
+    assert table.num_rows == 0 and table.column_names == ["message_id", "type"]

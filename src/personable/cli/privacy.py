@@ -96,3 +96,22 @@ def export(ctx: typer.Context, identifier: str,
         return
     console.print(f"wrote {out}/profile.json and {out}/events.csv ({bundle['events']:,} events, "
                   f"{len(bundle['processing']):,} processing records)")
+
+
+@privacy_app.command()
+@handle_errors
+def retention(ctx: typer.Context, dry_run: bool = typer.Option(False, help="Count what would go; change nothing."),
+              as_json: bool = JSON) -> None:
+    """Expire what privacy.retention says has been kept long enough (`personable serve` runs it daily)."""
+    with _engine(ctx) as engine:
+        report = engine.privacy.retention(dry_run)
+    if as_json:
+        emit_json(report)
+        return
+    verb = "would expire" if dry_run else ("anonymized" if report["mode"] == "anonymize" else "deleted")
+    for rule, n in report["events"].items():
+        console.print(f"events ({rule}): {verb} {n:,}")
+    for table, n in report["tables"].items():
+        console.print(f"{table}: {'would delete' if dry_run else 'deleted'} {n:,}")
+    if not report["events"] and not report["tables"]:
+        console.print("no retention configured (privacy.retention in personable.yaml)")

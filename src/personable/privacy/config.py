@@ -86,6 +86,29 @@ class UsesSection(Section):
     """Segment member exports to files (for third parties); a segment may name its own purpose."""
 
 
+Days = Annotated[int, Field(ge=1)] | None
+
+
+class RetentionSection(Section):
+    """How long data is kept (docs/privacy.md, "Retention"); null: forever."""
+
+    events: dict[Name, Days] = {}
+    """Event type (page, track, ...) or track event name (Product Viewed) -> days; "*" for every other event."""
+    mode: Literal["anonymize", "delete"] = "anonymize"
+    """Expired events: anonymize (kept only as counts, in events_minimized: the aggregates stay true) or delete."""
+    quarantine_days: Days = 30
+    """Records that failed validation."""
+    refusals_days: Days = None
+    """The consent policy's refusals."""
+    minimized_days: Days = None
+    """Minimized events (counts without ids)."""
+
+    @property
+    def configured(self) -> bool:
+        return any(v is not None for v in self.events.values()) or any(
+            d is not None for d in (self.quarantine_days, self.refusals_days, self.minimized_days))
+
+
 class PrivacySection(Section):
     """Consent per purpose, enforced at every use (docs/privacy.md)."""
 
@@ -106,6 +129,7 @@ class PrivacySection(Section):
     defaults: dict[Name, dict[Name, bool]] = {k: dict(v) for k, v in DEFAULT_DEFAULTS.items()}
     """Consent assumed when a profile has none for a purpose: per region, "*" for any other; absent: refused."""
     uses: UsesSection = UsesSection()
+    retention: RetentionSection = RetentionSection()
     collection_refused: Literal[COLLECTION_MODES] = "minimize"  # type: ignore[valid-type]
     """The events of a profile refused for collection: minimize (kept only as counts: type, name, time, source,
     device, channel, revenue, without ids, context, traits or properties, and linked to no profile), drop (not

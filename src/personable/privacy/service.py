@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..ports import EventBus, ProfileReads
     from ..ports.consent import ConsentStore
     from .export import PersonalDataExport
+    from .retention import Retention
 
 API = "api"
 
@@ -27,7 +28,7 @@ API = "api"
 class PrivacyService:
     def __init__(self, policy: ConsentPolicy, clock: "Clock", store: "ConsentStore", online: "ProfileReads",
                  bus: "EventBus", refusals: RefusalLog, resolve: Callable[[str], str | None],
-                 exporter: "PersonalDataExport"):
+                 exporter: "PersonalDataExport", retention: "Retention"):
         self.policy = policy
         self.clock = clock
         self.store = store
@@ -35,7 +36,7 @@ class PrivacyService:
         self.bus = bus
         self.refusals = refusals
         self.resolve = resolve
-        self.exporter = exporter
+        self.exporter, self.retention_job = exporter, retention
 
     def _profile(self, identifier: str) -> str:
         pid = self.resolve(identifier)
@@ -82,6 +83,17 @@ class PrivacyService:
     def export_events(self, identifier: str) -> str:
         """The person's events as CSV."""
         return self.exporter.events_csv(identifier)
+
+    def retention(self, dry_run: bool = False) -> dict[str, Any]:
+        """Expire what privacy.retention says has been kept long enough; the report says what went."""
+        report = self.retention_job.run(dry_run)
+        owners = report.pop("profiles")
+        if owners:    # their documents' recent events lose what went; the merged-away resolve to survivors
+            current = sorted({self.resolve(p) or p for p in owners})
+            self.bus.publish(PROFILES_CHANGED, ProfilesChanged(touched=tuple(current), watermark=self.clock.now(),
+                                                               origin="retention"))
+        report["profiles_touched"] = len(owners)
+        return report
 
     def refusal_counts(self, since: "datetime | None" = None) -> list[dict[str, Any]]:
         from datetime import timezone

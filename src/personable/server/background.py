@@ -28,6 +28,8 @@ class Background:
             jobs.append(Job("models", cfg.models_maintain_hours * 3600, engine.models.maintain))
         if cfg.recommend.retrain_hours:
             jobs.append(Job("recommend", cfg.recommend.retrain_hours * 3600, engine.recommend.train))
+        if cfg.privacy.retention.configured:
+            jobs.append(Job("retention", 24 * 3600, engine.privacy.retention))
         self.scheduler = Scheduler(jobs, engine.clock)
         engine.defer_realtime()
         if "threads" in engine.store.capabilities and cfg.server.store_threads:

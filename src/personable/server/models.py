@@ -550,6 +550,18 @@ class PersonalData(Open):
     """How many events; GET .../export/events.csv has them."""
 
 
+class RetentionReport(Open):
+    ran_at: Timestamp
+    dry_run: bool
+    mode: Literal["anonymize", "delete"]
+    events: dict[str, Count]
+    """Per rule of privacy.retention.events: how many events expired."""
+    tables: dict[str, Count]
+    """Per table (quarantine, consent_refusals, events_minimized): how many rows expired."""
+    removed: Count
+    profiles_touched: Count
+
+
 class AuditRecord(Open):
     seq: int
     at: Timestamp

@@ -1,16 +1,17 @@
-"""Consent: a profile's consents and the policy's verdicts, a consent change
-through the API, and the count of refusals. Thin over ``engine.privacy``."""
+"""Privacy: a profile's consents and the policy's verdicts, consent changes
+through the API, a person's data export, retention, the count of refusals,
+and the audit log. Thin over ``engine.privacy`` and ``engine.audit``."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from .deps import EngineDep, admin_router, freshen
-from fastapi.responses import PlainTextResponse
-
-from .models import AuditPage, AuditVerification, ConsentUpdate, PersonalData, ProfileConsent, RefusalCounts
+from .models import (AuditPage, AuditVerification, ConsentUpdate, PersonalData, ProfileConsent, RefusalCounts,
+                     RetentionReport)
 from .params import Int
 
 router = admin_router("privacy")
@@ -48,6 +49,12 @@ async def export_profile_events(identifier: str, engine: EngineDep, fresh: bool 
     await freshen(engine, fresh)
     text = await run_in_threadpool(engine.privacy.export_events, identifier)
     return PlainTextResponse(text, media_type="text/csv")
+
+
+@router.post("/v1/admin/privacy/retention", response_model=RetentionReport,
+             summary="Expire what privacy.retention says has been kept long enough (also run daily by serve)")
+async def run_retention(engine: EngineDep, dry_run: bool = False) -> object:
+    return await run_in_threadpool(engine.privacy.retention, dry_run)
 
 
 @router.get("/v1/privacy/refusals", response_model=RefusalCounts,

@@ -26,6 +26,7 @@ from .files import lines_select
 from ..sql.catalog_store import CatalogStore
 from ..sql.computed_store import ComputedStore
 from ..sql.audit_store import AuditStoreMixin
+from ..sql.retention_store import RetentionStoreMixin
 from ..sql.consent_store import ConsentStoreMixin
 from ..sql.models_store import ModelsStore
 from ..sql.quality_jobs import QualityJobs
@@ -38,7 +39,8 @@ from .schema import current_version, migrate
 
 
 class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, ComputedStore, ModelsStore,
-                  CatalogStore, ConsentStoreMixin, AuditStoreMixin):
+                  CatalogStore, ConsentStoreMixin, AuditStoreMixin,
+                  RetentionStoreMixin):
     capabilities = frozenset({"offline", "online", "transactions", "bulk_file_read", "threads", "segments",
                               "computed_traits", "models", "resolution", "quality_jobs", "catalog", "consent",
                               "audit"})

@@ -33,6 +33,7 @@ from ..sql.catalog_store import CatalogStore
 from ..sql.compiler import SqlCompiler
 from ..sql.computed_store import ComputedStore
 from ..sql.audit_store import AuditStoreMixin
+from ..sql.retention_store import RetentionStoreMixin
 from ..sql.consent_store import ConsentStoreMixin
 from ..sql.models_store import ModelsStore
 from ..sql.quality_jobs import QualityJobs
@@ -71,7 +72,8 @@ def _safe(url: str) -> str:
 
 
 class PostgresStore(QualityJobs, ResolutionStore, SegmentsStore, ComputedStore, ModelsStore, CatalogStore,
-                    ConsentStoreMixin, AuditStoreMixin):
+                    ConsentStoreMixin, AuditStoreMixin,
+                    RetentionStoreMixin):
     capabilities = frozenset({"offline", "transactions", "concurrent_writers", "segments",
                               "computed_traits", "models", "resolution", "quality_jobs", "catalog", "consent",
                               "audit"})
@@ -235,7 +237,8 @@ class PostgresStore(QualityJobs, ResolutionStore, SegmentsStore, ComputedStore, 
             raise ReadOnlyQuery(f"sql() is read-only: {exc}".strip()) from exc
         except psycopg.Error as exc:
             raise StoreError(f"query failed: {exc}", sql=query[:2000]) from exc
-        return pa.Table.from_pylist([dict(zip(cols, r)) for r in rows])
+        # By column: an empty answer keeps its columns (as DuckDB's does), it does not lose them.
+        return pa.table({c: [r[i] for r in rows] for i, c in enumerate(cols)})
 
     def profile_docs(self, profile_ids: list[str], con: Any = None) -> list[tuple[str, str]]:
         """(profile id, JSON document) for each of ``profile_ids`` that exists."""
