@@ -283,6 +283,13 @@ class RemotePrivacy(_Part):
     def retention(self, dry_run: bool = False) -> Row:
         return _object(self._r.call("POST", "/v1/admin/privacy/retention", params={"dry_run": str(dry_run).lower()}))
 
+    def release(self, report: str, epsilon: float, k: int | None = None) -> Row:
+        return _object(self._r.call("POST", "/v1/admin/privacy/release", params=FRESH,
+                                    json={"report": report, "epsilon": epsilon, "k": k}))
+
+    def budget(self) -> Row:
+        return _object(self._r.call("GET", "/v1/privacy/budget"))
+
     def export_events(self, identifier: str) -> str:
         return self._r.text("GET", f"/v1/profiles/{quote(identifier, safe='')}/export/events.csv", params=FRESH)
 

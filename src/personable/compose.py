@@ -125,7 +125,8 @@ class Components:
                                       self.offline, self.resolve, config.privacy.policy_version)
         retention = Retention(config.privacy.retention, self.clock, self.offline)
         self.privacy = PrivacyService(self.policy, self.clock, self.offline, self.online, self.bus, self.refusals,
-                                      self.resolve, exporter, retention)
+                                      self.resolve, exporter, retention, self.offline,
+                                      lambda: [d.segment_id for d in self.segments.definitions()])
         self.realtime = RealtimeSegments(self.segments, self.bus)
         self.bus.subscribe(PROFILES_CHANGED, self.realtime.on_changed)   # first: documents show its verdicts
         self.projection: OnlineProjection | None = None

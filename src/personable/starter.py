@@ -215,6 +215,7 @@ privacy:
     events: {{}}                  # per event type or track event name, e.g. {{page: 395, "*": null}}
     mode: anonymize             # expired events: anonymize (kept as counts, no ids) or delete
     quarantine_days: 30
+  dp: {{budget: 10, k: 10}}       # anonymized releases: the project's total epsilon, and the smallest cell shown
   uses:                         # the purpose each use asks for
     collection: analytics
     recommendations: personalization

@@ -115,3 +115,35 @@ def retention(ctx: typer.Context, dry_run: bool = typer.Option(False, help="Coun
         console.print(f"{table}: {'would delete' if dry_run else 'deleted'} {n:,}")
     if not report["events"] and not report["tables"]:
         console.print("no retention configured (privacy.retention in personable.yaml)")
+
+
+@privacy_app.command()
+@handle_errors
+def release(ctx: typer.Context, report: str = typer.Argument(..., help="segment_sizes or event_counts."),
+            epsilon: float = typer.Option(..., help="The privacy loss to spend (from privacy.dp.budget)."),
+            k: Optional[int] = typer.Option(None, help="Suppress cells below this (default privacy.dp.k)."),
+            as_json: bool = JSON) -> None:
+    """A report that may leave the project: counts with differential privacy, small cells suppressed."""
+    with _engine(ctx) as engine:
+        result = engine.privacy.release(report, epsilon, k)
+    if as_json:
+        emit_json(result)
+        return
+    for cell, value in result["cells"].items():
+        console.print(f"  {cell}: {'suppressed' if value is None else f'{value:,}'}")
+    b = result["budget"]
+    console.print(f"ε spent {result['epsilon']:g}; budget {b['left']:g} of {b['total']:g} left")
+
+
+@privacy_app.command()
+@handle_errors
+def budget(ctx: typer.Context, as_json: bool = JSON) -> None:
+    """The project's ε budget: total, spent, left, and every release that spent it."""
+    with _engine(ctx) as engine:
+        state = engine.privacy.budget()
+    if as_json:
+        emit_json(state)
+        return
+    console.print(f"ε budget: {state['left']:g} of {state['total']:g} left ({state['spent']:g} spent)")
+    for r in state["ledger"][-20:]:
+        console.print(f"  {r['spent_at'][:19]}  {r['release']}  ε={r['epsilon']:g}  {r['detail'] or ''}")

@@ -109,6 +109,15 @@ class RetentionSection(Section):
             d is not None for d in (self.quarantine_days, self.refusals_days, self.minimized_days))
 
 
+class DpSection(Section):
+    """Anonymized aggregates: differential privacy for reports that leave the project (docs/privacy.md)."""
+
+    budget: Annotated[float, Field(gt=0)] = 10.0
+    """The project's total ε: releases are refused once they have spent it."""
+    k: Annotated[int, Field(ge=0)] = 10
+    """Cells whose released count is below this are suppressed (k-anonymity); a release may ask for more."""
+
+
 class PrivacySection(Section):
     """Consent per purpose, enforced at every use (docs/privacy.md)."""
 
@@ -130,6 +139,7 @@ class PrivacySection(Section):
     """Consent assumed when a profile has none for a purpose: per region, "*" for any other; absent: refused."""
     uses: UsesSection = UsesSection()
     retention: RetentionSection = RetentionSection()
+    dp: DpSection = DpSection()
     collection_refused: Literal[COLLECTION_MODES] = "minimize"  # type: ignore[valid-type]
     """The events of a profile refused for collection: minimize (kept only as counts: type, name, time, source,
     device, channel, revenue, without ids, context, traits or properties, and linked to no profile), drop (not

@@ -17,18 +17,20 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from ..clock import Clock
-    from ..ports import EventBus, ProfileReads
+    from ..ports import Analytics, EventBus, ProfileReads
     from ..ports.consent import ConsentStore
     from .export import PersonalDataExport
     from .retention import Retention
 
 API = "api"
+RELEASES = ("segment_sizes", "event_counts")
 
 
 class PrivacyService:
     def __init__(self, policy: ConsentPolicy, clock: "Clock", store: "ConsentStore", online: "ProfileReads",
                  bus: "EventBus", refusals: RefusalLog, resolve: Callable[[str], str | None],
-                 exporter: "PersonalDataExport", retention: "Retention"):
+                 exporter: "PersonalDataExport", retention: "Retention", analytics: "Analytics",
+                 segment_ids: Callable[[], list[str]]):
         self.policy = policy
         self.clock = clock
         self.store = store
@@ -37,6 +39,7 @@ class PrivacyService:
         self.refusals = refusals
         self.resolve = resolve
         self.exporter, self.retention_job = exporter, retention
+        self.analytics, self.segment_ids = analytics, segment_ids
 
     def _profile(self, identifier: str) -> str:
         pid = self.resolve(identifier)
@@ -94,6 +97,46 @@ class PrivacyService:
                                                                origin="retention"))
         report["profiles_touched"] = len(owners)
         return report
+
+    # -- anonymized aggregates ---------------------------------------------------------------------
+    def release(self, report: str, epsilon: float, k: int | None = None) -> dict[str, Any]:
+        """A report that may leave the project, with differential privacy (privacy/dp.py):
+        ``segment_sizes`` (members per segment) or ``event_counts`` (people per track event)."""
+        from .dp import PrivacyBudget, private_counts
+
+        if report not in RELEASES:
+            raise ValidationFailed(f"unknown report {report!r}; reports: {', '.join(RELEASES)}")
+        k = self.policy.settings.dp.k if k is None else k
+        if k < 0:
+            raise ValidationFailed("k must be 0 or more")
+        budget = PrivacyBudget(self.store, self.clock, self.policy.settings.dp.budget)
+        counts = self._true_counts(report)
+        # Paid before it is computed: a refused or failed release is never free to retry.
+        left = budget.spend(epsilon, report, f"{len(counts)} cells, k={k}")
+        cells = private_counts(counts, epsilon, k)
+        return {"report": report, "released_at": self.clock.now().isoformat(), "epsilon": epsilon, "k": k,
+                "mechanism": "geometric", "cells": cells,
+                "suppressed": sorted(c for c, v in cells.items() if v is None),
+                "budget": {"total": budget.budget, "spent": budget.budget - left, "left": left}}
+
+    def budget(self) -> dict[str, Any]:
+        from .dp import PrivacyBudget
+
+        ledger = self.store.budget_ledger()
+        total = self.policy.settings.dp.budget
+        spent = sum(r["epsilon"] for r in ledger)
+        return {"total": total, "spent": spent, "left": max(total - spent, 0.0), "ledger": ledger}
+
+    def _true_counts(self, report: str) -> dict[str, int]:
+        from ..tables import PROFILE_EVENTS as E, SEGMENT_MEMBERS as M
+
+        if report == "segment_sizes":
+            rows = self.analytics.execute(M.group_by("segment_id").aggregate(n=M.profile_id.nunique())).to_pylist()
+            sizes = {r["segment_id"]: int(r["n"]) for r in rows}
+            return {s: sizes.get(s, 0) for s in sorted(set(self.segment_ids()) | set(sizes))}
+        tracks = E.filter(E.type == "track")
+        rows = self.analytics.execute(tracks.group_by("event").aggregate(n=tracks.profile_id.nunique())).to_pylist()
+        return {r["event"]: int(r["n"]) for r in sorted(rows, key=lambda r: str(r["event"])) if r["event"]}
 
     def refusal_counts(self, since: "datetime | None" = None) -> list[dict[str, Any]]:
         from datetime import timezone

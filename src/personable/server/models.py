@@ -562,6 +562,36 @@ class RetentionReport(Open):
     profiles_touched: Count
 
 
+class ReleaseRequest(Body):
+    report: Literal["segment_sizes", "event_counts"]
+    epsilon: Annotated[float, Field(gt=0, le=100)]
+    """The privacy loss this release may spend (split over its cells)."""
+    k: Annotated[int, Field(ge=0)] | None = None
+    """Suppress cells whose released count is below this (default privacy.dp.k)."""
+
+
+class BudgetState(Open):
+    total: float
+    spent: float
+    left: float
+
+
+class PrivateRelease(Open):
+    report: str
+    released_at: Timestamp
+    epsilon: float
+    k: Count
+    mechanism: str
+    cells: dict[str, Count | None]
+    """Noisy counts; null: suppressed (below k)."""
+    suppressed: list[str]
+    budget: BudgetState
+
+
+class PrivacyBudgetState(BudgetState):
+    ledger: list[JSONObject]
+
+
 class AuditRecord(Open):
     seq: int
     at: Timestamp

@@ -10,8 +10,8 @@ from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from .deps import EngineDep, admin_router, freshen
-from .models import (AuditPage, AuditVerification, ConsentUpdate, PersonalData, ProfileConsent, RefusalCounts,
-                     RetentionReport)
+from .models import (AuditPage, AuditVerification, ConsentUpdate, PersonalData, ProfileConsent, PrivacyBudgetState,
+                     PrivateRelease, RefusalCounts, ReleaseRequest, RetentionReport)
 from .params import Int
 
 router = admin_router("privacy")
@@ -55,6 +55,20 @@ async def export_profile_events(identifier: str, engine: EngineDep, fresh: bool 
              summary="Expire what privacy.retention says has been kept long enough (also run daily by serve)")
 async def run_retention(engine: EngineDep, dry_run: bool = False) -> object:
     return await run_in_threadpool(engine.privacy.retention, dry_run)
+
+
+@router.post("/v1/admin/privacy/release", response_model=PrivateRelease,
+             summary="A report that may leave the project, with differential privacy and small cells suppressed; "
+                     "its epsilon is paid from the project's budget")
+async def release_report(body: ReleaseRequest, engine: EngineDep, fresh: bool = False) -> object:
+    await freshen(engine, fresh)
+    return await run_in_threadpool(engine.privacy.release, body.report, body.epsilon, body.k)
+
+
+@router.get("/v1/privacy/budget", response_model=PrivacyBudgetState,
+            summary="The project's epsilon budget: total, spent, left, and the ledger of releases")
+async def privacy_budget(engine: EngineDep) -> object:
+    return await run_in_threadpool(engine.privacy.budget)
 
 
 @router.get("/v1/privacy/refusals", response_model=RefusalCounts,

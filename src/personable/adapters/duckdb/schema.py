@@ -303,6 +303,11 @@ CREATE TABLE audit_log (
 CREATE TABLE audit_checkpoints (
     seq BIGINT PRIMARY KEY, mac VARCHAR NOT NULL, signed_at TIMESTAMPTZ NOT NULL, signature VARCHAR NOT NULL);
 """),
+    (12, "differential privacy: the ledger of the epsilon each anonymized release spent", """
+CREATE TABLE dp_budget_ledger (
+    spent_at TIMESTAMPTZ NOT NULL, release_kind VARCHAR NOT NULL, epsilon DOUBLE NOT NULL, detail VARCHAR
+);
+"""),
 ]
 
 

@@ -183,6 +183,11 @@ CREATE TABLE audit_log (
 CREATE TABLE audit_checkpoints (
     seq BIGINT PRIMARY KEY, mac TEXT NOT NULL, signed_at TIMESTAMPTZ NOT NULL, signature TEXT NOT NULL);
 """),
+    (12, "differential privacy: the ledger of the epsilon each anonymized release spent", """
+CREATE TABLE dp_budget_ledger (
+    spent_at TIMESTAMPTZ NOT NULL, release_kind TEXT NOT NULL, epsilon DOUBLE PRECISION NOT NULL, detail TEXT
+);
+"""),
 ]
 
 

@@ -50,6 +50,16 @@ class ConsentStoreMixin(SqlStoreBase):
                            WHERE {db.in_list('profile_id', 'CAST(? AS TEXT[])')} ORDER BY refused_at""", [profile_ids])
         return [{**dict(zip(REFUSAL, r)), "refused_at": r[0].isoformat()} for r in rows]
 
+    def spend_budget(self, at: datetime, release: str, epsilon: float, detail: str) -> None:
+        with self._writing() as db:
+            db.execute("INSERT INTO dp_budget_ledger (spent_at, release_kind, epsilon, detail) VALUES (?, ?, ?, ?)",
+                       [at, release, epsilon, detail])
+
+    def budget_ledger(self) -> list[dict[str, Any]]:
+        rows = self._session().rows("SELECT spent_at, release_kind, epsilon, detail FROM dp_budget_ledger "
+                                    "ORDER BY spent_at")
+        return [{"spent_at": a.isoformat(), "release": r, "epsilon": float(e), "detail": d} for a, r, e, d in rows]
+
     def refusal_counts(self, since: datetime | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE refused_at >= ?", [since]) if since else ("", [])
         rows = self._session().rows(f"""
