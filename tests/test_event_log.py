@@ -36,6 +36,49 @@ def test_log_appends_reads_rotates_and_releases(tmp_path):
     log.close()
 
 
+def test_the_log_keeps_no_record_once_it_is_stored(tmp_path):
+    """Segments roll by age, even with no new record, so a stored record does not
+    linger in the active segment (its personal data with it)."""
+    import time
+
+    log = FileLog(tmp_path / "log", roll_s=0.1)
+    log.append([b'{"userId":"u1","traits":{"email":"ann@example.com"}}'])
+    records, positions = log.read({}, 10)
+    assert len(records) == 1
+    log.release(positions)                     # stored: but it is still the segment being written
+    assert b"ann@example.com" in b"".join(p.read_bytes() for p in (tmp_path / "log").glob("*.log"))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        time.sleep(0.15)
+        log.release(positions)                 # what the store does when idle
+        if b"ann@example.com" not in b"".join(p.read_bytes() for p in (tmp_path / "log").glob("*.log")):
+            break
+    else:
+        raise AssertionError("the stored record is still in the log")
+    log.append([b'{"userId":"u2"}'])           # and the log goes on
+    assert log.read(positions, 10)[0] == [b'{"userId":"u2"}']
+    log.close()
+
+
+def test_a_server_trims_its_log_once_events_are_stored(project):
+    from conftest import start_server, stop_server
+    import time
+
+    server = start_server(project)
+    try:
+        with server.client() as c:
+            assert c.post("/v1/identify", auth=(server.write_key, ""),
+                          json={"userId": "u1", "traits": {"email": "trim-me@example.com"}}).status_code == 200
+            assert c.get("/v1/profiles/u1", headers=server.admin, params={"fresh": "true"}).status_code == 200
+            bus = project / ".personable" / "bus"
+            deadline = time.monotonic() + 30
+            while b"trim-me" in b"".join(p.read_bytes() for p in bus.glob("*.log")):
+                assert time.monotonic() < deadline, "the stored event is still in the log after 30 s"
+                time.sleep(0.5)
+    finally:
+        stop_server(server)
+
+
 def test_torn_tail_is_dropped_on_open(tmp_path):
     log = FileLog(tmp_path)
     end = log.append([b"whole"])

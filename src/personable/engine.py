@@ -188,6 +188,10 @@ class Engine:
         records, end = self.log.read(committed, max_records)
         if records:
             self._write_accepted([_log_item(r) for r in records], end)
+        else:
+            # Idle: the writer may have closed a segment that is all stored (it rolls
+            # them by age): it goes now, so the log keeps nothing beyond its job.
+            self.log.release(committed)
         self._advanced(committed, end)
         return len(records)
 

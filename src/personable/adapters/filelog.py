@@ -30,6 +30,9 @@ from ..errors import StoreError
 PARTITION = 0
 SEGMENT_BYTES = 64 * 1024 * 1024
 READ_BYTES = 16 * 1024 * 1024
+# A segment is closed this long after its first record at most, so that once
+# stored it can be deleted: the log keeps no personal data beyond its job.
+ROLL_S = 5.0
 
 
 class _Segments:
@@ -105,9 +108,9 @@ class _Segments:
 class FileLog(_Segments):
     """The log as its one writer holds it."""
 
-    def __init__(self, directory: str | Path, segment_bytes: int = SEGMENT_BYTES):
+    def __init__(self, directory: str | Path, segment_bytes: int = SEGMENT_BYTES, roll_s: float = ROLL_S):
         super().__init__(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.segment_bytes = segment_bytes
         self._lock = threading.Lock()
         self._appended = threading.Condition(self._lock)
@@ -120,6 +123,24 @@ class FileLog(_Segments):
         self._drop_torn_tail(active)
         self._fh = open(active, "ab")
         self._end = self._active_start + active.stat().st_size
+        # Segments roll by age too, even while no record arrives: the store
+        # releases (deletes) a segment only once a later one exists.
+        self._closing = threading.Event()
+        self._roller = threading.Thread(target=self._roll_by_age, args=(roll_s,), name="personable-log-roller",
+                                        daemon=True)
+        self._roller.start()
+
+    def _roll_by_age(self, roll_s: float) -> None:
+        while not self._closing.wait(roll_s):
+            with self._lock:
+                if self._end > self._active_start and not self._fh.closed:
+                    self._roll()
+
+    def _roll(self) -> None:
+        """Start the next segment at the end (under the lock)."""
+        self._fh.close()
+        self._active_start = self._end
+        self._fh = open(self.dir / self._name(self._active_start), "ab")
 
     @staticmethod
     def _drop_torn_tail(path: Path) -> None:
@@ -148,9 +169,7 @@ class FileLog(_Segments):
         payload = b"\n".join(records) + b"\n"
         with self._lock:
             if self._end - self._active_start >= self.segment_bytes:
-                self._fh.close()
-                self._active_start = self._end
-                self._fh = open(self.dir / self._name(self._active_start), "ab")
+                self._roll()
             self._fh.write(payload)
             self._fh.flush()
             os.fsync(self._fh.fileno())
@@ -163,6 +182,7 @@ class FileLog(_Segments):
             return self._end
 
     def close(self) -> None:
+        self._closing.set()
         with self._lock:
             self._fh.close()
 
