@@ -111,9 +111,17 @@ def test_a_publishable_key_reads_only_its_own_visitors_recommendations(site):
         def get(identifier: str, **headers: str) -> httpx.Response:
             return c.get(f"/v1/recommendations/{identifier}", headers={**pk, **headers})
 
-        # Its own visitor, by the anonymous id the page holds: allowed (no recommender yet: a 400 says so).
-        own = get("anonymous_id:anon-a")
+        # Its own visitor, by the anonymous id the page holds: allowed while the visitor is anonymous
+        # (no recommender yet: a 400 says so).
+        assert c.post("/v1/page", auth=(keys["publishable"]["key"], ""),
+                      json={"anonymousId": "anon-z", "name": "Home"}).status_code == 200
+        assert c.get("/v1/stats", headers=server.admin, params={"fresh": "true"}).status_code == 200
+        own = get("anonymous_id:anon-z")
         assert own.status_code not in (401, 403), own.text
+        # An anonymous id linked to a known user (anyone holding the page's key can link one with an
+        # identify): that user's data needs the user's token.
+        linked = get("anonymous_id:anon-a")
+        assert linked.status_code == 403 and "known user" in linked.json()["error"]["message"]
         # By user id, only with the user token its backend issued for that user.
         assert get("user_id:alice", **{"X-User-Token": user_token(secret, "alice")}).status_code not in (401, 403)
         for identifier, headers in (("user_id:bob", {"X-User-Token": user_token(secret, "alice")}),

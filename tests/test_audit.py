@@ -66,11 +66,25 @@ def test_verify_catches_an_edited_or_cut_file_of_checkpoints(project):
         file.write_text("\n".join([lines[0], json.dumps(forged), lines[2]]) + "\n")
         assert any("checkpoint 10 (file): the signature is not the project's" in p
                    for p in engine.audit.verify()["problems"])
-        file.write_text("\n".join(lines[:2]) + "\n")      # the last checkpoint cut off the file
-        assert any("checkpoint 12 is in the store but not in the file" in p
+        file.write_text("\n".join([lines[0], lines[2]]) + "\n")      # one cut out of the file
+        assert any("checkpoint 10 is in the store but not in the file" in p
                    for p in engine.audit.verify()["problems"])
+        file.write_text("\n".join(lines[:2]) + "\n")    # the last one missing: what a crash between the two leaves
+        tail = engine.audit.verify()
+        assert tail["ok"] and tail["warnings"] == ["checkpoint 12 is in the store but not yet in the file"]
         file.write_text("\n".join(lines) + "\n")
         assert engine.audit.verify()["ok"]
+
+
+def test_a_control_character_in_a_record_cannot_stop_the_log(project):
+    """A path parameter with a NUL (GET /v1/profiles/%00x) made PostgreSQL refuse the
+    batch, and every later record waited behind it."""
+    with Engine(project) as engine:
+        engine.audit.record("pk_x", "get_profile", "a\x00b\x07c", details={"query": {"q": "\x00"}})
+        assert engine.audit.flush() == 1
+        engine.audit.record("admin", "get_profile", "next")
+        assert engine.audit.flush() == 1 and engine.audit.verify()["ok"]
+        assert [r["target"] for r in engine.audit.query(actor="pk_x")] == ["a\ufffdb\ufffdc"]
 
 
 def test_every_call_is_recorded_and_the_log_says_who_read_a_person(project, tmp_path):

@@ -191,6 +191,17 @@ def test_a_profile_that_denies_analytics_has_its_events_minimized_dropped_or_kep
         assert engine.profile("ann")["computed"]["event_count"] == 1
 
 
+def test_a_future_stamped_event_cannot_outrank_a_later_withdrawal(project):
+    """Timestamps may run up to events.max_future_skew_hours ahead; a consent counts from
+    when it was received at the latest, so a withdrawal made after it arrived wins."""
+    with Engine(project, clock=SimulatedClock(NOW)) as engine:
+        engine.identify("ann", {"consent": {"advertising": True}}, timestamp=(NOW + timedelta(hours=20)).isoformat())
+        assert engine.profile("ann")["consents"]["advertising"]["observed_at"].startswith(NOW.date().isoformat())
+        engine.components.clock.advance(timedelta(minutes=1))
+        engine.privacy.set_consent("ann", {"advertising": False})
+        assert engine.profile("ann")["consents"]["advertising"]["granted"] is False
+
+
 # -- the uses ------------------------------------------------------------------------------------------
 def _shop(engine: Engine, n: int = 40) -> None:
     events = []

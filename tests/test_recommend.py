@@ -175,8 +175,9 @@ def shop(request, tmp_path_factory, simulated):
     raw["recommend"]["placements"]["everything"] = {"n": 200, "exclude_purchased": False, "max_per_category": None,
                                                     "diversity": 0.0}
     # Quality is measured against the simulated truth of every simulated person, so
-    # every event is kept; what consent changes is tested in tests/test_consent.py.
-    raw["privacy"] = {"collection_refused": "keep"}
+    # every event is kept and learned from (training asks a purpose the simulated
+    # people never deny); what consent changes is tested in tests/test_consent.py.
+    raw["privacy"] = {"collection_refused": "keep", "uses": {"training": "personalization"}}
     (base / "proj" / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     with Engine(base / "proj", clock=SimulatedClock(START + timedelta(days=45))) as engine:
         engine.ingest(sim.events_path)
@@ -232,8 +233,6 @@ def test_recommendations_follow_the_simulated_tastes(shop):
                 got = engine.recommend.recommend(customer, "relevance_only", n=10)
             except NotFound:          # never signed up: no userId to look up by
                 continue
-            if not engine.components.policy.for_document("analytics", engine.profile(customer)).allowed:
-                continue              # refused training: never learned from, so shown what is popular
             ours.append(np.mean([catalog[i["item_id"]] == favourite for i in got["items"]]))
             home = engine.recommend.recommend(customer, "home", n=10)    # capped at 3 per category, diversified
             diverse.append(np.mean([catalog[i["item_id"]] == favourite for i in home["items"]]))

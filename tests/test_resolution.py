@@ -105,8 +105,11 @@ def test_review_accept_reject_explain_and_undo(project):
         assert {"left", "right", "level"} <= set(weights["last_name"])
         assert explained["merges"][0]["from_profile"] == copy
 
+        engine.privacy.set_consent("u1", {"marketing_email": False})    # in no event: only in the consent log
         undone = engine.resolution.undo(copy, actor="tester")
         assert set(undone["rebuilt"]) == {copy, maria}
+        # The rebuild from events keeps what was given through the API (it lost it once).
+        assert engine.profile("u1")["consents"]["marketing_email"]["granted"] is False
         with pytest.raises(ValidationFailed, match="already undone"):
             engine.resolution.undo(copy)
         with pytest.raises(NotFound):

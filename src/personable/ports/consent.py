@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import pyarrow as pa
 
@@ -19,7 +19,10 @@ class ConsentStore(Protocol):
     def append_refusals(self, rows: pa.Table) -> None: ...
     def refusals_of(self, profile_ids: list[str]) -> list[dict[str, Any]]:
         """Each refused use of these profiles: when, which use, purpose and reason."""
-    def spend_budget(self, at: datetime, release: str, epsilon: float, detail: str) -> None: ...
+    def spend_budget(self, at: datetime, release: str, epsilon: float, detail: str,
+                     affordable: Callable[[float], None]) -> None:
+        """In one transaction, other spenders held off: ``affordable(spent so far)`` (it raises when the
+        budget cannot pay), then the ledger row."""
     def budget_ledger(self) -> list[dict[str, Any]]: ...
     def refusal_counts(self, since: datetime | None = None) -> list[dict[str, Any]]:
         """(use, purpose, reason, count) over the refusals recorded since ``since``."""

@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from ..clock import Clock
     from ..ports.audit import AuditStore
 
+log = logging.getLogger("personable")
 GENESIS = "0" * 64
 PAGE = 10_000
 FIELDS = ("seq", "at", "actor", "action", "target", "outcome", "details")
@@ -73,17 +75,26 @@ class AuditLog:
     # -- writing ---------------------------------------------------------------------------------
     def record(self, actor: str, action: str, target: str | None = None, outcome: str = "ok",
                details: dict[str, Any] | None = None, at: datetime | None = None) -> None:
+        entry = Entry(at or self.clock.now(), _text(actor), _text(action), _text(target) if target is not None
+                      else None, _text(outcome), _clean(details) if details is not None else None)
         with self._lock:
-            self._pending.append(Entry(at or self.clock.now(), actor, action, target, outcome, details))
+            self._pending.append(entry)
 
     def append(self, entries: Iterable[dict[str, Any]]) -> int:
-        """Entries recorded elsewhere (the HTTP process), as dicts of :class:`Entry`'s fields; written now."""
-        with self._lock:
-            for e in entries:
-                at = e["at"] if isinstance(e["at"], datetime) else datetime.fromisoformat(str(e["at"]))
-                self._pending.append(Entry(at, str(e["actor"]), str(e["action"]), e.get("target"),
-                                           str(e.get("outcome", "ok")), e.get("details")))
-        return self.flush()
+        """Entries recorded elsewhere (the HTTP process), as dicts of :class:`Entry`'s fields. They are
+        queued here, and written now if the store takes them; if not, they wait for the next flush (the
+        caller must not send them again)."""
+        n = 0
+        for e in entries:
+            at = e["at"] if isinstance(e["at"], datetime) else datetime.fromisoformat(str(e["at"]))
+            self.record(str(e["actor"]), str(e["action"]), e.get("target"), str(e.get("outcome", "ok")),
+                        e.get("details"), at)
+            n += 1
+        try:
+            self.flush()
+        except Exception:
+            log.exception("audit records could not be written yet; they wait for the next flush")
+        return n
 
     def flush(self) -> int:
         with self._lock:
@@ -188,14 +199,35 @@ class AuditLog:
                                     f"{'has no record' if seq not in macs else 'has another record'} {seq}")
         for seq in sorted(set(filed) - set(stored)):
             problems.append(f"checkpoint {seq} is in the file but not in the store (the store's log was cut or rewritten)")
+        warnings = []
+        tail = max(filed, default=0)
         for seq in sorted(set(stored) - set(filed)):
-            problems.append(f"checkpoint {seq} is in the store but not in the file (the file was cut)")
+            if seq > tail:   # a crash between the store's commit and the file's append leaves this too
+                warnings.append(f"checkpoint {seq} is in the store but not yet in the file")
+            else:
+                problems.append(f"checkpoint {seq} is in the store but not in the file (the file was edited)")
         last, end = max([*filed, *stored, 0]), max([*macs, 0])
         if end < last:
             problems.append(f"the log ends at record {end}, but a checkpoint vouches for record {last}")
         return {"ok": not problems, "records": count, "checkpoints": len(stored), "checkpoints_in_file": len(filed),
-                "last_seq": max(macs) if macs else 0, "problems": problems[:50],
+                "last_seq": max(macs) if macs else 0, "problems": problems[:50], "warnings": warnings,
                 "public_key": self.public_key()}
+
+
+def _text(value: Any) -> str:
+    """Text a store can hold: a NUL (or another control character) in a path parameter must not make
+    the store refuse the batch, which would hold every later record back."""
+    return "".join(ch if ch >= " " or ch in "\t" else "\ufffd" for ch in str(value))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {_text(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
 
 
 def _iso(at: datetime) -> str:

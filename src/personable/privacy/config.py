@@ -83,7 +83,7 @@ class UsesSection(Section):
     scoring: Name = "personalization"
     """Model scores written for a profile."""
     segment_export: Name = "advertising"
-    """Segment member exports to files (for third parties); a segment may name its own purpose."""
+    """Segment member exports to files (for third parties)."""
 
 
 Days = Annotated[int, Field(ge=1)] | None
@@ -116,6 +116,9 @@ class DpSection(Section):
     """The project's total ε: releases are refused once they have spent it."""
     k: Annotated[int, Field(ge=0)] = 10
     """Cells whose released count is below this are suppressed (k-anonymity); a release may ask for more."""
+    events: Annotated[list[Name], Field(min_length=1)] = ["Product Viewed", "Product Added", "Checkout Started",
+                                                           "Order Completed"]
+    """The cells of an event_counts release, fixed here: cells taken from the data would say which events exist."""
 
 
 class PrivacySection(Section):

@@ -87,9 +87,14 @@ class PrivacyBudget:
         """Record ``epsilon`` spent on ``release``; the ε left. Refused past the budget."""
         if not 0 < epsilon <= self.budget:
             raise ValidationFailed(f"epsilon must be above 0 and at most the budget ({self.budget:g})")
-        left = self.budget - self.spent()
-        if epsilon > left + 1e-12:
-            raise BudgetExhausted(f"this release needs ε={epsilon:g} and the project has {max(left, 0):g} of its "
-                                  f"{self.budget:g} left (privacy.dp.budget)", left=max(left, 0.0))
-        self.store.spend_budget(self.clock.now(), release, epsilon, detail)
-        return left - epsilon
+        left: list[float] = []
+
+        def affordable(spent: float) -> None:     # judged in the store's transaction: two releases never both pass
+            remaining = self.budget - spent
+            if epsilon > remaining + 1e-12:
+                raise BudgetExhausted(f"this release needs ε={epsilon:g} and the project has {max(remaining, 0):g} "
+                                      f"of its {self.budget:g} left (privacy.dp.budget)", left=max(remaining, 0.0))
+            left.append(remaining - epsilon)
+
+        self.store.spend_budget(self.clock.now(), release, epsilon, detail, affordable)
+        return left[0]

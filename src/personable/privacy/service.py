@@ -134,9 +134,11 @@ class PrivacyService:
             rows = self.analytics.execute(M.group_by("segment_id").aggregate(n=M.profile_id.nunique())).to_pylist()
             sizes = {r["segment_id"]: int(r["n"]) for r in rows}
             return {s: sizes.get(s, 0) for s in sorted(set(self.segment_ids()) | set(sizes))}
-        tracks = E.filter(E.type == "track")
+        cells = list(self.policy.settings.dp.events)
+        tracks = E.filter((E.type == "track") & E.event.isin(cells))
         rows = self.analytics.execute(tracks.group_by("event").aggregate(n=tracks.profile_id.nunique())).to_pylist()
-        return {r["event"]: int(r["n"]) for r in sorted(rows, key=lambda r: str(r["event"])) if r["event"]}
+        found = {r["event"]: int(r["n"]) for r in rows}
+        return {c: found.get(c, 0) for c in cells}
 
     def refusal_counts(self, since: "datetime | None" = None) -> list[dict[str, Any]]:
         from datetime import timezone

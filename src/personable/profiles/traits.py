@@ -4,8 +4,8 @@ Traits: per (profile, key) the newest observation by event time, or the oldest
 for keys whose policy is ``first_write_wins``; an imputed value only stands in
 until a real observation arrives. Placeholders for "no value" (quality status
 ``missing``) are not observations, and ``consent`` is not a trait (it is the
-consent map, kept apart). Consents: the newest observation per purpose wins
-(ties: the later one in the batch; within one event a Global Privacy Control
+consent map, kept apart). Consents: the newest observation per purpose wins,
+each timed no later than the batch received it (ties: the later one in the batch; within one event a Global Privacy Control
 signal, then a purpose named as such, then a category mapped onto it); every
 observation is also logged, with how it arrived (``via``: context, traits, gpc,
 api) and the policy version in force.
@@ -90,7 +90,13 @@ def _mapped_consents(categories: tuple[tuple[str, tuple[str, ...]], ...], gpc_de
     and a GPC signal turned into denials; ``_prio`` breaks ties within an event."""
     import ibis
 
-    c = _observations()[1]
+    observed = _observations()[1]
+    # A consent counts from when it was received at the latest: an event stamped in
+    # the future (clock skew is allowed up to events.max_future_skew_hours) must not
+    # outrank a withdrawal made after it arrived.
+    clock = ibis.table({"now": TS}, name="_batch_clock")
+    j = observed.cross_join(clock)
+    c = j.select(*[j[n] for n in observed.columns if n != "timestamp"], timestamp=ibis.least(j.timestamp, j.now))
     names = [name for name, _ in categories]
     signalled = c.via == GPC
     as_sent = c.filter(~signalled & ~c.purpose.isin(names)) if names else c.filter(~signalled)

@@ -52,11 +52,12 @@ class AuditRelay:
         if not entries:
             return
         try:
+            # Once handed over, the audit log keeps them until its store takes them.
             await run_in_threadpool(self.engine.audit.append, entries)
         except Exception:
-            with self._lock:       # the store may be restarting: they go with the next flush
+            with self._lock:       # not handed over (the store process is restarting): they go next time
                 self._pending[:0] = entries
-            log.exception("audit records could not be written yet; kept for the next try")
+            log.exception("audit records could not be handed to the store yet; kept for the next try")
 
     async def _run(self) -> None:
         while True:

@@ -9,9 +9,14 @@ process: ``deps.quick_call``).
 
 from __future__ import annotations
 
+from fastapi import Request
 from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from ..access.keys import PUBLISHABLE
+from ..access.scopes import SELF_READ
+from ..errors import Forbidden
+from .auth import ANONYMOUS
 from .deps import EngineDep, admin_router, quick_call
 from .models import CatalogImport, ItemsImport, Leaderboard, RecommendEvaluateRequest, Recommendations, TrainedRecommender
 from .params import OptionalInt
@@ -26,13 +31,21 @@ def ids(value: str | None) -> list[str]:
 
 @router.get("/v1/recommendations/{identifier}", response_model=Recommendations,
             summary="Top items for a profile, with scores and reasons, adjusted to the request's context")
-async def recommendations(identifier: str, engine: EngineDep, placement: str | None = None, n: OptionalInt = None,
+async def recommendations(identifier: str, request: Request, engine: EngineDep, placement: str | None = None,
+                          n: OptionalInt = None,
                           viewed: str | None = None, cart: str | None = None,
                           device: str | None = None) -> ORJSONResponse:
     """`viewed` / `cart`: comma-separated item ids the page knows about (newest first);
     `device`: the device in hand (e.g. mobile). Defaults come from the placement."""
     context = {"viewed": ids(viewed), "cart": ids(cart), "device": device}
     # The serving path: sent as computed (shape checked in tests/test_openapi_client.py).
+    if getattr(request.state.principal, "kind", None) == PUBLISHABLE and identifier.startswith(ANONYMOUS):
+        # Anyone holding the page's key can link an anonymous id to a user id (identify):
+        # a known user's data is read only with that user's token (user_id:<id> + X-User-Token).
+        doc = await quick_call(engine, engine.profile, identifier, 0)
+        if any(i["kind"] == "user_id" for i in doc.get("identities") or []):
+            raise Forbidden("this visitor is a known user: read user_id:<id> with the X-User-Token your backend "
+                            "issues", missing_scope=SELF_READ)
     return ORJSONResponse(await quick_call(engine, engine.recommend.recommend, identifier, placement, n, context))
 
 

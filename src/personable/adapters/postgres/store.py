@@ -79,6 +79,9 @@ class PostgresStore(QualityJobs, ResolutionStore, SegmentsStore, ComputedStore, 
                               "audit"})
     SIZE_ORDER = "measured_at DESC, id"   # ties: the order they were recorded in
 
+    def _hold_ledger(self, db: SqlSession) -> None:
+        db.execute("LOCK TABLE dp_budget_ledger IN EXCLUSIVE MODE")
+
     def _hold_audit(self, db: SqlSession) -> None:
         # Many processes may write one database: the chain's head is read and
         # extended by one of them at a time (readers are not blocked).

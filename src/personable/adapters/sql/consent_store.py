@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
 
 from ...ports.consent import CONSENT_RECORD, REFUSAL
+from .session import SqlSession
 from .store_base import SqlStoreBase
 from .upsert import upsert
 
@@ -50,8 +51,14 @@ class ConsentStoreMixin(SqlStoreBase):
                            WHERE {db.in_list('profile_id', 'CAST(? AS TEXT[])')} ORDER BY refused_at""", [profile_ids])
         return [{**dict(zip(REFUSAL, r)), "refused_at": r[0].isoformat()} for r in rows]
 
-    def spend_budget(self, at: datetime, release: str, epsilon: float, detail: str) -> None:
+    def _hold_ledger(self, db: SqlSession) -> None:
+        """Hold other spenders off until the transaction ends (a backend with many writers)."""
+
+    def spend_budget(self, at: datetime, release: str, epsilon: float, detail: str,
+                     affordable: Callable[[float], None]) -> None:
         with self._writing() as db:
+            self._hold_ledger(db)
+            affordable(float(db.rows("SELECT coalesce(sum(epsilon), 0) FROM dp_budget_ledger")[0][0]))
             db.execute("INSERT INTO dp_budget_ledger (spent_at, release_kind, epsilon, detail) VALUES (?, ?, ?, ?)",
                        [at, release, epsilon, detail])
 

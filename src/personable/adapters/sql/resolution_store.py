@@ -17,10 +17,12 @@ import orjson
 import pyarrow as pa
 
 from ...events.spec import CONSENT_FIELDS
+from ...profiles import traits
 from ...ports import PipelineSettings, StagedInput
 from .computed_store import ident
 from .session import SqlSession, text_param
 from .store_base import SqlStoreBase
+from .upsert import upsert
 
 HUMAN = ("accepted", "rejected", "undone")
 Standardize = Callable[[list[tuple[str, str, str | None]]], list[tuple[Any, ...]]]
@@ -212,6 +214,13 @@ class ResolutionStore(SqlStoreBase):
         batch._update_profiles()
         batch._update_traits()
         batch._update_consents(log=False)  # the consent log already holds these observations
+        # Consents given through the API are in no event: the log has them.
+        cols = ", ".join(traits.CONSENT_COLUMNS)
+        db.execute(upsert("profile_consents", traits.CONSENT_COLUMNS, ["profile_id", "purpose"], f"""
+            SELECT {cols} FROM (
+                SELECT {cols}, row_number() OVER (PARTITION BY profile_id, purpose ORDER BY observed_at DESC) AS rn
+                FROM consent_log WHERE via = 'api' AND profile_id IN (SELECT profile_id FROM _rebuild_ids)) c
+            WHERE rn = 1""", where="excluded.observed_at >= profile_consents.observed_at"))
         return [r[0] for r in db.rows("SELECT DISTINCT profile_id FROM _stored")]
 
 

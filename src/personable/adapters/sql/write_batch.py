@@ -345,6 +345,11 @@ class SqlBatch(QualityStaging):
         }))
         self._temp("_std_traits", self._std_traits_select())
         self._temp("_stored", self.compile(self.rules.stored))
+        self._put_clock()
+
+    def _put_clock(self) -> None:
+        """_batch_clock: the batch's time, for the rules that need it (aggregates, consent times)."""
+        self._put("_batch_clock", pa.table({"now": pa.array([self.now], pa.timestamp("us", tz="UTC"))}))
 
     def _enforce_collection(self) -> None:
         """The events of profiles the consent policy refuses for collection
@@ -380,7 +385,7 @@ class SqlBatch(QualityStaging):
         self._report.profiles_created, self._report.profiles_touched = created, touched
 
     def _update_profiles(self) -> None:
-        self._put("_batch_clock", pa.table({"now": pa.array([self.now], pa.timestamp("us", tz="UTC"))}))
+        self._put_clock()
         # Materialized first: the aggregates read the stored profiles, and on DuckDB
         # an upsert whose SELECT reads its own target took 7 s on the later
         # 250k-event chunks of a 1M-event import, against 0.5 s this way.
