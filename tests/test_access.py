@@ -170,6 +170,13 @@ def test_oauth_client_credentials_follow_the_rfc(site):
             assert r.status_code == status and r.json()["error"] == error, (data, r.text)
         assert c.post("/v1/oauth/token", content=b"\xff\xfe", headers={"content-type": "application/x-www-form-urlencoded"}
                       ).json()["error"] == "invalid_request"
+        # Each token issued is in the audit log, by the key that asked for it.
+        issued = c.get("/v1/audit", headers=server.admin, params={"action": "token", "actor": sk["key_id"]})
+        deadline = time.time() + 10
+        while len(issued.json()["items"]) < 2 and time.time() < deadline:
+            time.sleep(0.3)      # the HTTP process hands its records over about once a second
+            issued = c.get("/v1/audit", headers=server.admin, params={"action": "token", "actor": sk["key_id"]})
+        assert len(issued.json()["items"]) == 2 and {r["target"] for r in issued.json()["items"]} == {sk["key_id"]}
 
 
 def test_rate_limits_answer_429_with_retry_after(site):

@@ -82,6 +82,9 @@ async def token(request: Request) -> ORJSONResponse:
         return ORJSONResponse(exc.as_dict(), status_code=exc.status,
                               headers={"Retry-After": str(exc.extra.get("retry_after", 1))})
     access, ttl = issue_access_token(auth.secret("token_secret"), key.key_id, asked, request.app.state.project)
+    # A credential was issued: that is an audit record, by the key that asked for it.
+    request.state.principal = auth.principal_of_key(key)
+    request.app.state.audit.add(request, 200)
     return ORJSONResponse({"access_token": access, "token_type": "Bearer", "expires_in": ttl,
                            "scope": " ".join(asked)}, headers={"Cache-Control": "no-store"})
 
