@@ -100,21 +100,19 @@ class RemoteEngine:
 
     def call(self, method: str, path: str, **kw: Any) -> Any:
         """One request; the JSON answer, or the server's error raised as its own class."""
-        try:
-            response = self._http.request(method, path, **kw)
-        except httpx.HTTPError as exc:
-            raise ServerUnavailable(f"the server at {self.url} did not answer: {exc}") from exc
-        _raise_for(response)
-        return response.json()
+        return self._send(method, path, **kw).json()
 
     def text(self, method: str, path: str, **kw: Any) -> str:
         """A non-JSON answer (CSV), with errors raised as for :meth:`call`."""
+        return self._send(method, path, **kw).text
+
+    def _send(self, method: str, path: str, **kw: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kw)
         except httpx.HTTPError as exc:
             raise ServerUnavailable(f"the server at {self.url} did not answer: {exc}") from exc
         _raise_for(response)
-        return response.text
+        return response
 
     def ingest(self, path: str | Path, kind: str = "events", file_format: str | None = None,
                mapping: dict[str, str] | None = None, source: str = "import", chunk_size: int = 250_000,

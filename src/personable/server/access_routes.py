@@ -26,7 +26,7 @@ from ..access.tokens import issue_access_token, user_token
 from ..errors import PersonableError, Unauthorized
 from .body import read_body
 from .deps import admin_router
-from .models import AccessTokenAnswer, UserTokenAnswer, UserTokenRequest
+from .privacy_models import AccessTokenAnswer, UserTokenAnswer, UserTokenRequest
 
 oauth = APIRouter(tags=["oauth"])
 router = admin_router("profiles")

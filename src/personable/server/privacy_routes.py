@@ -10,9 +10,9 @@ from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from .deps import EngineDep, admin_router, freshen
-from .models import (AuditPage, AuditVerification, ConsentUpdate, PersonalData, ProfileConsent, PrivacyBudgetState,
-                     PrivateRelease, RefusalCounts, ReleaseRequest, RetentionReport)
 from .params import Int
+from .privacy_models import (AuditPage, AuditVerification, ConsentUpdate, PersonalData, PrivacyBudgetState,
+                             PrivateRelease, ProfileConsent, RefusalCounts, ReleaseRequest, RetentionReport)
 
 router = admin_router("privacy")
 

@@ -1,0 +1,158 @@
+"""Request and response models of the access and privacy routes (access_routes.py,
+privacy_routes.py): tokens, consent, personal data export, retention, anonymized
+releases and the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StrictBool
+
+from .models import Body, ConsentVerdict, Count, JSONObject, Open, Timestamp
+
+
+# -- access ------------------------------------------------------------------------------------------
+class AccessTokenAnswer(BaseModel):
+    """RFC 6749, section 5.1."""
+
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int
+    scope: str
+
+
+class UserTokenRequest(Body):
+    user_id: Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class UserTokenAnswer(Open):
+    user_id: str
+    header: str
+    token: str
+
+
+# -- privacy -----------------------------------------------------------------------------------------
+class ConsentUpdate(Body):
+    purposes: Annotated[dict[Annotated[str, Field(min_length=1, max_length=64)], StrictBool], Field(min_length=1)]
+    """Purpose -> granted (true) or withdrawn (false); nothing else is a yes or a no."""
+    source: Annotated[str, Field(min_length=1, max_length=100)] = "api"
+    """Who recorded it (e.g. preference-center)."""
+    policy_version: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    """The policy the person saw (default: privacy.policy_version)."""
+
+
+class ConsentChange(Open):
+    profile_id: str
+    purpose: str
+    granted: bool
+    observed_at: Timestamp
+    source: str | None
+    via: str | None
+    policy_version: str | None
+
+
+class ProfileConsent(Open):
+    profile_id: str
+    policy_version: str
+    consents: JSONObject
+    verdicts: dict[str, ConsentVerdict]
+    history: list[ConsentChange]
+
+
+class RefusalCount(Open):
+    use: str
+    purpose: str
+    reason: str
+    count: Count
+
+
+class RefusalCounts(Open):
+    items: list[RefusalCount]
+
+
+class PersonalData(Open):
+    """A person's data bundle (docs/privacy.md, "Access and portability")."""
+
+    exported_at: Timestamp
+    profile_id: str
+    policy_version: str
+    traits: list[JSONObject]
+    identities: list[JSONObject]
+    consents: JSONObject
+    consent_history: list[JSONObject]
+    segments: list[JSONObject]
+    segment_history: list[JSONObject]
+    computed_traits: list[JSONObject]
+    computed_history: list[JSONObject]
+    processing: list[JSONObject]
+    refused_uses: list[JSONObject]
+    merged_from: list[str]
+    events: Count
+    """How many events; GET .../export/events.csv has them."""
+
+
+class RetentionReport(Open):
+    ran_at: Timestamp
+    dry_run: bool
+    mode: Literal["anonymize", "delete"]
+    events: dict[str, Count]
+    """Per rule of privacy.retention.events: how many events expired."""
+    tables: dict[str, Count]
+    """Per table (quarantine, consent_refusals, events_minimized): how many rows expired."""
+    removed: Count
+    profiles_touched: Count
+
+
+class ReleaseRequest(Body):
+    report: Literal["segment_sizes", "event_counts"]
+    epsilon: Annotated[float, Field(gt=0, le=100)]
+    """The privacy loss this release may spend (split over its cells)."""
+    k: Annotated[int, Field(ge=0)] | None = None
+    """Suppress cells whose released count is below this (default privacy.dp.k)."""
+
+
+class BudgetState(Open):
+    total: float
+    spent: float
+    left: float
+
+
+class PrivateRelease(Open):
+    report: str
+    released_at: Timestamp
+    epsilon: float
+    k: Count
+    mechanism: str
+    cells: dict[str, Count | None]
+    """Noisy counts; null: suppressed (below k)."""
+    suppressed: list[str]
+    budget: BudgetState
+
+
+class PrivacyBudgetState(BudgetState):
+    ledger: list[JSONObject]
+
+
+class AuditRecord(Open):
+    seq: int
+    at: Timestamp
+    actor: str
+    action: str
+    target: str | None
+    outcome: str
+    details: JSONObject | None
+
+
+class AuditPage(Open):
+    items: list[AuditRecord]
+
+
+class AuditVerification(Open):
+    ok: bool
+    records: Count
+    checkpoints: Count
+    checkpoints_in_file: Count
+    last_seq: Count
+    problems: list[str]
+    public_key: str
+    """The Ed25519 key that signs the checkpoints (base64), for checking them elsewhere."""
