@@ -60,7 +60,7 @@ def project(request, tmp_path):
     raw = yaml.safe_load((project / "personable.yaml").read_text())
     raw["segments"] = {"pros": {"rule": {"trait": "plan", "eq": "pro"}},
                        "nobody": {"rule": {"trait": "plan", "eq": "platinum"}}}
-    raw["privacy"]["dp"] = {"budget": 3.0, "k": 5}
+    raw["privacy"]["dp"] = {"budget": 30.0, "k": 5}
     (project / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     return project
 
@@ -72,11 +72,13 @@ def test_releases_pay_from_the_budget_and_stop_at_it(project):
                     [{"type": "track", "userId": f"u{i}", "event": "Product Viewed" if i < 70 else "Order Completed",
                       "properties": {"order_id": f"o{i}", "revenue": 5.0}} for i in range(80)])
         engine.segments.refresh()
-        sizes = engine.privacy.release("segment_sizes", 2.0)
+        # ε = 20 over two cells: the chance that the empty cell's noise reaches k = 5 is about e^-50,
+        # so the suppression below is certain, not a coin that lands wrong one run in two hundred.
+        sizes = engine.privacy.release("segment_sizes", 20.0)
         assert set(sizes["cells"]) == {"pros", "nobody"} and sizes["cells"]["nobody"] is None   # 0 < k: suppressed
         assert abs(sizes["cells"]["pros"] - 60) < 25 and sizes["suppressed"] == ["nobody"]
-        assert sizes["budget"] == {"total": 3.0, "spent": 2.0, "left": 1.0}
-        events = engine.privacy.release("event_counts", 1.0, k=0)
+        assert sizes["budget"] == {"total": 30.0, "spent": 20.0, "left": 10.0}
+        events = engine.privacy.release("event_counts", 10.0, k=0)
         # The cells are configured, not read off the data (which would say which events exist).
         assert list(events["cells"]) == ["Product Viewed", "Product Added", "Checkout Started", "Order Completed"]
         assert events["budget"]["left"] == 0
@@ -84,12 +86,12 @@ def test_releases_pay_from_the_budget_and_stop_at_it(project):
             engine.privacy.release("event_counts", 0.1)
         assert refused.value.status == 409 and refused.value.extra["left"] == 0
         state = engine.privacy.budget()
-        assert state["spent"] == 3.0 and [r["release"] for r in state["ledger"]] == ["segment_sizes", "event_counts"]
+        assert state["spent"] == 30.0 and [r["release"] for r in state["ledger"]] == ["segment_sizes", "event_counts"]
         for bad in (lambda: engine.privacy.release("everything", 1.0), lambda: engine.privacy.release(
                 "segment_sizes", -1.0), lambda: engine.privacy.release("segment_sizes", 1.0, k=-2)):
             with pytest.raises(ValidationFailed):
                 bad()
-        assert engine.privacy.budget()["spent"] == 3.0        # refused releases spent nothing
+        assert engine.privacy.budget()["spent"] == 30.0       # refused releases spent nothing
 
 
 def test_release_over_http_and_the_cli(project):
@@ -100,17 +102,17 @@ def test_release_over_http_and_the_cli(project):
                           ).status_code == 200
             r = c.post("/v1/admin/privacy/release", headers=server.admin, params={"fresh": "true"},
                        json={"report": "segment_sizes", "epsilon": 1.0})
-            assert r.status_code == 200 and r.json()["budget"]["left"] == 2.0 and r.json()["k"] == 5
+            assert r.status_code == 200 and r.json()["budget"]["left"] == 29.0 and r.json()["k"] == 5
             bad = c.post("/v1/admin/privacy/release", headers=server.admin, json={"report": "x", "epsilon": 0})
             assert bad.status_code == 400 and {d["path"] for d in bad.json()["error"]["details"]} == {
                 "body.report", "body.epsilon"}
             over = c.post("/v1/admin/privacy/release", headers=server.admin,
-                          json={"report": "event_counts", "epsilon": 2.5})
+                          json={"report": "event_counts", "epsilon": 29.5})
             assert over.status_code == 409 and over.json()["error"]["code"] == "privacy_budget_exhausted"
             assert c.get("/v1/privacy/budget", headers=server.admin).json()["spent"] == 1.0
         released = json.loads(run_cli("privacy", "release", "event_counts", "--epsilon", "0.5", "--json",
                                       project=project).stdout)
-        assert released["budget"]["left"] == 1.5
+        assert released["budget"]["left"] == 28.5
         assert json.loads(run_cli("privacy", "budget", "--json", project=project).stdout)["spent"] == 1.5
     finally:
         stop_server(server)
