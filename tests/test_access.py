@@ -50,15 +50,15 @@ def _bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _routes(c: httpx.Client) -> list[tuple[str, str, str]]:
-    """(method, concrete path, router tag) of every route behind a credential."""
+def _routes(c: httpx.Client) -> list[tuple[str, str, str, str]]:
+    """(method, concrete path, router tag, path template) of every route behind a credential."""
     spec = c.get("/openapi.json").json()
     out = []
     for path, operations in spec["paths"].items():
         for method, op in operations.items():
             if not path.startswith("/v1/") or op.get("tags") in (["collect"], ["oauth"]):
                 continue
-            out.append((method.upper(), re.sub(r"\{[^}]+\}", "nobody-here", path), op["tags"][0]))
+            out.append((method.upper(), re.sub(r"\{[^}]+\}", "nobody-here", path), op["tags"][0], path))
     return out
 
 
@@ -74,8 +74,8 @@ def test_every_route_with_every_kind_of_credential(site):
         routes = _routes(c)
         assert len(routes) > 40
         problems = []
-        for method, path, tag in routes:
-            scope = needed(tag, method)
+        for method, path, tag, template in routes:
+            scope = needed(tag, method, template)       # privacy:erase for the erasure routes
 
             def call(headers: dict) -> httpx.Response:
                 return c.request(method, path, headers=headers)

@@ -288,6 +288,16 @@ class RemotePrivacy(_Part):
     def budget(self) -> Row:
         return _object(self._r.call("GET", "/v1/privacy/budget"))
 
+    def erase(self, identifiers: list[str], actor: str = "python") -> Row:
+        # The server names the actor: the credential that asked.
+        return _object(self._r.call("POST", "/v1/admin/privacy/erasures", json={"identifiers": list(identifiers)}))
+
+    def resume_erasures(self) -> list[Row]:
+        return _items(self._r.call("POST", "/v1/admin/privacy/erasures/resume"))
+
+    def verify(self, values: list[str]) -> Row:
+        return _object(self._r.call("POST", "/v1/privacy/verify", json={"values": list(values)}))
+
     def export_events(self, identifier: str) -> str:
         return self._r.text("GET", f"/v1/profiles/{quote(identifier, safe='')}/export/events.csv", params=FRESH)
 

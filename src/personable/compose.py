@@ -26,9 +26,11 @@ from .ports import (PROFILES_CHANGED, Analytics, Catalog, ComputedTraits, EventL
 from .ports.audit import AuditStore
 from .ports.retention import RetentionStore
 from .ports.consent import ConsentStore
+from .ports.erasure import ErasureStore
 from .access.tokens import project_secret
 from .privacy.audit import AuditLog
 from .privacy.consent import ConsentPolicy
+from .privacy.erasure import Erasure
 from .privacy.export import PersonalDataExport
 from .privacy.retention import Retention
 from .privacy.files import protect
@@ -49,7 +51,7 @@ log = logging.getLogger("personable")
 
 class OfflineBackend(EventWrites, Analytics, SegmentStore, ComputedTraits, ModelRegistry, ResolutionLedger,
                      ProfileMerges, QualityStore, Catalog, ProfileProjection, ConsentStore, AuditStore,
-                     RetentionStore, Protocol):
+                     RetentionStore, ErasureStore, Protocol):
     """Every port an offline store serves. Only this module sees it whole; each
     service is handed the one or two ports it needs."""
 
@@ -63,7 +65,7 @@ class OfflineBackend(EventWrites, Analytics, SegmentStore, ComputedTraits, Model
 
 # What an Engine needs of its offline store beyond the write path and analytics.
 SERVED_BY_ENGINE = frozenset({"offline", "segments", "computed_traits", "models", "resolution", "quality_jobs",
-                              "catalog", "consent", "audit"})
+                              "catalog", "consent", "audit", "erasure"})
 
 
 class Configured(enum.Enum):
@@ -124,9 +126,12 @@ class Components:
         exporter = PersonalDataExport(self.clock, self.offline, self.online, self.offline, self.segments, self.audit,
                                       self.offline, self.resolve, config.privacy.policy_version)
         retention = Retention(config.privacy.retention, self.clock, self.offline)
+        erasure = Erasure(config.privacy, self.clock, self.offline, self.online, self.materialized, self.audit,
+                          self.resolve, config.identity.default_region, [state / "models", state / "recommend"],
+                          config.project_dir / config.server.export_dir, state)
         self.privacy = PrivacyService(self.policy, self.clock, self.offline, self.online, self.bus, self.refusals,
                                       self.resolve, exporter, retention, self.offline,
-                                      lambda: [d.segment_id for d in self.segments.definitions()])
+                                      lambda: [d.segment_id for d in self.segments.definitions()], erasure)
         self.realtime = RealtimeSegments(self.segments, self.bus)
         self.bus.subscribe(PROFILES_CHANGED, self.realtime.on_changed)   # first: documents show its verdicts
         self.projection: OnlineProjection | None = None

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -21,7 +22,7 @@ import pyarrow as pa
 from .clock import Clock
 from .compose import CONFIGURED, Configured, compose
 from .config import Config, load_config
-from .errors import ErrorList, ImportFailed, NotFound, ValidationFailed
+from .errors import ErrorList, ImportFailed, NotFound, StoreError, ValidationFailed
 from .events.message_id import ensure_message_id
 from .events.validate import check_event
 from .ports import PROFILES_CHANGED, EventBus, IngestReport, Positions, ProfilesChanged, StagedInput
@@ -66,6 +67,8 @@ class Engine:
         self._recover()
         self._applied: dict[int, int] = self.store.committed_positions(LOG_STREAM) if self.log is not None else {}
         self.catch_up()
+        self.worker_running = False    # a LogWorker (the server's) stores the log: it says so here
+        self.privacy.settle = (self._stored_now, self._log_let_go)
 
     @property
     def clock(self) -> Clock:
@@ -243,6 +246,31 @@ class Engine:
         if done and self.components.realtime.deferred:
             self.flush_realtime()  # a fresh read sees segment memberships too
         return done
+
+    # -- what an erasure waits for on the event log (privacy/erasure.py) -----------------------
+    def _stored_now(self) -> Positions:
+        """Everything the log holds so far, stored (by the worker, or here when none runs); its end."""
+        if self.log is None:
+            return {}
+        end = self.log.end()
+        if not self.worker_running:
+            self.catch_up()
+        elif not self.wait_processed(end, timeout=60.0):
+            raise StoreError("the event log is not being stored (a minute passed): the erasure did not start")
+        return end
+
+    def _log_let_go(self, end: Positions, timeout: float = 20.0) -> bool:
+        """Whether the log has deleted everything before ``end`` (it rolls segments within seconds)."""
+        if self.log is None:
+            return True
+        deadline = time.monotonic() + timeout
+        while not covers(self.log.retained(), end):
+            if time.monotonic() > deadline:
+                return False
+            if not self.worker_running:
+                self.process_log()     # idle: releases the segments that are all stored
+            time.sleep(0.2)
+        return True
 
     def send(self, events: list[dict[str, Any]], source: str = "python") -> IngestReport:
         """Validate and write Segment-Spec events; invalid input raises ValidationFailed."""

@@ -43,6 +43,7 @@ class LogWorker:
 
     def start(self) -> None:
         if self.engine.log is not None:
+            self.engine.worker_running = True
             self._thread.start()
 
     def stop(self) -> None:
@@ -51,6 +52,7 @@ class LogWorker:
         self.engine.hurry.set()
         if self._thread.is_alive():
             self._thread.join()
+        self.engine.worker_running = False
         if self.engine.log is not None:
             self.engine.catch_up()
 

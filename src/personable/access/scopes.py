@@ -2,7 +2,8 @@
 
 A route belongs to a domain (its router's tag); reading it (GET) needs
 ``<domain>:read``, anything else ``<domain>:write``. ``<domain>:*`` grants
-both; ``admin`` grants everything; ``collect`` lets a key send events. A
+both; ``admin`` grants everything; ``privacy:erase`` (or ``privacy:*``) erases
+people and verifies erasures; ``collect`` lets a key send events. A
 publishable key holds only ``collect`` and ``self:read``: the latter reads a
 visitor's own recommendations (and, later, decisions), nothing else.
 """
@@ -12,8 +13,12 @@ from __future__ import annotations
 from typing import Iterable
 
 DOMAINS = ("profiles", "ingest", "quality", "identity", "segments", "models", "recommendations", "privacy")
-ADMIN, COLLECT, SELF_READ = "admin", "collect", "self:read"
-SCOPES = tuple(f"{d}:{a}" for d in DOMAINS for a in ("read", "write")) + (ADMIN, COLLECT, SELF_READ)
+ADMIN, COLLECT, SELF_READ, ERASE = "admin", "collect", "self:read", "privacy:erase"
+SCOPES = tuple(f"{d}:{a}" for d in DOMAINS for a in ("read", "write")) + (ADMIN, COLLECT, SELF_READ, ERASE)
+# Routes whose scope is not their domain's read or write: erasing a person is a right of its own.
+ROUTE_SCOPES = {("DELETE", "/v1/profiles/{identifier}"): ERASE, ("POST", "/v1/privacy/verify"): ERASE,
+                ("POST", "/v1/admin/privacy/erasures"): ERASE,
+                ("POST", "/v1/admin/privacy/erasures/resume"): ERASE}
 PUBLISHABLE_SCOPES = (COLLECT, SELF_READ)
 
 
@@ -30,8 +35,8 @@ def check_scopes(scopes: Iterable[str]) -> list[str]:
     return out
 
 
-def needed(domain: str, method: str) -> str:
-    return f"{domain}:{'read' if method in ('GET', 'HEAD') else 'write'}"
+def needed(domain: str, method: str, path: str | None = None) -> str:
+    return ROUTE_SCOPES.get((method, path or "")) or f"{domain}:{'read' if method in ('GET', 'HEAD') else 'write'}"
 
 
 def grants(held: Iterable[str], scope: str) -> bool:

@@ -70,6 +70,16 @@ class _Segments:
             if nxt <= offset:
                 (self.dir / self._name(start)).unlink(missing_ok=True)
 
+    def retained(self) -> dict[int, int]:
+        """The start of the oldest segment still on disk (an empty one holds nothing: its end)."""
+        for start in self._segments():
+            try:
+                if (self.dir / self._name(start)).stat().st_size:
+                    return {PARTITION: start}
+            except FileNotFoundError:
+                continue
+        return {PARTITION: self.end_offset()}
+
     def read_from(self, after: int, max_records: int) -> tuple[list[bytes], int]:
         """Up to ``max_records`` complete records after ``after``, and the offset past them."""
         end = self.end_offset()

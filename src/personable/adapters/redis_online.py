@@ -32,6 +32,7 @@ import redis
 
 from ..errors import ConfigError, StoreError
 from ..identity.lookup import PROFILE, candidate_keys
+from ..privacy.erasure_files import stands_alone
 
 DEFAULT_PREFIX = "personable:"
 CHUNK = 2000  # fields per HSET: big enough to cost few round trips, small enough to stream
@@ -275,6 +276,34 @@ class RedisOnlineStore:
             # Both are gone after a good swap; after a failure this frees the
             # half-written generation now rather than at its expiry.
             self._r.unlink(staging, retired)
+
+    @_translated
+    def forget(self, profile_ids: list[str]) -> int:
+        gone = set(profile_ids)
+        had = sum(bool(x) for x in self._r.hmget(self.k_docs, profile_ids)) if profile_ids else 0
+        for part in _batches(profile_ids, CHUNK):
+            pipe = self._r.pipeline(transaction=True)
+            self._remove(keys=[self.k_docs, self.k_lookup, self.k_owned], args=part, client=pipe)
+            pipe.hdel(self.k_recs, *part)
+            pipe.execute()
+        # Keys the owned sets do not know of (written before they were kept) still name the profiles.
+        stray = [k for k, v in self._r.hscan_iter(self.k_lookup, count=5000) if _text(v) in gone]
+        for part in _batches(stray, CHUNK):
+            self._r.hdel(self.k_lookup, *part)
+        return had
+
+    @_translated
+    def scan(self, needles: list[str]) -> list[dict[str, Any]]:
+        found = []
+        for name, key in (("docs", self.k_docs), ("lookup", self.k_lookup), ("owned", self.k_owned),
+                          ("recommendations", self.k_recs)):
+            seen: set[str] = set()
+            for field, value in self._r.hscan_iter(key, count=5000):
+                text = "\n".join(x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x) for x in (field, value))
+                seen.update(n for n in needles if n in text and stands_alone(n, text))
+            if seen:
+                found.append({"where": f"online redis {name}", "column": "hash", "values": sorted(seen)})
+        return found
 
     def close(self) -> None:
         self._r.close()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from itertools import islice
 from operator import itemgetter
@@ -30,6 +31,7 @@ import orjson
 
 from ..processes import pid_alive
 from ..identity.lookup import PROFILE, candidate_keys
+from ..privacy.erasure_files import stands_alone
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lookup (key TEXT PRIMARY KEY, profile_id TEXT NOT NULL) WITHOUT ROWID;
@@ -74,6 +76,9 @@ class SQLiteOnlineStore:
             con.execute("PRAGMA page_size=16384")
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")  # a lost tail is rebuilt from the offline store
+            # A deleted or replaced row is overwritten with zeros, not left in a free page: an erased
+            # person (or a document's older version) is not in the file any more.
+            con.execute("PRAGMA secure_delete=ON")
             self._local.con = con
         return con
 
@@ -183,6 +188,39 @@ class SQLiteOnlineStore:
             if pid.isdigit() and not pid_alive(int(pid)):
                 with self._write_lock:
                     con.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def forget(self, profile_ids: list[str]) -> int:
+        gone = [(p,) for p in profile_ids]
+        counted: list[int] = []
+
+        def erase(con: sqlite3.Connection) -> None:
+            counted.append(sum(con.execute("DELETE FROM docs WHERE profile_id = ?", g).rowcount for g in gone))
+            for table in ("lookup", "recommendations"):
+                con.executemany(f"DELETE FROM {table} WHERE profile_id = ?", gone)
+
+        with self._write_lock:
+            self._in_transaction(erase)
+        # The WAL still holds the pages as they were before: copied into the file (zeroed there) and cut.
+        # A reader holding an old snapshot keeps it for a moment; a few tries outlast it.
+        for _ in range(50):
+            busy = self._con().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                break
+            time.sleep(0.1)
+        return counted[0]
+
+    def scan(self, needles: list[str]) -> list[dict[str, Any]]:
+        con = self._con()
+        found = []
+        for table, columns in (("docs", ("profile_id", "doc")), ("lookup", ("key", "profile_id")),
+                               ("recommendations", ("profile_id", "payload"))):
+            for column in columns:
+                which = [n for n in needles if any(stands_alone(n, bytes(r[0]).decode("utf-8", "replace")) for r in con.execute(
+                    f"SELECT CAST({column} AS BLOB) FROM {table} WHERE instr(CAST({column} AS BLOB), ?) > 0",
+                    (n.encode(),)))]
+                if which:
+                    found.append({"where": f"online sqlite {table}", "column": column, "values": which})
+        return found
 
     def recommendations(self, profile_id: str) -> bytes | None:
         row = self._con().execute("SELECT payload FROM recommendations WHERE profile_id = ?", (profile_id,)).fetchone()

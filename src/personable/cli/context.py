@@ -36,11 +36,16 @@ def open_engine(ctx: typer.Context, clock: Any = None) -> Iterator["PersonableAP
             engine.close()
 
 
+PERSONAL_PARAMS = frozenset({"identifiers", "values"})
+
+
 def _audit(ctx: typer.Context, engine: Any) -> None:
     """The command, as an audit record of the project's own log (privacy/audit.py)."""
     import getpass
 
-    params = {k: str(v) for k, v in ctx.params.items() if v not in (None, False, [], ()) and k != "as_json"}
+    # Who an erasure or a verification names must not outlive it in the log: only how many.
+    params = {k: (f"{len(v)} given" if k in PERSONAL_PARAMS else str(v)) for k, v in ctx.params.items()
+              if v not in (None, False, [], ()) and k != "as_json"}
     target = next((str(ctx.params[k]) for k in ("identifier", "segment_id", "name", "user_id", "key_id", "path")
                    if ctx.params.get(k)), None)
     engine.audit.record(f"cli:{getpass.getuser()}", ctx.command_path.partition(" ")[2] or ctx.command_path, target,

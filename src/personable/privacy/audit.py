@@ -1,9 +1,12 @@
 """The audit log: who read or changed what, in a tamper-evident chain.
 
 Every record carries ``mac = HMAC-SHA256(audit_key, prev_mac || record)``
-(``record``: its sequence number, time, actor, action, target, outcome and
-details as canonical JSON), so a changed, removed or reordered record breaks
-the chain from there on. Each append ends with a checkpoint, the last
+(``record``: its sequence number, time, actor, action, outcome and the keyed
+digests of its target and details, as canonical JSON), so a changed, removed
+or reordered record breaks the chain from there on. The target and details
+enter by digest so that an erasure can take a person's ids out of the log
+(GDPR Art. 17) without breaking it: a redacted record keeps only the digests
+of what it lost, and still verifies; a forger without the key cannot make them. Each append ends with a checkpoint, the last
 sequence number and mac signed with the project's Ed25519 key. The checkpoint
 goes to the store (beside the records) and to an append-only file
 (``.personable/audit/checkpoints.jsonl``). Cutting the tail off the table, or
@@ -52,7 +55,8 @@ class Entry:
 
 
 def canonical(seq: int, at: str, actor: str, action: str, target: str | None, outcome: str,
-              details: Any) -> bytes:
+              details: str | None) -> bytes:
+    """The chained form of a record; ``target`` and ``details`` are their digests (:meth:`AuditLog.digest`)."""
     return json.dumps([seq, at, actor, action, target, outcome, details], sort_keys=True,
                       separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
@@ -71,6 +75,28 @@ class AuditLog:
         self.checkpoint_file = checkpoint_file
         self._pending: list[Entry] = []
         self._lock = threading.Lock()
+
+    def digest(self, value: str | None) -> str | None:
+        """A field's keyed digest: what the chain holds of a target or details (None stays None)."""
+        if value is None:
+            return None
+        return hmac.new(self.key, b"field:" + value.encode(), hashlib.sha256).hexdigest()
+
+    def _body(self, r: dict[str, Any]) -> bytes:
+        """A stored (or exported) record as the chain saw it, redacted or not."""
+        details = _details_text(r["details"])
+        at = _iso(r["at"]) if isinstance(r["at"], datetime) else str(r["at"])
+        lost = _lost(r)
+        target = lost["target"] if "target" in lost else self.digest(r["target"])
+        return canonical(int(r["seq"]), at, r["actor"], r["action"], target, r["outcome"],
+                         lost["details"] if "details" in lost else self.digest(details))
+
+    def redaction(self, record: dict[str, Any]) -> str:
+        """What a record keeps of the target and details an erasure takes out of it (JSON)."""
+        lost = _lost(record)
+        lost.setdefault("target", self.digest(record["target"]))
+        lost.setdefault("details", self.digest(_details_text(record["details"])))
+        return json.dumps(lost, sort_keys=True)
 
     # -- writing ---------------------------------------------------------------------------------
     def record(self, actor: str, action: str, target: str | None = None, outcome: str = "ok",
@@ -106,11 +132,10 @@ class AuditLog:
         def chained(head_seq: int, head_mac: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             rows, prev = [], head_mac
             for n, e in enumerate(entries, start=head_seq + 1):
-                at = _iso(e.at)
-                mac = link(self.key, prev, canonical(n, at, e.actor, e.action, e.target, e.outcome, e.details))
-                rows.append({"seq": n, "at": e.at, "actor": e.actor, "action": e.action, "target": e.target,
-                             "outcome": e.outcome, "details": json.dumps(e.details, default=str)
-                             if e.details is not None else None, "prev_mac": prev, "mac": mac})
+                row = {"seq": n, "at": e.at, "actor": e.actor, "action": e.action, "target": e.target,
+                       "outcome": e.outcome, "details": _details_text(e.details), "prev_mac": prev}
+                row["mac"] = mac = link(self.key, prev, self._body(row))
+                rows.append(row)
                 prev = mac
             last = head_seq + len(entries)
             checkpoint.update(seq=last, mac=prev, at=self.clock.now().isoformat(),
@@ -173,9 +198,7 @@ class AuditLog:
             count += 1
             if seq != expected:
                 problems.append(f"record {seq}: expected record {expected} here (a record is missing or moved)")
-            details = r["details"] if not isinstance(r["details"], str) else json.loads(r["details"])
-            at = _iso(r["at"]) if isinstance(r["at"], datetime) else str(r["at"])
-            body = canonical(seq, at, r["actor"], r["action"], r["target"], r["outcome"], details)
+            body = self._body(r)
             if r.get("prev_mac") != prev:
                 problems.append(f"record {seq}: its link to the record before does not match (removed or reordered)")
             if link(self.key, str(r.get("prev_mac")), body) != r["mac"]:
@@ -212,6 +235,17 @@ class AuditLog:
         return {"ok": not problems, "records": count, "checkpoints": len(stored), "checkpoints_in_file": len(filed),
                 "last_seq": max(macs) if macs else 0, "problems": problems[:50], "warnings": warnings,
                 "public_key": self.public_key()}
+
+
+def _details_text(details: Any) -> str | None:
+    """Details as the store holds them (JSON text), from the store or from an export."""
+    return details if details is None or isinstance(details, str) else json.dumps(details, default=str)
+
+
+def _lost(record: dict[str, Any]) -> dict[str, Any]:
+    """The digests a redacted record keeps in place of its target and details ({} when not redacted)."""
+    lost = record.get("redacted") or {}
+    return dict(json.loads(lost) if isinstance(lost, str) else lost)
 
 
 def _text(value: Any) -> str:

@@ -58,6 +58,9 @@ DEFAULT_DEFAULTS: dict[str, dict[str, bool]] = {
 
 # Every use of a profile that consent governs, and the purpose it asks for by default.
 USES = ("collection", "recommendations", "training", "scoring", "segment_export")
+# Traits that name or locate a person (GDPR's "personal data" beyond ids).
+PII_TRAITS = ("email", "phone", "first_name", "last_name", "name", "address", "street", "postcode", "birth_date",
+              "birthday")
 # What the write path does with the events of a profile refused for collection.
 COLLECTION_MODES = ("minimize", "drop", "keep")
 
@@ -143,6 +146,8 @@ class PrivacySection(Section):
     uses: UsesSection = UsesSection()
     retention: RetentionSection = RetentionSection()
     dp: DpSection = DpSection()
+    pii_traits: list[Name] = list(PII_TRAITS)
+    """Traits that hold personal data beyond ids: an erasure seeks their values everywhere (raw text included)."""
     collection_refused: Literal[COLLECTION_MODES] = "minimize"  # type: ignore[valid-type]
     """The events of a profile refused for collection: minimize (kept only as counts: type, name, time, source,
     device, channel, revenue, without ids, context, traits or properties, and linked to no profile), drop (not

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..clock import Clock
     from ..ports import Analytics, EventBus, ProfileReads
     from ..ports.consent import ConsentStore
+    from .erasure import Erasure, Settle
     from .export import PersonalDataExport
     from .retention import Retention
 
@@ -30,7 +31,7 @@ class PrivacyService:
     def __init__(self, policy: ConsentPolicy, clock: "Clock", store: "ConsentStore", online: "ProfileReads",
                  bus: "EventBus", refusals: RefusalLog, resolve: Callable[[str], str | None],
                  exporter: "PersonalDataExport", retention: "Retention", analytics: "Analytics",
-                 segment_ids: Callable[[], list[str]]):
+                 segment_ids: Callable[[], list[str]], erasure: "Erasure"):
         self.policy = policy
         self.clock = clock
         self.store = store
@@ -40,6 +41,9 @@ class PrivacyService:
         self.resolve = resolve
         self.exporter, self.retention_job = exporter, retention
         self.analytics, self.segment_ids = analytics, segment_ids
+        self.erasure = erasure
+        # The event log's waits (privacy/erasure.py's Settle): set by the Engine, which runs the log.
+        self.settle: "Settle | None" = None
 
     def _profile(self, identifier: str) -> str:
         pid = self.resolve(identifier)
@@ -86,6 +90,18 @@ class PrivacyService:
     def export_events(self, identifier: str) -> str:
         """The person's events as CSV."""
         return self.exporter.events_csv(identifier)
+
+    def erase(self, identifiers: list[str], actor: str = "python") -> dict[str, Any]:
+        """Erase these people from everything the project keeps; the certificate (privacy/erasure.py)."""
+        return self.erasure.erase(list(identifiers), actor, self.settle)
+
+    def resume_erasures(self) -> list[dict[str, Any]]:
+        """Finish erasures a crash left unfinished."""
+        return self.erasure.resume(self.settle)
+
+    def verify(self, values: list[str]) -> dict[str, Any]:
+        """Where any of these values is still held (zero findings after an erasure)."""
+        return self.erasure.verify(list(values))
 
     def retention(self, dry_run: bool = False) -> dict[str, Any]:
         """Expire what privacy.retention says has been kept long enough; the report says what went."""

@@ -40,6 +40,7 @@ class AuditRelay:
         target = ",".join(str(v) for v in request.path_params.values()) or None
         if path == "/v1/oauth/token" and principal is not None:
             target = principal.key_id       # whose token it is
+        target = getattr(request.state, "audit_target", target)     # a route may name what it acted on
         query = {k: v for k, v in request.query_params.items() if k not in SECRET_PARAMS}
         entry = {"at": datetime.now(timezone.utc).isoformat(), "actor": principal.key_id if principal else "unknown",
                  "action": getattr(route, "name", path), "target": target,

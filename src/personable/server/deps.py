@@ -71,7 +71,8 @@ def scoped(domain: str) -> Callable[..., Coroutine[Any, Any, None]]:
             return
         route = request.scope.get("route")
         self_read = request.method == "GET" and getattr(route, "path", None) in SELF_READ_ROUTES
-        request.state.principal = request.app.state.auth.require(request, needed(domain, request.method), self_read)
+        request.state.principal = request.app.state.auth.require(
+            request, needed(domain, request.method, getattr(route, "path", None)), self_read)
         request.state.credentials_checked = True
 
     require_scope.checks_credentials = True   # type: ignore[attr-defined]  # LimitedBodyRoute checks first

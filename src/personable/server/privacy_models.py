@@ -141,6 +141,8 @@ class AuditRecord(Open):
     target: str | None
     outcome: str
     details: JSONObject | None
+    redacted: bool = False
+    """An erasure took the person's target and details out of this record (its digests keep the chain whole)."""
 
 
 class AuditPage(Open):
@@ -156,3 +158,69 @@ class AuditVerification(Open):
     problems: list[str]
     public_key: str
     """The Ed25519 key that signs the checkpoints (base64), for checking them elsewhere."""
+
+
+# -- erasure -----------------------------------------------------------------------------------------
+class ErasureRemoved(Open):
+    tables: dict[str, int]
+    """Rows per table (audit_log: records redacted, not deleted)."""
+    online_documents: int
+    exports: list[JSONObject]
+    """Export files rewritten without the person, with the rows each lost."""
+    model_artifacts: list[str]
+    """Model files that held the person's rows, deleted (retrain the models in ``retrain``)."""
+    event_log: Literal["released", "pending"]
+    store_compacted: bool
+
+
+class ErasureCertificate(Open):
+    """What an erasure removed, where; keyed digests of every id and value erased; its own hash. The
+    same certificate is an audit record (action privacy.erase)."""
+
+    erasure_id: str
+    requested_at: str
+    requested_by: str
+    erased_at: str
+    people: int
+    removed: ErasureRemoved
+    retrain: list[str]
+    digests: list[str]
+    hash: str | None = None
+    state: Literal["done", "pending", "compacting"]
+    """pending or compacting: a step waits (the event log, an import); the next erasure or
+    POST /v1/admin/privacy/erasures/resume finishes it."""
+    already_erased: list[str] = []
+    """Identifiers given that an earlier erasure took (this certificate is that erasure's)."""
+    resumed: list[str] = []
+
+
+class ErasureList(Open):
+    items: list[ErasureCertificate]
+
+
+class EraseRequest(Body):
+    identifiers: Annotated[list[Annotated[str, Field(min_length=1, max_length=1000)]],
+                           Field(min_length=1, max_length=10_000)]
+    """Who to erase: ids, or email:, phone:, user_id:, anonymous_id:, profile: identifiers."""
+
+
+class VerifyRequest(Body):
+    values: Annotated[list[Annotated[str, Field(min_length=1, max_length=1000)]], Field(min_length=1, max_length=10_000)]
+    """Ids, emails, phones, names: each is sought as typed and standardized (emails, phones: hashed too)."""
+
+
+class VerifyFinding(Open):
+    where: str
+    column: str | None = None
+    rows: int | None = None
+    values: list[str]
+
+
+class VerifyReport(Open):
+    values: list[str]
+    sought: int
+    findings: list[VerifyFinding]
+    clean: bool
+    """No finding anywhere: the offline store's every text column, the online store, every file."""
+    erasures: list[JSONObject]
+    unregistered_tables: list[str]

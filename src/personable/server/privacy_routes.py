@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from fastapi import Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from .deps import EngineDep, admin_router, freshen
 from .params import Int
-from .privacy_models import (AuditPage, AuditVerification, ConsentUpdate, PersonalData, PrivacyBudgetState,
-                             PrivateRelease, ProfileConsent, RefusalCounts, ReleaseRequest, RetentionReport)
+from .privacy_models import (AuditPage, AuditVerification, ConsentUpdate, EraseRequest, ErasureCertificate, ErasureList,
+                             PersonalData, PrivacyBudgetState, PrivateRelease, ProfileConsent, RefusalCounts,
+                             ReleaseRequest, RetentionReport, VerifyReport, VerifyRequest)
 
 router = admin_router("privacy")
 
@@ -51,6 +53,44 @@ async def export_profile_events(identifier: str, engine: EngineDep, fresh: bool 
     return PlainTextResponse(text, media_type="text/csv")
 
 
+@router.delete("/v1/profiles/{identifier}", response_model=ErasureCertificate,
+               summary="Erase a person from everything the project keeps (GDPR Art. 17, CCPA delete); the certificate. "
+                       "Needs privacy:erase. Erasing again answers with the first erasure's certificate")
+async def erase_profile(identifier: str, request: Request, engine: EngineDep) -> object:
+    return await _erase(request, engine, [identifier])
+
+
+async def _erase(request: Request, engine: EngineDep, identifiers: list[str]) -> object:
+    principal = getattr(request.state, "principal", None)
+    # Records of calls just answered (reads of this person) go to the log first, so that they are redacted too.
+    await request.app.state.audit.flush()
+    certificate = await run_in_threadpool(engine.privacy.erase, identifiers,
+                                          principal.key_id if principal is not None else "api")
+    # The call's own audit record names the erasure, not the people it erased.
+    request.state.audit_target = f"erasure:{certificate['erasure_id']}"
+    return certificate
+
+
+@router.post("/v1/admin/privacy/erasures", response_model=ErasureCertificate,
+             summary="Erase several people in one request (one certificate). Needs privacy:erase")
+async def erase_people(body: EraseRequest, request: Request, engine: EngineDep) -> object:
+    return await _erase(request, engine, body.identifiers)
+
+
+@router.post("/v1/privacy/verify", response_model=VerifyReport,
+             summary="Seek values (ids, emails, phones, names) in every store and file: zero findings after an "
+                     "erasure. Needs privacy:erase; the values travel in the body, never in the audit log")
+async def verify_erasure(body: VerifyRequest, request: Request, engine: EngineDep) -> object:
+    await request.app.state.audit.flush()
+    return await run_in_threadpool(engine.privacy.verify, body.values)
+
+
+@router.post("/v1/admin/privacy/erasures/resume", response_model=ErasureList,
+             summary="Finish the erasures a crash, a busy event log or an import left unfinished")
+async def resume_erasures(engine: EngineDep) -> object:
+    return {"items": await run_in_threadpool(engine.privacy.resume_erasures)}
+
+
 @router.post("/v1/admin/privacy/retention", response_model=RetentionReport,
              summary="Expire what privacy.retention says has been kept long enough (also run daily by serve)")
 async def run_retention(engine: EngineDep, dry_run: bool = False) -> object:
@@ -79,15 +119,17 @@ async def refusals(engine: EngineDep, since: datetime | None = None) -> object:
 
 @router.get("/v1/audit", response_model=AuditPage,
             summary="Who read or changed what: the audit log, newest first (actor, action, target, since)")
-async def audit_log(engine: EngineDep, actor: str | None = None, action: str | None = None, target: str | None = None,
-                    since: datetime | None = None, limit: Int = 200) -> object:
+async def audit_log(request: Request, engine: EngineDep, actor: str | None = None, action: str | None = None,
+                    target: str | None = None, since: datetime | None = None, limit: Int = 200) -> object:
+    await request.app.state.audit.flush()     # the calls answered just before this one are in the answer
     return {"items": await run_in_threadpool(engine.audit.query, actor, action, target, _utc(since),
                                              max(1, min(limit, 10_000)))}
 
 
 @router.get("/v1/audit/verify", response_model=AuditVerification,
             summary="Walk the audit chain and its signed checkpoints: any changed, removed or reordered record shows")
-async def audit_verify(engine: EngineDep) -> object:
+async def audit_verify(request: Request, engine: EngineDep) -> object:
+    await request.app.state.audit.flush()
     return await run_in_threadpool(engine.audit.verify)
 
 

@@ -308,6 +308,15 @@ CREATE TABLE dp_budget_ledger (
     spent_at TIMESTAMPTZ NOT NULL, release_kind VARCHAR NOT NULL, epsilon DOUBLE NOT NULL, detail VARCHAR
 );
 """),
+    (13, "erasure: requests (resumable; the subject kept only until done) and audit records redacted by it", """
+CREATE TABLE erasures (
+    erasure_id VARCHAR PRIMARY KEY, requested_at TIMESTAMPTZ NOT NULL, requested_by VARCHAR, subject_digest VARCHAR NOT NULL,
+    state VARCHAR NOT NULL, subject VARCHAR, certificate VARCHAR, finished_at TIMESTAMPTZ
+);
+CREATE INDEX erasures_subject ON erasures (subject_digest);
+-- A redacted record keeps the keyed digests of the target and details it lost: the chain still verifies.
+ALTER TABLE audit_log ADD COLUMN redacted VARCHAR;
+"""),
 ]
 
 

@@ -53,6 +53,12 @@ class DuckDBSession(SqlSession):
         # A list lets DuckDB look rows up through an index on ``column``.
         return f"list_contains({values}, {column})"
 
+    def lists_overlap(self, column: str, values: str = "?") -> str:
+        return f"list_has_any({column}, CAST({values} AS VARCHAR[]))"
+
+    def matches(self, expr: str, pattern: str = "?") -> str:
+        return f"regexp_matches(CAST({expr} AS VARCHAR), {pattern})"
+
     def json_text(self, expr: str) -> str:
         return f"({expr} ->> '$')"
 

@@ -9,6 +9,7 @@ the CLI talk to the running server instead of opening the file (see
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from ..sql.catalog_store import CatalogStore
 from ..sql.computed_store import ComputedStore
 from ..sql.audit_store import AuditStoreMixin
 from ..sql.retention_store import RetentionStoreMixin
+from ..sql.erasure_store import ErasureStoreMixin
 from ..sql.consent_store import ConsentStoreMixin
 from ..sql.models_store import ModelsStore
 from ..sql.quality_jobs import QualityJobs
@@ -40,24 +42,22 @@ from .schema import current_version, migrate
 
 class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, ComputedStore, ModelsStore,
                   CatalogStore, ConsentStoreMixin, AuditStoreMixin,
-                  RetentionStoreMixin):
+                  RetentionStoreMixin, ErasureStoreMixin):
     capabilities = frozenset({"offline", "online", "transactions", "bulk_file_read", "threads", "segments",
                               "computed_traits", "models", "resolution", "quality_jobs", "catalog", "consent",
-                              "audit"})
+                              "audit", "erasure"})
 
     def __init__(self, path: str | Path | None):
         self.path = str(path) if path else ":memory:"
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._root = duckdb.connect(self.path)
-        except duckdb.IOException as exc:
-            raise StoreError(
-                f"cannot open {self.path}: {exc}. Another process (a running `personable serve`?) holds it; "
-                "the CLI talks to a running server automatically when .personable/server.json points at it",
-            ) from exc
-        self._root.execute("SET TimeZone = 'UTC'")
+        self._root = self._connect()
         self._write_lock = threading.Lock()
+        # Every cursor handed out, so that a compaction can close them all (and the file with them);
+        # a thread whose cursor is of an older generation gets a new one.
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._generation = 0
+        self._threads: int | None = None
         self._imports_lock = threading.Lock()   # imports under way share one raised checkpoint threshold
         self._imports = 0
         self._threshold = ""
@@ -72,8 +72,20 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, Co
         self.compile = SqlCompiler("duckdb")
         self._parse_statements = ParseStatements()
 
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        try:
+            root = duckdb.connect(self.path)
+        except duckdb.IOException as exc:
+            raise StoreError(
+                f"cannot open {self.path}: {exc}. Another process (a running `personable serve`?) holds it; "
+                "the CLI talks to a running server automatically when .personable/server.json points at it",
+            ) from exc
+        root.execute("SET TimeZone = 'UTC'")
+        return root
+
     def set_threads(self, threads: int) -> None:
         """How many threads DuckDB may use (all connections of this process)."""
+        self._threads = int(threads)
         self._root.execute(f"SET threads = {int(threads)}")
 
     @property
@@ -83,10 +95,11 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, Co
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A per-thread connection to the same database (DuckDB cursors are not thread-safe)."""
         cur = getattr(self._local, "cur", None)
-        if cur is None:
+        if cur is None or getattr(self._local, "generation", -1) != self._generation:
             cur = self._root.cursor()
             cur.execute("SET TimeZone = 'UTC'")
-            self._local.cur = cur
+            self._local.cur, self._local.generation = cur, self._generation
+            self._cursors.append(cur)
         return cur
 
     @contextmanager
@@ -117,6 +130,43 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, Co
 
     def _batch_on(self, db: SqlSession, staged: StagedInput, settings: PipelineSettings) -> DuckDBBatch:
         return self._new_batch(getattr(db, "con"), staged, settings)
+
+    def compact(self) -> bool:
+        """The file rewritten with only its live rows. DuckDB has no secure delete: a deleted row stays in
+        the file's free blocks (and in the WAL) until they happen to be reused, so an erasure copies the
+        database into a new file and swaps it in. Not while an import runs (False: try again later)."""
+        if self.path == ":memory:":
+            return True
+        with self._imports_lock:
+            if self._imports:
+                return False
+            with self._write_lock:
+                self._writer.execute("CHECKPOINT")
+                fresh = Path(self.path + ".compacting")
+                for leftover in (fresh, Path(f"{fresh}.wal")):
+                    leftover.unlink(missing_ok=True)
+                name = self._root.execute("SELECT current_database()").fetchall()[0][0]
+                self._root.execute(f"ATTACH {q(str(fresh))} AS _compacted")
+                try:
+                    self._root.execute(f'COPY FROM DATABASE "{name}" TO _compacted')
+                finally:
+                    self._root.execute("DETACH _compacted")
+                # Every connection closed: the process's DuckDB instance lets go of the old file.
+                for cur in [self._writer, *self._cursors, self._root]:
+                    try:
+                        cur.close()
+                    except duckdb.Error:
+                        pass
+                self._cursors.clear()
+                os.replace(fresh, self.path)
+                Path(self.path + ".wal").unlink(missing_ok=True)
+                self._generation += 1
+                self._root = self._connect()
+                if self._threads is not None:
+                    self._root.execute(f"SET threads = {self._threads}")
+                self._writer = self._root.cursor()
+                self._writer.execute("SET TimeZone = 'UTC'")
+        return True
 
     @contextmanager
     def batch(self, staged: StagedInput, settings: PipelineSettings) -> Iterator[DuckDBBatch]:

@@ -188,6 +188,15 @@ CREATE TABLE dp_budget_ledger (
     spent_at TIMESTAMPTZ NOT NULL, release_kind TEXT NOT NULL, epsilon DOUBLE PRECISION NOT NULL, detail TEXT
 );
 """),
+    (13, "erasure: requests (resumable; the subject kept only until done) and audit records redacted by it", """
+CREATE TABLE erasures (
+    erasure_id TEXT PRIMARY KEY, requested_at TIMESTAMPTZ NOT NULL, requested_by TEXT, subject_digest TEXT NOT NULL,
+    state TEXT NOT NULL, subject TEXT, certificate TEXT, finished_at TIMESTAMPTZ
+);
+CREATE INDEX erasures_subject ON erasures (subject_digest);
+-- A redacted record keeps the keyed digests of the target and details it lost: the chain still verifies.
+ALTER TABLE audit_log ADD COLUMN redacted TEXT;
+"""),
 ]
 
 

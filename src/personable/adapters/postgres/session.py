@@ -114,6 +114,12 @@ class PostgresSession(SqlSession):
     def in_list(self, column: str, values: str = "?") -> str:
         return f"{column} = ANY(CAST({values} AS TEXT[]))"
 
+    def lists_overlap(self, column: str, values: str = "?") -> str:
+        return f"{column} && CAST({values} AS TEXT[])"
+
+    def matches(self, expr: str, pattern: str = "?") -> str:
+        return f"CAST({expr} AS TEXT) ~ {pattern}"
+
     def json_text(self, expr: str) -> str:
         return f"({expr} #>> '{{}}')"
 

@@ -34,6 +34,7 @@ from ..sql.compiler import SqlCompiler
 from ..sql.computed_store import ComputedStore
 from ..sql.audit_store import AuditStoreMixin
 from ..sql.retention_store import RetentionStoreMixin
+from ..sql.erasure_store import ErasureStoreMixin
 from ..sql.consent_store import ConsentStoreMixin
 from ..sql.models_store import ModelsStore
 from ..sql.quality_jobs import QualityJobs
@@ -73,10 +74,10 @@ def _safe(url: str) -> str:
 
 class PostgresStore(QualityJobs, ResolutionStore, SegmentsStore, ComputedStore, ModelsStore, CatalogStore,
                     ConsentStoreMixin, AuditStoreMixin,
-                    RetentionStoreMixin):
+                    RetentionStoreMixin, ErasureStoreMixin):
     capabilities = frozenset({"offline", "transactions", "concurrent_writers", "segments",
                               "computed_traits", "models", "resolution", "quality_jobs", "catalog", "consent",
-                              "audit"})
+                              "audit", "erasure"})
     SIZE_ORDER = "measured_at DESC, id"   # ties: the order they were recorded in
 
     def _hold_ledger(self, db: SqlSession) -> None:

@@ -23,9 +23,6 @@ def _cols(names: tuple[str, ...], at: str = "recorded_at") -> str:
 
 
 class AuditStoreMixin(SqlStoreBase):
-    def _hold_audit(self, db: SqlSession) -> None:
-        """Hold other writers of the chain off until the transaction ends (a backend with many writers)."""
-
     def append_audit(self, extend: Extend) -> None:
         with self._writing() as db:
             self._hold_audit(db)
@@ -44,9 +41,9 @@ class AuditStoreMixin(SqlStoreBase):
                         checkpoint["signature"]])
 
     def audit_records(self, after_seq: int, limit: int) -> list[dict[str, Any]]:
-        rows = self._session().rows(f"SELECT {_cols(RECORD)} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
-                                    [after_seq, limit])
-        return [dict(zip(RECORD, r)) for r in rows]
+        rows = self._session().rows(f"SELECT {_cols(RECORD)}, redacted FROM audit_log WHERE seq > ? ORDER BY seq "
+                                    "LIMIT ?", [after_seq, limit])
+        return [dict(zip((*RECORD, "redacted"), r)) for r in rows]
 
     def audit_checkpoints(self) -> list[dict[str, Any]]:
         return [dict(zip(CHECKPOINT, r)) for r in self._session().rows(
@@ -64,11 +61,11 @@ class AuditStoreMixin(SqlStoreBase):
             where.append("recorded_at >= ?")
             params.append(since)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self._session().rows(f"SELECT {_cols(RECORD[:7])} FROM audit_log {clause} "
+        rows = self._session().rows(f"SELECT {_cols(RECORD[:7])}, redacted IS NOT NULL FROM audit_log {clause} "
                                     f"ORDER BY seq DESC LIMIT ?", [*params, limit])
         out = []
         for r in rows:
-            item = dict(zip(RECORD[:7], r))
+            item = dict(zip((*RECORD[:7], "redacted"), r))
             item["at"] = item["at"].isoformat()
             item["details"] = json.loads(item["details"]) if item["details"] else None
             out.append(item)

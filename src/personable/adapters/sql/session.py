@@ -62,6 +62,14 @@ class SqlSession:
         parameter, or the SQL of a list such as ``text_list(...)``)."""
         raise NotImplementedError
 
+    def lists_overlap(self, column: str, values: str = "?") -> str:
+        """SQL: the text-array ``column`` shares a value with a text list parameter."""
+        raise NotImplementedError
+
+    def matches(self, expr: str, pattern: str = "?") -> str:
+        """SQL: ``expr`` as text matches a regular expression (one ``?`` parameter)."""
+        raise NotImplementedError
+
     def json_text(self, expr: str) -> str:
         """SQL: the text of a scalar JSON value (a string without its quotes)."""
         raise NotImplementedError

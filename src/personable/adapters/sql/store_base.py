@@ -29,6 +29,10 @@ class SqlStoreBase:
         """The write path's batch on a session already in a transaction."""
         raise NotImplementedError
 
+    def _hold_audit(self, db: SqlSession) -> None:
+        """Hold other writers of the audit chain off until the transaction ends (a backend with many
+        writers: an append reads the head and extends it; an erasure redacts records)."""
+
     def splink_api(self) -> Any:
         """Splink's DuckDB backend on a connection of its own to an in-memory
         database, whatever the store: the resolver hands it the records as a
