@@ -270,3 +270,27 @@ def test_erasing_100_simulated_people_leaves_no_byte_of_them(project, tmp_path):
         text = json.dumps(content, default=str).encode()
         found = [v for v, rx in patterns if v.encode() in text and rx.search(text)]
         assert not found, f"table {table} still holds {found[:5]}"
+
+
+@pytest.mark.services
+def test_an_erased_person_leaves_a_redis_online_store(tmp_path, redis_url):
+    from personable.config import write_starter
+
+    write_starter(tmp_path / "proj", "redis-shop")
+    project = _segments(tmp_path / "proj")
+    import yaml
+
+    raw = yaml.safe_load((project / "personable.yaml").read_text())
+    raw["store"]["online"] = redis_url
+    (project / "personable.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    with Engine(project) as engine:
+        _people(engine, project / "exports")
+        online = engine.components.materialized
+        assert type(online).__name__ == "RedisOnlineStore"
+        assert {f["where"] for f in online.scan(["ann", "Ann.Smith@Example.com"])} >= {"online redis docs",
+                                                                                     "online redis lookup"}
+        cert = engine.privacy.erase(["ann"], "privacy-officer")
+        assert cert["removed"]["online_documents"] == 1
+        assert online.scan(ANN) == [] and engine.privacy.verify(ANN)["clean"]
+        assert engine.online.resolve("ann") is None and engine.online.resolve("bob") is not None
+        assert online.scan(["bob"])       # Bob's document, keys and all, stay
