@@ -298,6 +298,9 @@ class RemotePrivacy(_Part):
     def verify(self, values: list[str]) -> Row:
         return _object(self._r.call("POST", "/v1/privacy/verify", json={"values": list(values)}))
 
+    def rekey(self) -> Row:
+        return _object(self._r.call("POST", "/v1/admin/privacy/rekey"))
+
     def export_events(self, identifier: str) -> str:
         return self._r.text("GET", f"/v1/profiles/{quote(identifier, safe='')}/export/events.csv", params=FRESH)
 

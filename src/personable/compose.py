@@ -27,6 +27,8 @@ from .ports.audit import AuditStore
 from .ports.retention import RetentionStore
 from .ports.consent import ConsentStore
 from .ports.erasure import ErasureStore
+from .ports.identity_keys import IdentityKeyStore
+from .identity.keyed import IdentityHasher
 from .access.tokens import project_secret
 from .privacy.audit import AuditLog
 from .privacy.consent import ConsentPolicy
@@ -34,7 +36,9 @@ from .privacy.erasure import Erasure
 from .privacy.export import PersonalDataExport
 from .privacy.retention import Retention
 from .privacy.files import protect
+from .privacy.identity_keys import identity_keys
 from .privacy.refusals import RefusalLog
+from .privacy.rekey import IdentityRekey
 from .privacy.service import PrivacyService
 from .profiles.projection import OnlineProjection
 from .segments.realtime import RealtimeSegments
@@ -51,7 +55,7 @@ log = logging.getLogger("personable")
 
 class OfflineBackend(EventWrites, Analytics, SegmentStore, ComputedTraits, ModelRegistry, ResolutionLedger,
                      ProfileMerges, QualityStore, Catalog, ProfileProjection, ConsentStore, AuditStore,
-                     RetentionStore, ErasureStore, Protocol):
+                     RetentionStore, ErasureStore, IdentityKeyStore, Protocol):
     """Every port an offline store serves. Only this module sees it whole; each
     service is handed the one or two ports it needs."""
 
@@ -65,7 +69,7 @@ class OfflineBackend(EventWrites, Analytics, SegmentStore, ComputedTraits, Model
 
 # What an Engine needs of its offline store beyond the write path and analytics.
 SERVED_BY_ENGINE = frozenset({"offline", "segments", "computed_traits", "models", "resolution", "quality_jobs",
-                              "catalog", "consent", "audit", "erasure"})
+                              "catalog", "consent", "audit", "erasure", "identity_keys"})
 
 
 class Configured(enum.Enum):
@@ -112,7 +116,9 @@ class Components:
             self.online = self.materialized
         self.log: EventLog | None = (open_event_log(config.bus_url, config.project_dir)
                                      if event_log is CONFIGURED else event_log)
-        self.write_path = WritePath(config)
+        # Emails and phones are stored as keyed digests (identity/keyed.py): one hasher, for writes and lookups.
+        self.hasher = IdentityHasher(identity_keys(config.state_dir))
+        self.write_path = WritePath(config, self.hasher)
         # Consent: one policy, asked by every use; one log of its refusals.
         self.policy = ConsentPolicy(config.privacy)
         self.refusals = RefusalLog(self.offline, self.clock)
@@ -127,20 +133,33 @@ class Components:
                                       self.offline, self.resolve, config.privacy.policy_version)
         retention = Retention(config.privacy.retention, self.clock, self.offline)
         erasure = Erasure(config.privacy, self.clock, self.offline, self.online, self.materialized, self.audit,
-                          self.resolve, config.identity.default_region, [state / "models", state / "recommend"],
-                          config.project_dir / config.server.export_dir, state)
+                          self.resolve, self.hasher, config.identity.default_region,
+                          [state / "models", state / "recommend"], config.project_dir / config.server.export_dir, state)
+        hashed = sorted({r.kind for r in config.identity.identifiers if r.hash})
+        self.rekey = IdentityRekey(self.clock, self.offline, self.hasher, hashed, state,
+                                                self.materialized, self._reproject)
         self.privacy = PrivacyService(self.policy, self.clock, self.offline, self.online, self.bus, self.refusals,
                                       self.resolve, exporter, retention, self.offline,
-                                      lambda: [d.segment_id for d in self.segments.definitions()], erasure)
+                                      lambda: [d.segment_id for d in self.segments.definitions()], erasure,
+                                      self.rekey)
         self.realtime = RealtimeSegments(self.segments, self.bus)
         self.bus.subscribe(PROFILES_CHANGED, self.realtime.on_changed)   # first: documents show its verdicts
         self.projection: OnlineProjection | None = None
         if self.materialized is not None:
             self.projection = OnlineProjection(self.offline, self.materialized)
             self.bus.subscribe(PROFILES_CHANGED, self.projection.on_changed)
+        self.rekey.converge()       # a store from before identity keys, or a rotation cut short
 
     def resolve(self, identifier: str) -> str | None:
-        return self.online.resolve(identifier, self.config.identity.default_region)
+        return self.online.resolve(identifier, self.config.identity.default_region, self.hasher)
+
+    def _reproject(self) -> int:
+        """Every profile written to the online store again (after a re-keying)."""
+        if self.projection is None:
+            return 0
+        profile_ids, newest = self.offline.changed_since(None)
+        self.projection.project(profile_ids, [], newest)
+        return len(profile_ids)
 
     @cached_property
     def quality(self) -> "QualityService":

@@ -30,6 +30,14 @@ NOW = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
 STORES = [pytest.param("duckdb", id="duckdb"), pytest.param("postgres", id="postgres", marks=pytest.mark.services)]
 
 
+def _write_path(cfg):
+    """The write path as the composition root builds it, with the project's identity keys."""
+    from personable.identity.keyed import IdentityHasher
+    from personable.privacy.identity_keys import identity_keys
+
+    return WritePath(cfg, IdentityHasher(identity_keys(cfg.state_dir)))
+
+
 @pytest.fixture(params=STORES)
 def store_url(request, tmp_path: Path) -> str:
     return "duckdb:///offline.duckdb" if request.param == "duckdb" else request.getfixturevalue("postgres_url")
@@ -52,7 +60,7 @@ def store(store_url, project):
 
 @pytest.fixture
 def write(store, project):
-    path = WritePath(load_config(project))
+    path = _write_path(load_config(project))
 
     def write_(events, received_at=NOW, validated=False):
         lines = pa.table({"line": [e if isinstance(e, str) else orjson.dumps(e).decode() for e in events]})
@@ -145,7 +153,7 @@ def test_a_file_is_imported_in_chunks(store, project, tmp_path):
     lines = [orjson.dumps({"type": "track", "anonymousId": f"f{i % 7}", "event": "Viewed", "messageId": f"f-{i}",
                            "timestamp": ts(i)}).decode() for i in range(50)]
     path.write_text("\n".join(lines + ["{broken"]) + "\n")
-    write_path = WritePath(load_config(project))
+    write_path = _write_path(load_config(project))
     staged = StagedInput(source="file", origin=str(path), file=str(path), require_timestamp=True, received_at=NOW)
     accepted = quarantined = 0
     with store.open_file(staged) as f:
@@ -176,7 +184,7 @@ def test_analytics_run_ibis_expressions_and_projection_reads(store, write):
 def _writer_process(url: str, project: str, worker: int, batches: int) -> None:
     """One process's share: every person is seen by every worker, under ids
     that only link up through identify calls spread over the workers."""
-    write_path = WritePath(load_config(Path(project)))
+    write_path = _write_path(load_config(Path(project)))
     s = open_adapter(url, Path(project))
     try:
         for b in range(batches):
@@ -257,7 +265,7 @@ def test_lines_replayed_from_the_log_keep_their_own_source_and_receive_time(stor
         "line": [orjson.dumps({"type": "track", "event": "X", "userId": "own1", "messageId": "own-1",
                                "timestamp": ts(0)}).decode()],
         "source": ["shop-key"], "received_at": pa.array([accepted], pa.timestamp("us", tz="UTC"))})
-    path = WritePath(load_config(project))
+    path = _write_path(load_config(project))
     with store.batch(StagedInput(source="http", origin="http", lines=lines, received_at=NOW, validated=True),
                      path.settings) as batch:
         path.write(batch)

@@ -18,7 +18,7 @@ SCOPES = tuple(f"{d}:{a}" for d in DOMAINS for a in ("read", "write")) + (ADMIN,
 # Routes whose scope is not their domain's read or write: erasing a person is a right of its own.
 ROUTE_SCOPES = {("DELETE", "/v1/profiles/{identifier}"): ERASE, ("POST", "/v1/privacy/verify"): ERASE,
                 ("POST", "/v1/admin/privacy/erasures"): ERASE,
-                ("POST", "/v1/admin/privacy/erasures/resume"): ERASE}
+                ("POST", "/v1/admin/privacy/erasures/resume"): ERASE, ("POST", "/v1/admin/privacy/rekey"): ADMIN}
 PUBLISHABLE_SCOPES = (COLLECT, SELF_READ)
 
 

@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..config import KEYS_FILE
 from ..errors import Unauthorized
@@ -34,21 +34,35 @@ def project_secret(state_dir: Path, name: str) -> bytes:
     env = os.environ.get(f"PERSONABLE_{name.upper()}")
     if env:
         return env.encode()
-    path = state_dir / KEYS_FILE
-    data = json.loads(path.read_text()) if path.exists() else {}
+    data = read_keys(state_dir)
     if name not in data:
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(state_dir / "keys.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            data = json.loads(path.read_text()) if path.exists() else {}
-            if name not in data:          # another process may have made it while we waited
-                data[name] = secrets.token_urlsafe(32)
-                tmp = path.with_suffix(".tmp")
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w") as fh:
-                    json.dump(data, fh, indent=2)
-                os.replace(tmp, path)
+        data = update_keys(state_dir, lambda d: d if name in d else {**d, name: secrets.token_urlsafe(32)})
     return str(data[name]).encode()
+
+
+def read_keys(state_dir: Path) -> dict[str, Any]:
+    path = state_dir / KEYS_FILE
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def update_keys(state_dir: Path, change: "Callable[[dict[str, Any]], dict[str, Any]]") -> dict[str, Any]:
+    """``keys.json`` changed by ``change`` (given what it holds now), under a lock every process of the
+    project takes, written whole (owner-only) in place of the old; what it holds after."""
+    path = state_dir / KEYS_FILE
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(state_dir / "keys.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        before = read_keys(state_dir)        # another process may have changed it while we waited
+        data = change(dict(before))
+        if data != before:
+            tmp = path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh, indent=2)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+    return data
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from functools import wraps
 from itertools import islice
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
@@ -33,6 +33,9 @@ import redis
 from ..errors import ConfigError, StoreError
 from ..identity.lookup import PROFILE, candidate_keys
 from ..privacy.erasure_files import stands_alone
+
+if TYPE_CHECKING:
+    from ..identity.keyed import IdentityHasher
 
 DEFAULT_PREFIX = "personable:"
 CHUNK = 2000  # fields per HSET: big enough to cost few round trips, small enough to stream
@@ -174,8 +177,8 @@ class RedisOnlineStore:
 
     # -- reads: one round trip each ------------------------------------------------
     @_translated
-    def resolve(self, identifier: str, region: str = "US") -> str | None:
-        candidates = candidate_keys(identifier, region)
+    def resolve(self, identifier: str, region: str = "US", hasher: "IdentityHasher | None" = None) -> str | None:
+        candidates = candidate_keys(identifier, region, hasher)
         if not candidates:
             return None
         # One round trip: the keys, and whether a profile id names a live
@@ -291,6 +294,15 @@ class RedisOnlineStore:
         for part in _batches(stray, CHUNK):
             self._r.hdel(self.k_lookup, *part)
         return had
+
+    @_translated
+    def prune_keys(self, kinds: list[str], key_id: str) -> int:
+        stale = [k for k, _ in self._r.hscan_iter(self.k_lookup, count=5000)
+                 if any(_text(k).startswith(f"{kind}:") and not _text(k).startswith(f"{kind}:{key_id}:")
+                        for kind in kinds)]
+        for part in _batches(stale, CHUNK):
+            self._r.hdel(self.k_lookup, *part)
+        return len(stale)
 
     @_translated
     def scan(self, needles: list[str]) -> list[dict[str, Any]]:

@@ -25,13 +25,17 @@ import uuid
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import orjson
 
+from ..errors import StoreError
 from ..processes import pid_alive
 from ..identity.lookup import PROFILE, candidate_keys
 from ..privacy.erasure_files import stands_alone
+
+if TYPE_CHECKING:
+    from ..identity.keyed import IdentityHasher
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lookup (key TEXT PRIMARY KEY, profile_id TEXT NOT NULL) WITHOUT ROWID;
@@ -82,9 +86,9 @@ class SQLiteOnlineStore:
             self._local.con = con
         return con
 
-    def resolve(self, identifier: str, region: str = "US") -> str | None:
+    def resolve(self, identifier: str, region: str = "US", hasher: "IdentityHasher | None" = None) -> str | None:
         con = self._con()
-        for kind, value in candidate_keys(identifier, region):
+        for kind, value in candidate_keys(identifier, region, hasher):
             row = con.execute("SELECT profile_id FROM lookup WHERE key = ?", (f"{kind}:{value}",)).fetchone()
             if row is None and kind == PROFILE:
                 # A live profile's own id: its document (a merged-away id has a key).
@@ -200,14 +204,30 @@ class SQLiteOnlineStore:
 
         with self._write_lock:
             self._in_transaction(erase)
-        # The WAL still holds the pages as they were before: copied into the file (zeroed there) and cut.
-        # A reader holding an old snapshot keeps it for a moment; a few tries outlast it.
+            # secure_delete zeroes what is freed from now on; a file written before it was set may keep old
+            # copies of the documents in free pages: rewritten whole, once per erasure.
+            self._con().execute("VACUUM")
+        # The WAL still holds the pages as they were before: copied into the file and cut. A reader
+        # holding an old snapshot keeps it for a moment; a few tries outlast it.
         for _ in range(50):
             busy = self._con().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
             if not busy:
-                break
+                return counted[0]
             time.sleep(0.1)
-        return counted[0]
+        raise StoreError(f"{self.path}: its write-ahead log still holds erased documents (a reader keeps it "
+                         "open); the erasure stays pending: run `personable privacy erase --resume` again")
+
+    def prune_keys(self, kinds: list[str], key_id: str) -> int:
+        def prune(con: sqlite3.Connection) -> None:
+            for kind in kinds:
+                counted.append(con.execute(
+                    "DELETE FROM lookup WHERE substr(key, 1, ?) = ? AND substr(key, 1, ?) <> ?",
+                    (len(kind) + 1, f"{kind}:", len(kind) + len(key_id) + 2, f"{kind}:{key_id}:")).rowcount)
+
+        counted: list[int] = []
+        with self._write_lock:
+            self._in_transaction(prune)
+        return sum(counted)
 
     def scan(self, needles: list[str]) -> list[dict[str, Any]]:
         con = self._con()

@@ -1,4 +1,5 @@
-"""`personable privacy erase` and `personable privacy verify`: erasure that can be proven."""
+"""`personable privacy erase` and `personable privacy verify`: erasure that can be proven; `personable
+privacy rekey`: the identity key rotated."""
 
 from __future__ import annotations
 
@@ -79,3 +80,19 @@ def verify(ctx: typer.Context,
                       else f"[red]{len(report['findings'])} findings[/]")
     if not report["clean"]:
         raise typer.Exit(1)
+
+
+@handle_errors
+def rekey(ctx: typer.Context, as_json: bool = JSON) -> None:
+    """Rotate the identity key: a new key in .personable/keys.json, and every stored email and phone digest
+    wrapped under it in one transaction (the older keys stay: back up keys.json with the store)."""
+    with _engine(ctx) as engine:
+        report = engine.privacy.rekey()
+    if as_json:
+        emit_json(report)
+        return
+    console.print(f"identities now keyed with [bold]{report['key_id']}[/] (before: {report['previous_key_id']})")
+    for table, n in report["rekeyed"].items():
+        console.print(f"  {table}: {n} digests rewrapped")
+    console.print(f"  online store: {report['online_documents']} profiles written again, "
+                  f"{report['online_keys_dropped']} old lookup keys dropped")

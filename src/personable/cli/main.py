@@ -15,7 +15,7 @@ from .recommend import recommend_app
 from .output import console, emit_json, handle_errors, progress_bar
 from .audit import audit_app
 from .keys import keys_app
-from .erasure import erase as _erase, verify as _verify
+from .erasure import erase as _erase, rekey as _rekey, verify as _verify
 from .privacy import privacy_app
 from .quality import quality_app
 from .resolve import resolve_app
@@ -33,6 +33,7 @@ app.add_typer(recommend_app, name="recommend")
 app.add_typer(config_app, name="config")
 privacy_app.command("erase")(_erase)
 privacy_app.command("verify")(_verify)
+privacy_app.command("rekey")(_rekey)
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")

@@ -1,22 +1,29 @@
 """How an identifier a user types is looked up, shared by every OnlineStore.
 
 ``u1`` is tried as a userId, then an anonymousId, then a profile id;
-``email:Ann@X.com`` and ``phone:(415) 555-0101`` are normalized and hashed the
-way the write path stores them; ``user_id:``, ``anonymous_id:`` and ``profile:``
+``email:Ann@X.com`` and ``phone:(415) 555-0101`` are normalized and keyed the
+way the write path stores them (``identity/keyed.py``); ``user_id:``, ``anonymous_id:`` and ``profile:``
 prefixes pick one kind.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .identifiers import normalize_identifier, sha256_hex
 from .stitcher import ANON, USER
+
+if TYPE_CHECKING:
+    from .keyed import IdentityHasher
 
 PROFILE = "profile"
 PREFIXES = ("email", "phone", USER, ANON, PROFILE)
 
 
-def candidate_keys(identifier: str, region: str = "US") -> list[tuple[str, str]]:
-    """(kind, value) pairs to try in order; kind ``profile`` is a profile id."""
+def candidate_keys(identifier: str, region: str = "US",
+                   hasher: "IdentityHasher | None" = None) -> list[tuple[str, str]]:
+    """(kind, value) pairs to try in order; kind ``profile`` is a profile id. Without ``hasher`` (a
+    store used on its own, in a test) an email or phone is taken as unkeyed SHA-256."""
     kind = None
     if ":" in identifier:
         prefix, rest = identifier.split(":", 1)
@@ -24,7 +31,9 @@ def candidate_keys(identifier: str, region: str = "US") -> list[tuple[str, str]]
             kind, identifier = prefix, rest
     if kind in ("email", "phone"):
         norm = normalize_identifier(kind, identifier, region, frozenset())
-        return [] if norm is None else [(kind, sha256_hex(norm))]
+        if norm is None:
+            return []
+        return [(kind, hasher.digest(norm) if hasher is not None else sha256_hex(norm))]
     if kind is not None:
         return [(kind, identifier)]
     return [(USER, identifier), (ANON, identifier), (PROFILE, identifier)]

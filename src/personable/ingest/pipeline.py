@@ -1,19 +1,24 @@
 """Orchestration of one batch through the write path.
 
 The store does the bulk work in its own engine (SQL on DuckDB); the decisions
-that are domain logic -- how identifiers are normalized and hashed, and how the
+that are domain logic -- how identifiers are normalized and keyed (``identity/keyed.py``), and how the
 identity graph is stitched -- are made here, in Python, over the small set of
 distinct identifiers in the batch, as arrays.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..config import Config
-from ..identity.identifiers import normalize_identifier, sha256_hex
+from ..identity.identifiers import normalize_identifier
 from ..identity.components import plan_stitch
 from ..ports import BatchWriter, IngestReport, PipelineSettings
 from ..quality.apply import standardize_values
 from ..quality.rules import batch_violations
+
+if TYPE_CHECKING:
+    from ..identity.keyed import IdentityHasher
 
 
 def settings_from(cfg: Config) -> PipelineSettings:
@@ -40,8 +45,8 @@ class WritePath:
     Built once per configuration; the quality rules' expression is built once
     here too (the store compiles it for its dialect and caches that)."""
 
-    def __init__(self, cfg: Config):
-        self.cfg = cfg
+    def __init__(self, cfg: Config, hasher: "IdentityHasher"):
+        self.cfg, self.hasher = cfg, hasher
         self.settings = settings_from(cfg)
         self.violations = batch_violations(list(cfg.quality.fields))
         self.quarantine_fields = {f.name for f in cfg.quality.fields if f.on_invalid == "quarantine"}
@@ -55,7 +60,7 @@ class WritePath:
             batch.check_rules(self.violations, self.quarantine_fields)
         batch.screen()
         ids = batch.identifier_values()
-        batch.set_identifier_values([(kind, raw, identifier_node(kind, raw, cfg)) for kind, raw in ids])
+        batch.set_identifier_values([(kind, raw, identifier_node(kind, raw, cfg, self.hasher)) for kind, raw in ids])
         links = batch.links()
         existing = batch.existing()
         plan = plan_stitch(links, existing, cfg.identity.max_user_ids_per_profile,
@@ -64,9 +69,9 @@ class WritePath:
         return batch.report()
 
 
-def identifier_node(kind: str, raw: str, cfg: Config) -> str | None:
+def identifier_node(kind: str, raw: str, cfg: Config, hasher: "IdentityHasher") -> str | None:
     rule_hash = {r.kind: r.hash for r in cfg.identity.identifiers}.get(kind, True)
     norm = normalize_identifier(kind, raw, cfg.identity.default_region, cfg.identity.junk_values)
     if norm is None:
         return None
-    return sha256_hex(norm) if rule_hash else norm
+    return hasher.digest(norm) if rule_hash else norm

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
+
+if TYPE_CHECKING:
+    from ..identity.keyed import IdentityHasher
 
 
 class ProfileReads(Protocol):
@@ -10,7 +13,7 @@ class ProfileReads(Protocol):
 
     capabilities: frozenset[str]
 
-    def resolve(self, identifier: str, region: str = "US") -> str | None: ...
+    def resolve(self, identifier: str, region: str = "US", hasher: "IdentityHasher | None" = None) -> str | None: ...
     def profile(self, profile_id: str, recent_events: int = 20) -> dict[str, Any] | None: ...
     def put_recommendations(self, rows: Iterable[tuple[str, bytes]], replace_all: bool = False) -> None:
         """``replace_all``: ``rows`` (maybe a generator) become the whole set,
@@ -32,6 +35,10 @@ class OnlineStore(ProfileReads, Protocol):
     def forget(self, profile_ids: list[str]) -> int:
         """Erase these profiles: documents, lookup keys and recommendations, and what the backend keeps of
         them once deleted where it can (SQLite: zeroed pages, an emptied WAL); how many documents went."""
+        ...
+    def prune_keys(self, kinds: list[str], key_id: str) -> int:
+        """Drop the lookup keys of these kinds whose digest is not under ``key_id`` (what a re-keying leaves
+        once every profile's keys are written again); how many went."""
         ...
     def scan(self, needles: list[str]) -> list[dict[str, Any]]:
         """Where any of ``needles`` is still held: each place, with the values found there."""

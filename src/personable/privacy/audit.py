@@ -91,12 +91,41 @@ class AuditLog:
         return canonical(int(r["seq"]), at, r["actor"], r["action"], target, r["outcome"],
                          lost["details"] if "details" in lost else self.digest(details))
 
+    def _body_v1(self, r: dict[str, Any]) -> bytes:
+        """A record written before the chain took digests (schema 12 and older): its target and details
+        as they are. Such a record verifies in this form as long as it is not redacted."""
+        details = r["details"] if not isinstance(r["details"], str) else json.loads(r["details"])
+        at = _iso(r["at"]) if isinstance(r["at"], datetime) else str(r["at"])
+        return canonical(int(r["seq"]), at, r["actor"], r["action"], r["target"], r["outcome"], details)
+
+    def _legacy_mark(self, r: dict[str, Any]) -> str:
+        """Vouches (keyed, so a forger cannot mark another record) that an erasure redacted this record
+        of the old form, whose content can therefore no longer be checked."""
+        return hmac.new(self.key, f"legacy-redaction:{int(r['seq'])}:{r['mac']}".encode(), hashlib.sha256).hexdigest()
+
     def redaction(self, record: dict[str, Any]) -> str:
         """What a record keeps of the target and details an erasure takes out of it (JSON)."""
+        record = {**record, "at": record.get("at", record.get("recorded_at"))}    # a row of the table
         lost = _lost(record)
+        if not lost and link(self.key, str(record["prev_mac"]), self._body(record)) != record["mac"] and \
+                link(self.key, str(record["prev_mac"]), self._body_v1(record)) == record["mac"]:
+            lost["legacy"] = self._legacy_mark(record)
         lost.setdefault("target", self.digest(record["target"]))
         lost.setdefault("details", self.digest(_details_text(record["details"])))
         return json.dumps(lost, sort_keys=True)
+
+    def _content_problem(self, r: dict[str, Any]) -> tuple[str | None, str | None]:
+        """(problem, warning) about a record's content against its mac."""
+        prev = str(r.get("prev_mac"))
+        if link(self.key, prev, self._body(r)) == r["mac"]:
+            return None, None
+        lost = _lost(r)
+        if not lost and link(self.key, prev, self._body_v1(r)) == r["mac"]:
+            return None, None
+        if lost.get("legacy") and hmac.compare_digest(str(lost["legacy"]), self._legacy_mark(r)):
+            return None, (f"record {int(r['seq'])} predates keyed digests and was redacted by an erasure: its "
+                          "place in the chain is checked, its content no longer can be")
+        return f"record {int(r['seq'])}: its content does not match its mac (changed)", None
 
     # -- writing ---------------------------------------------------------------------------------
     def record(self, actor: str, action: str, target: str | None = None, outcome: str = "ok",
@@ -192,17 +221,18 @@ class AuditLog:
         self.flush()
         problems: list[str] = []
         macs: dict[int, str] = {}
+        legacy: list[str] = []
         prev, expected, count = GENESIS, 1, 0
         for r in records if records is not None else self.records():
             seq = int(r["seq"])
             count += 1
             if seq != expected:
                 problems.append(f"record {seq}: expected record {expected} here (a record is missing or moved)")
-            body = self._body(r)
             if r.get("prev_mac") != prev:
                 problems.append(f"record {seq}: its link to the record before does not match (removed or reordered)")
-            if link(self.key, str(r.get("prev_mac")), body) != r["mac"]:
-                problems.append(f"record {seq}: its content does not match its mac (changed)")
+            problem, warning = self._content_problem(r)
+            problems += [problem] if problem else []
+            legacy += [warning] if warning else []
             macs[seq] = str(r["mac"])
             prev, expected = str(r["mac"]), seq + 1
             if len(problems) > 50:
@@ -222,7 +252,7 @@ class AuditLog:
                                     f"{'has no record' if seq not in macs else 'has another record'} {seq}")
         for seq in sorted(set(filed) - set(stored)):
             problems.append(f"checkpoint {seq} is in the file but not in the store (the store's log was cut or rewritten)")
-        warnings = []
+        warnings = legacy[:50]
         tail = max(filed, default=0)
         for seq in sorted(set(stored) - set(filed)):
             if seq > tail:   # a crash between the store's commit and the file's append leaves this too

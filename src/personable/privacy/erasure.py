@@ -27,18 +27,21 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import NotFound, ValidationFailed
-from ..identity.identifiers import normalize_identifier, sha256_hex
+from ..identity.identifiers import normalize_identifier
 from ..ports.erasure import Subject
 from .erasure_files import FileScan, purge_artifacts, purge_exports
+from .person_text import PersonText, text_patterns
 from .personal_data import PERSONAL, unregistered
 
 if TYPE_CHECKING:
     from ..clock import Clock
+    from ..identity.keyed import IdentityHasher
     from ..ports import OnlineStore, ProfileReads
     from ..ports.erasure import ErasureStore
     from .audit import AuditLog
@@ -54,10 +57,12 @@ PHONE_LIKE = re.compile(r"^\+?[\d\s().-]{7,}$")
 class Erasure:
     def __init__(self, settings: "PrivacySection", clock: "Clock", store: "ErasureStore", online: "ProfileReads",
                  materialized: "OnlineStore | None", audit: "AuditLog", resolve: Callable[[str], str | None],
-                 region: str, artifact_dirs: list[Path], export_dir: Path, state_dir: Path):
+                 hasher: "IdentityHasher", region: str, artifact_dirs: list[Path], export_dir: Path, state_dir: Path):
         self.settings, self.clock, self.store, self.online = settings, clock, store, online
         self.materialized, self.audit, self.resolve, self.region = materialized, audit, resolve, region
+        self.hasher = hasher
         self.artifact_dirs, self.export_dir, self.state_dir = artifact_dirs, export_dir, state_dir
+        self._one_at_a_time = threading.Lock()     # two requests for one person must not interleave their steps
 
     def _digest(self, value: str) -> str:
         return str(self.audit.digest("erasure:" + value))
@@ -68,21 +73,26 @@ class Erasure:
         erased before, what was). Unfinished requests are finished first."""
         if not identifiers or any(not isinstance(i, str) or not i.strip() for i in identifiers):
             raise ValidationFailed("give the ids (or email:, phone:, user_id: ...) of the people to erase")
-        resumed = [self._run(r, settle)["erasure_id"] for r in self.store.erasures(pending=True)]
+        with self._one_at_a_time:
+            return self._request(identifiers, actor, settle)
+
+    def _request(self, identifiers: list[str], actor: str, settle: Settle | None) -> dict[str, Any]:
+        resumed = {rep["erasure_id"]: rep for rep in (self._run(r, settle) for r in self.store.erasures(pending=True))}
         if settle is not None:
             settle[0]()      # what was received before the request is in the store, and erased with it
         found: dict[str, str] = {}
         before: dict[str, dict[str, Any]] = {}
         for identifier in identifiers:
-            pid = self.resolve(identifier)
+            # The online store may lag the offline one (a projection still to run): either knowing them will do.
+            pid = self.resolve(identifier) or self.store.resolve(identifier, self.region, self.hasher)
             if pid is not None:
                 found[identifier] = pid
-            elif (prior := self._erased_before(identifier)) is not None:
+            elif (prior := self._erased_before(identifier, resumed)) is not None:
                 before[identifier] = prior
             else:
                 raise NotFound(f"no profile for {identifier!r} (and no erasure of it on record)")
         if not found:
-            return {**next(iter(before.values())), "already_erased": sorted(before), "resumed": resumed}
+            return {**next(iter(before.values())), "already_erased": sorted(before), "resumed": sorted(resumed)}
         subject = self._subject(sorted(set(found.values())), list(found))
         subject.people = len(set(found.values()))
         erasure_id, now = f"er_{uuid.uuid4().hex[:16]}", self.clock.now()
@@ -90,18 +100,25 @@ class Erasure:
                    "subject": subject.as_dict(), "certificate": None, "state": "pending"}
         self.store.open_erasure(erasure_id, now, actor, self._digest(identifiers[0]), json.dumps(subject.as_dict()))
         report = self._run(request, settle)
-        return {**report, "already_erased": sorted(before), "resumed": resumed}
+        return {**report, "already_erased": sorted(before), "resumed": sorted(resumed)}
 
     def resume(self, settle: Settle | None = None) -> list[dict[str, Any]]:
         """Finish the requests a crash (or a log that would not let go) left unfinished."""
-        return [self._run(r, settle) for r in self.store.erasures(pending=True)]
+        with self._one_at_a_time:
+            return [self._run(r, settle) for r in self.store.erasures(pending=True)]
 
-    def _erased_before(self, identifier: str) -> dict[str, Any] | None:
+    def _erased_before(self, identifier: str, resumed: dict[str, dict[str, Any]] | None = None
+                       ) -> dict[str, Any] | None:
+        """The certificate of the request that erased them, or (``resumed``: requests just run again and
+        still unfinished) that is erasing them."""
         wanted = {self._digest(v) for v in self._forms(identifier)}
         for r in self.store.erasures():
             cert = r.get("certificate") or {}
-            if r["state"] == "done" and (r["subject_digest"] in wanted or wanted & set(cert.get("digests", []))):
-                return dict(cert)
+            if r["subject_digest"] in wanted or wanted & set(cert.get("digests", [])):
+                if r["state"] == "done":
+                    return dict(cert)
+                if resumed and r["erasure_id"] in resumed:
+                    return resumed[r["erasure_id"]]
         return None
 
     def _forms(self, identifier: str) -> list[str]:
@@ -123,23 +140,29 @@ class Erasure:
 
     def _subject(self, profile_ids: list[str], identifiers: list[str]) -> Subject:
         s = Subject()
-        for pid in profile_ids:
+        profiles, identities = self.store.person(profile_ids)
+        s.profiles = list(profiles)
+        keys = [(k, str(v)) for k, v in identities]
+        for pid in profile_ids:         # and what the online document knows, should it know more
             doc = self.online.profile(pid, 0) or {}
-            s.profiles += [pid, *doc.get("merged_from", [])]
-            for i in doc.get("identities") or []:
-                s.identities.append(f"{i['kind']}:{i['value']}")
-                if i["kind"] == "user_id":
-                    s.users.append(str(i["value"]))
-                elif i["kind"] == "anonymous_id":
-                    s.anonymous.append(str(i["value"]))
+            s.profiles += doc.get("merged_from", [])
+            keys += [(i["kind"], str(i["value"])) for i in doc.get("identities") or []]
+        for kind, value in keys:
+            s.identities.append(f"{kind}:{value}")
+            if kind == "user_id":
+                s.users.append(value)
+            elif kind == "anonymous_id":
+                s.anonymous.append(value)
         values = set(self.store.personal_values(sorted(set(s.profiles)), list(self.settings.pii_traits)))
         for identifier in identifiers:       # what the request named them by, as typed
             values.update(f for f in self._forms(identifier) if ":" not in f)
-        for v in list(values):               # standardized forms too, and the digests the graph keys them by
+        contacts: set[str] = set()
+        for v in values:                     # emails and phones, standardized too, and as the graph keys them
             for kind, norm in self._standard(v):
-                values.add(norm)
-                s.identities.append(f"{kind}:{sha256_hex(norm)}")
-        s.values = sorted(values - set(s.ids()))
+                contacts.update((v, norm))
+                s.identities.append(f"{kind}:{self.hasher.digest(norm)}")
+        s.contacts = sorted(contacts)
+        s.values = sorted(values - contacts - set(s.ids()))
         s.profiles, s.users, s.anonymous = (sorted(set(x)) for x in (s.profiles, s.users, s.anonymous))
         s.identities = sorted(set(s.identities))
         return s
@@ -165,25 +188,39 @@ class Erasure:
         return {**certificate, "state": "done"}
 
     def _erase(self, request: dict[str, Any], settle: Settle | None) -> dict[str, Any]:
-        """Steps 2 to 5; the certificate so far."""
-        subject = Subject(**request["subject"])
-        needles = subject.needles()
+        """Steps 2 to 5; the certificate so far. What each step removed is kept with the request as it
+        goes, so that a resumed request certifies what the runs before it removed too."""
+        subject, eid = Subject(**request["subject"]), request["erasure_id"]
+        patterns = text_patterns(subject)
         self.audit.flush()          # records about them still in memory are written, then redacted
-        rows = self.store.erase_rows(subject, PERSONAL, self.audit.redaction)
-        online = self.materialized.forget(subject.profiles) if self.materialized is not None else 0
-        exports = purge_exports(self.export_dir, needles)
-        artifacts = [a for folder in self.artifact_dirs for a in purge_artifacts(folder, subject.ids())]
+        self.store.erase_rows(subject, PERSONAL, patterns, self.audit.redaction, eid)
+        done = self._progress(eid)
+        done["online_documents"] = done.get("online_documents", 0) + (
+            self.materialized.forget(subject.profiles) if self.materialized is not None else 0)
+        done["exports"] = done.get("exports", []) + purge_exports(self.export_dir, PersonText(subject))
+        done["model_artifacts"] = done.get("model_artifacts", []) + [
+            a for folder in self.artifact_dirs for a in purge_artifacts(folder, subject.ids())]
+        self.store.note_erasure(eid, json.dumps(done))
         log_clear = settle[1](settle[0]()) if settle is not None else True
+        # Calls under way when the rows went (a read naming them) have had their audit records written by
+        # now: those are redacted too.
+        self.audit.flush()
+        self.store.erase_rows(subject, {"audit_log": PERSONAL["audit_log"]}, patterns, self.audit.redaction, eid)
+        tables = self._progress(eid).get("tables", {})
         return {
-            "erasure_id": request["erasure_id"], "requested_at": _iso(request["requested_at"]),
+            "erasure_id": eid, "requested_at": _iso(request["requested_at"]),
             "requested_by": request["requested_by"], "erased_at": self.clock.now().isoformat(),
             "people": subject.people,
-            "removed": {"tables": {t: n for t, n in sorted(rows.items()) if n}, "online_documents": online,
-                        "exports": exports, "model_artifacts": artifacts,
+            "removed": {"tables": dict(sorted(tables.items())), "online_documents": done["online_documents"],
+                        "exports": done["exports"], "model_artifacts": done["model_artifacts"],
                         "event_log": "released" if log_clear else "pending", "store_compacted": False},
-            "retrain": sorted({Path(a).parent.name for a in artifacts}),
-            "digests": sorted({self._digest(v) for v in needles}),
+            "retrain": sorted({Path(a).parent.name for a in done["model_artifacts"]}),
+            "digests": sorted({self._digest(v) for v in subject.needles()}),
         }
+
+    def _progress(self, erasure_id: str) -> dict[str, Any]:
+        found = self.store.erasures(erasure_id=erasure_id)
+        return dict(found[0]["certificate"] or {}) if found else {}
 
     # -- proof -----------------------------------------------------------------------------------
     def verify(self, values: list[str]) -> dict[str, Any]:
@@ -195,7 +232,7 @@ class Erasure:
         for v in values:
             for form in self._forms(v):
                 needles.add(form)
-                needles.update(x for _, norm in self._standard(form) for x in (norm, sha256_hex(norm)))
+                needles.update(x for _, norm in self._standard(form) for x in (norm, *self.hasher.forms(norm)))
         sought = sorted(n for n in needles if ":" not in n or n in values)
         self.audit.flush()          # records still in memory are sought too
         findings = self.store.scan(sought)

@@ -5,7 +5,7 @@
   CSV, SQLite, logs), and UTF-16 and UTF-32 (NumPy's string arrays inside a
   pickled model are UTF-32).
 - Exports kept in the project's export folder are rewritten without the
-  person's rows; model artifacts that hold their rows are deleted (a
+  person's rows (recognized as ``person_text.py`` says); model artifacts that hold their rows are deleted (a
   retrain makes them again, from what is left).
 """
 
@@ -15,7 +15,11 @@ import csv
 import io
 import os
 from pathlib import Path
-from typing import Any, Iterable
+import tempfile
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:
+    from .person_text import PersonText
 
 ENCODINGS = (("utf-8", 1), ("utf-16-le", 2), ("utf-32-le", 4))
 WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
@@ -89,47 +93,47 @@ def stands_alone(needle: str, text: str) -> bool:
     return False
 
 
-def purge_exports(folder: Path, needles: list[str]) -> list[dict[str, Any]]:
-    """Rewrite each export under ``folder`` that names the person without their rows (CSV, JSON lines,
-    Parquet); rows removed per file."""
-    scan = FileScan(needles)
+def purge_exports(folder: Path, person: "PersonText") -> list[dict[str, Any]]:
+    """Rewrite each export under ``folder`` that holds rows of the person without them (CSV, JSON lines,
+    Parquet; other files are left as they are); rows removed per file."""
     report = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []:
-        if not scan.file(path):
+        if path.suffix == ".parquet":
+            removed = _rewrite_parquet(path, person)
+        elif path.suffix in (".csv", ".jsonl", ".ndjson", ".json"):
+            removed = _rewrite_lines(path, person)
+        else:
             continue
-        removed = _rewrite_parquet(path, scan) if path.suffix == ".parquet" else _rewrite_lines(path, scan)
-        report.append({"file": str(path), "rows": removed})
+        if removed:
+            report.append({"file": str(path), "rows": removed})
     return report
 
 
-def _holds(scan: FileScan, text: str) -> bool:
-    """Whether a cell (or a JSON line) names a needle as a whole value: the whole cell, one of a
-    ``|``-joined list, or a JSON string (so ``u1`` does not take ``u10``'s row)."""
-    parts = set(text.split("|"))
-    return any(n in parts or f'"{n}"' in text for n in scan.needles)
-
-
-def _rewrite_lines(path: Path, scan: FileScan) -> int:
+def _rewrite_lines(path: Path, person: "PersonText") -> int:
     text = path.read_text(encoding="utf-8", errors="replace")
     if path.suffix == ".csv":
-        rows = list(csv.reader(io.StringIO(text)))
-        kept = rows[:1] + [r for r in rows[1:] if not any(_holds(scan, cell) for cell in r)]
-        out = io.StringIO()
-        csv.writer(out).writerows(kept)
-        _replace(path, out.getvalue().encode())
+        header, *rows = list(csv.reader(io.StringIO(text))) or [[]]
+        kept = [r for r in rows if not person.in_row(dict(zip(header, r)))]
+        if len(kept) < len(rows):
+            out = io.StringIO()
+            csv.writer(out).writerows([header, *kept])
+            _replace(path, out.getvalue().encode())
         return len(rows) - len(kept)
     lines = text.splitlines(keepends=True)
-    kept_lines = [line for line in lines if not _holds(scan, line)]
-    _replace(path, "".join(kept_lines).encode())
+    kept_lines = [line for line in lines if not person.in_json(line)]
+    if len(kept_lines) < len(lines):
+        _replace(path, "".join(kept_lines).encode())
     return len(lines) - len(kept_lines)
 
 
-def _rewrite_parquet(path: Path, scan: FileScan) -> int:
+def _rewrite_parquet(path: Path, person: "PersonText") -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
-    keep = [not any(_holds(scan, str(v)) for v in row.values() if v is not None) for row in table.to_pylist()]
+    keep = [not person.in_row(row) for row in table.to_pylist()]
+    if all(keep):
+        return 0
     kept = table.filter(pa.array(keep))
     out = io.BytesIO()
     pq.write_table(kept, out)
@@ -151,8 +155,7 @@ def purge_artifacts(folder: Path, needles: list[str]) -> list[str]:
 def _replace(path: Path, data: bytes) -> None:
     """Write ``data`` in place of the file, all at once: a crash leaves the old file or the new one.
     The old file's blocks are not overwritten (a filesystem may keep them): see docs/privacy.md."""
-    tmp = path.with_name(path.name + ".erasing")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".erasing", dir=path.parent)   # 0600, unique
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
         fh.flush()

@@ -30,7 +30,9 @@ class PersonalTable:
     identity: tuple[str, str] | None = None
     """(kind column, value column) of an identifier as the identity graph stores it (emails hashed)."""
     text: tuple[str, ...] = ()
-    """Free text (a raw record, JSON) that may name the person anywhere: matched by their quoted ids and values."""
+    """JSON text (a raw record) that may name the person: matched as ``privacy/person_text.py`` says."""
+    names: tuple[str, ...] = ()
+    """Text naming what an action was on (an audit target): matched as a whole (``user_id:u1``)."""
     redact: bool = False
     """Redacted, not deleted (the audit log: its chain must stay whole)."""
 
@@ -55,7 +57,7 @@ PERSONAL: Mapping[str, PersonalTable] = {
     "segment_history": PersonalTable(profiles=("profile_id",)),
     "recommendations": PersonalTable(profiles=("profile_id",)),
     "consent_refusals": PersonalTable(profiles=("profile_id",)),
-    "audit_log": PersonalTable(text=("target", "details"), redact=True),
+    "audit_log": PersonalTable(text=("details",), names=("target",), redact=True),
 }
 
 # Tables that hold no one's data, and why.
@@ -74,6 +76,7 @@ NOT_PERSONAL: Mapping[str, str] = {
     "dp_budget_ledger": "the epsilon spent per release",
     "erasures": "erasure requests: their subject is cleared once each is done (a digest stays)",
     "schema_migrations": "the schema's version",
+    "identity_keys": "the ids of the keys the identity graph was keyed with, and when (never a secret)",
 }
 
 # Column names that mark a table as holding someone's data.

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..ports.consent import ConsentStore
     from .erasure import Erasure, Settle
     from .export import PersonalDataExport
+    from .rekey import IdentityRekey
     from .retention import Retention
 
 API = "api"
@@ -31,7 +32,7 @@ class PrivacyService:
     def __init__(self, policy: ConsentPolicy, clock: "Clock", store: "ConsentStore", online: "ProfileReads",
                  bus: "EventBus", refusals: RefusalLog, resolve: Callable[[str], str | None],
                  exporter: "PersonalDataExport", retention: "Retention", analytics: "Analytics",
-                 segment_ids: Callable[[], list[str]], erasure: "Erasure"):
+                 segment_ids: Callable[[], list[str]], erasure: "Erasure", rekey: "IdentityRekey"):
         self.policy = policy
         self.clock = clock
         self.store = store
@@ -44,6 +45,7 @@ class PrivacyService:
         self.erasure = erasure
         # The event log's waits (privacy/erasure.py's Settle): set by the Engine, which runs the log.
         self.settle: "Settle | None" = None
+        self.identity_keys = rekey
 
     def _profile(self, identifier: str) -> str:
         pid = self.resolve(identifier)
@@ -98,6 +100,10 @@ class PrivacyService:
     def resume_erasures(self) -> list[dict[str, Any]]:
         """Finish erasures a crash left unfinished."""
         return self.erasure.resume(self.settle)
+
+    def rekey(self) -> dict[str, Any]:
+        """A new identity key, and every stored digest wrapped under it (privacy/rekey.py)."""
+        return self.identity_keys.rotate()
 
     def verify(self, values: list[str]) -> dict[str, Any]:
         """Where any of these values is still held (zero findings after an erasure)."""

@@ -198,6 +198,19 @@ class ErasureList(Open):
     items: list[ErasureCertificate]
 
 
+class RekeyReport(Open):
+    """A rotation of the identity key: every stored digest of an email or phone wrapped under the new key."""
+
+    key_id: str
+    previous_key_id: str | None
+    rekeyed: dict[str, int]
+    """Digests rewrapped per table."""
+    online_documents: int
+    """Profiles written to the online store again, with their lookup keys under the new key."""
+    online_keys_dropped: int
+    """Lookup keys under the old key, dropped from the online store."""
+
+
 class EraseRequest(Body):
     identifiers: Annotated[list[Annotated[str, Field(min_length=1, max_length=1000)]],
                            Field(min_length=1, max_length=10_000)]

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from .deps import EngineDep, admin_router, freshen
 from .params import Int
 from .privacy_models import (AuditPage, AuditVerification, ConsentUpdate, EraseRequest, ErasureCertificate, ErasureList,
+                             RekeyReport,
                              PersonalData, PrivacyBudgetState, PrivateRelease, ProfileConsent, RefusalCounts,
                              ReleaseRequest, RetentionReport, VerifyReport, VerifyRequest)
 
@@ -89,6 +90,13 @@ async def verify_erasure(body: VerifyRequest, request: Request, engine: EngineDe
              summary="Finish the erasures a crash, a busy event log or an import left unfinished")
 async def resume_erasures(engine: EngineDep) -> object:
     return {"items": await run_in_threadpool(engine.privacy.resume_erasures)}
+
+
+@router.post("/v1/admin/privacy/rekey", response_model=RekeyReport,
+             summary="Rotate the identity key: a new key, and every stored email and phone digest wrapped under "
+                     "it in one transaction (docs/privacy.md, 'Identity keys'). Needs admin")
+async def rekey_identities(engine: EngineDep) -> object:
+    return await run_in_threadpool(engine.privacy.rekey)
 
 
 @router.post("/v1/admin/privacy/retention", response_model=RetentionReport,

@@ -9,7 +9,7 @@ exactly the same shape.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
@@ -17,6 +17,8 @@ import pyarrow as pa
 from ...identity.lookup import PROFILE, candidate_keys
 from ...profiles.document import RECENT_EVENTS
 
+if TYPE_CHECKING:
+    from ...identity.keyed import IdentityHasher
 
 
 def _ts(expr: str) -> str:
@@ -90,53 +92,55 @@ LEFT JOIN extra USING (profile_id) LEFT JOIN segs USING (profile_id)
 
 
 class ProfileReads:
-    """Mixin for DuckDBStore: needs ``self.cursor()``."""
+    """Mixin for DuckDBStore: needs ``_reading`` (a cursor behind the compaction gate)."""
 
     def profile_docs(self, profile_ids: list[str], con: Any = None) -> list[tuple[str, str]]:
         """(profile id, JSON document) for each of ``profile_ids`` that exists."""
-        con = con or self.cursor()
-        con.register("_doc_ids", pa.table({"profile_id": pa.array(profile_ids, pa.string())}))
-        try:
-            return con.execute(DOCS_SQL).fetchall()
-        finally:
-            con.unregister("_doc_ids")
+        with self._reading(con) as con:
+            con.register("_doc_ids", pa.table({"profile_id": pa.array(profile_ids, pa.string())}))
+            try:
+                return con.execute(DOCS_SQL).fetchall()
+            finally:
+                con.unregister("_doc_ids")
 
     def lookup_keys(self, profile_ids: list[str], con: Any = None) -> list[tuple[str, str]]:
         """(``kind:value`` key, profile id) for every identifier of these profiles,
         and ``profile:<old id>`` for the profiles merged into them. A profile's
         own id needs no key: the online store finds it among its documents."""
-        con = con or self.cursor()
-        con.register("_key_ids", pa.table({"profile_id": pa.array(profile_ids, pa.string())}))
-        try:
-            return con.execute(f"""
-                SELECT kind || ':' || value, profile_id FROM identities JOIN _key_ids USING (profile_id)
-                UNION ALL SELECT '{PROFILE}:' || from_profile, to_profile FROM profile_redirects
-                          JOIN _key_ids ON _key_ids.profile_id = to_profile""").fetchall()
-        finally:
-            con.unregister("_key_ids")
+        with self._reading(con) as con:
+            con.register("_key_ids", pa.table({"profile_id": pa.array(profile_ids, pa.string())}))
+            try:
+                return con.execute(f"""
+                    SELECT kind || ':' || value, profile_id FROM identities JOIN _key_ids USING (profile_id)
+                    UNION ALL SELECT '{PROFILE}:' || from_profile, to_profile FROM profile_redirects
+                              JOIN _key_ids ON _key_ids.profile_id = to_profile""").fetchall()
+            finally:
+                con.unregister("_key_ids")
 
     def changed_since(self, watermark: str | None) -> tuple[list[str], datetime | None]:
         """Profiles updated after ``watermark`` (all of them for None), and the newest update time."""
-        rows = self.cursor().execute(
-            "SELECT profile_id, updated_at FROM profiles WHERE $since IS NULL OR updated_at > $since::TIMESTAMPTZ",
-            {"since": watermark}).fetchall()
+        with self._reading() as con:
+            rows = con.execute(
+                "SELECT profile_id, updated_at FROM profiles WHERE $since IS NULL OR updated_at > $since::TIMESTAMPTZ",
+                {"since": watermark}).fetchall()
         return [r[0] for r in rows], max((r[1] for r in rows), default=None)
 
-    def resolve(self, identifier: str, region: str = "US") -> str | None:
+    def resolve(self, identifier: str, region: str = "US", hasher: "IdentityHasher | None" = None) -> str | None:
         """Any identifier -> the current profile id (old, merged ids redirect)."""
-        con = self.cursor()
-        for kind, value in candidate_keys(identifier, region):
-            if kind == PROFILE:
-                # A scalar query always returns one row; NULL when neither table knows the id.
-                found = con.execute(
-                    """SELECT coalesce((SELECT to_profile FROM profile_redirects WHERE from_profile = $id),
-                                       (SELECT profile_id FROM profiles WHERE profile_id = $id))""",
-                    {"id": value}).fetchall()[0][0]
-            else:
-                rows = con.execute("SELECT profile_id FROM identities WHERE kind = ? AND value = ?", [kind, value]).fetchall()
-                found = rows[0][0] if rows else None
-            if found:
-                return found
+        with self._reading() as con:
+            for kind, value in candidate_keys(identifier, region, hasher):
+                if kind == PROFILE:
+                    # A scalar query always returns one row; NULL when neither table knows the id.
+                    found = con.execute(
+                        """SELECT coalesce((SELECT to_profile FROM profile_redirects WHERE from_profile = $id),
+                                           (SELECT profile_id FROM profiles WHERE profile_id = $id))""",
+                        {"id": value}).fetchall()[0][0]
+                else:
+                    rows = con.execute("SELECT profile_id FROM identities WHERE kind = ? AND value = ?",
+                                       [kind, value]).fetchall()
+                    found = rows[0][0] if rows else None
+                if found:
+                    return str(found)
         return None
 
     def profile(self, profile_id: str, recent_events: int = 20) -> dict[str, Any] | None:

@@ -317,6 +317,9 @@ CREATE INDEX erasures_subject ON erasures (subject_digest);
 -- A redacted record keeps the keyed digests of the target and details it lost: the chain still verifies.
 ALTER TABLE audit_log ADD COLUMN redacted VARCHAR;
 """),
+    (14, "identity keys: which key the identity graph's digests are under (ids only, never a secret)", """
+CREATE TABLE identity_keys (key_id VARCHAR PRIMARY KEY, activated_at TIMESTAMPTZ NOT NULL, rekeyed BIGINT NOT NULL);
+"""),
 ]
 
 

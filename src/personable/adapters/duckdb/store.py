@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,6 +30,7 @@ from ..sql.computed_store import ComputedStore
 from ..sql.audit_store import AuditStoreMixin
 from ..sql.retention_store import RetentionStoreMixin
 from ..sql.erasure_store import ErasureStoreMixin
+from ..sql.identity_keys_store import IdentityKeyStoreMixin
 from ..sql.consent_store import ConsentStoreMixin
 from ..sql.models_store import ModelsStore
 from ..sql.quality_jobs import QualityJobs
@@ -37,15 +39,18 @@ from ..sql.session import SqlSession
 from .reads import ProfileReads
 from .segments_store import DuckDBSegments
 from .session import DuckDBSession
+from .gate import Gate
 from .schema import current_version, migrate
+
+SWAP_TOKEN = "_compaction_token"
 
 
 class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, ComputedStore, ModelsStore,
                   CatalogStore, ConsentStoreMixin, AuditStoreMixin,
-                  RetentionStoreMixin, ErasureStoreMixin):
+                  RetentionStoreMixin, ErasureStoreMixin, IdentityKeyStoreMixin):
     capabilities = frozenset({"offline", "online", "transactions", "bulk_file_read", "threads", "segments",
                               "computed_traits", "models", "resolution", "quality_jobs", "catalog", "consent",
-                              "audit", "erasure"})
+                              "audit", "erasure", "identity_keys"})
 
     def __init__(self, path: str | Path | None):
         self.path = str(path) if path else ":memory:"
@@ -57,6 +62,7 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, Co
         # a thread whose cursor is of an older generation gets a new one.
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._generation = 0
+        self._gate = Gate()
         self._threads: int | None = None
         self._imports_lock = threading.Lock()   # imports under way share one raised checkpoint threshold
         self._imports = 0
@@ -121,7 +127,14 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, Co
 
     # -- what the shared SQL mixins need (adapters/sql/store_base.py) -----------------
     def _session(self) -> SqlSession:
-        return DuckDBSession(self.cursor())
+        return DuckDBSession(self.cursor, self._gate)
+
+    @contextmanager
+    def _reading(self, con: Any = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """This thread's cursor (or ``con``, a write transaction's), for statements a compaction must not
+        cut in on."""
+        with self._gate.shared():
+            yield con or self.cursor()
 
     @contextmanager
     def _writing(self) -> Iterator[SqlSession]:
@@ -134,39 +147,72 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, Co
     def compact(self) -> bool:
         """The file rewritten with only its live rows. DuckDB has no secure delete: a deleted row stays in
         the file's free blocks (and in the WAL) until they happen to be reused, so an erasure copies the
-        database into a new file and swaps it in. Not while an import runs (False: try again later)."""
+        database into a new file and swaps it in. Not while an import runs (False: try again later).
+
+        Writers are held off by the write lock, statements by the gate (each waits for the swap, then
+        runs on a new cursor). Should anything fail, the old file stays and is opened again."""
         if self.path == ":memory:":
             return True
         with self._imports_lock:
             if self._imports:
                 return False
-            with self._write_lock:
+            with self._write_lock, self._gate.exclusive():
                 self._writer.execute("CHECKPOINT")
-                fresh = Path(self.path + ".compacting")
+                fresh, token = Path(self.path + ".compacting"), uuid.uuid4().hex
                 for leftover in (fresh, Path(f"{fresh}.wal")):
                     leftover.unlink(missing_ok=True)
-                name = self._root.execute("SELECT current_database()").fetchall()[0][0]
-                self._root.execute(f"ATTACH {q(str(fresh))} AS _compacted")
+                self._copy_into(fresh, token)
                 try:
-                    self._root.execute(f'COPY FROM DATABASE "{name}" TO _compacted')
+                    self._close_all()
+                    os.replace(fresh, self.path)
+                    Path(self.path + ".wal").unlink(missing_ok=True)
                 finally:
-                    self._root.execute("DETACH _compacted")
-                # Every connection closed: the process's DuckDB instance lets go of the old file.
-                for cur in [self._writer, *self._cursors, self._root]:
-                    try:
-                        cur.close()
-                    except duckdb.Error:
-                        pass
-                self._cursors.clear()
-                os.replace(fresh, self.path)
-                Path(self.path + ".wal").unlink(missing_ok=True)
-                self._generation += 1
-                self._root = self._connect()
-                if self._threads is not None:
-                    self._root.execute(f"SET threads = {self._threads}")
-                self._writer = self._root.cursor()
-                self._writer.execute("SET TimeZone = 'UTC'")
+                    self._reopen()
+                self._check_swapped(token)
         return True
+
+    def _copy_into(self, fresh: Path, token: str) -> None:
+        """The whole database copied into ``fresh``, with a token that proves, once reopened, that this
+        process reads the new file (not a cached instance of the old one)."""
+        name = self._root.execute("SELECT current_database()").fetchall()[0][0]
+        self._root.execute(f"ATTACH {q(str(fresh))} AS _compacted")
+        try:
+            self._root.execute(f'COPY FROM DATABASE "{name}" TO _compacted')
+            self._root.execute(f"CREATE TABLE _compacted.{SWAP_TOKEN} AS SELECT {q(token)} AS token")
+        except BaseException:
+            self._root.execute("DETACH _compacted")
+            fresh.unlink(missing_ok=True)
+            raise
+        self._root.execute("DETACH _compacted")
+
+    def _close_all(self) -> None:
+        """Every connection closed: DuckDB keeps one instance per file and process, and lets go of the
+        file only when its last connection closes."""
+        for cur in [self._writer, *self._cursors, self._root]:
+            try:
+                cur.close()
+            except duckdb.Error:
+                pass
+        self._cursors.clear()
+
+    def _reopen(self) -> None:
+        self._root = self._connect()
+        if self._threads is not None:
+            self._root.execute(f"SET threads = {self._threads}")
+        self._writer = self._root.cursor()
+        self._writer.execute("SET TimeZone = 'UTC'")
+        self._generation += 1      # only now: a thread's next cursor comes from the new root
+
+    def _check_swapped(self, token: str) -> None:
+        try:
+            found = self._writer.execute(f"SELECT token FROM {SWAP_TOKEN}").fetchall()
+        except duckdb.Error:
+            found = []
+        if found != [(token,)]:
+            raise StoreError(f"{self.path} was rewritten, but this process still reads the old file (a "
+                             "connection to it survived); restart the process before writing to the store")
+        self._writer.execute(f"DROP TABLE {SWAP_TOKEN}")
+        self._writer.execute("CHECKPOINT")
 
     @contextmanager
     def batch(self, staged: StagedInput, settings: PipelineSettings) -> Iterator[DuckDBBatch]:
@@ -177,17 +223,15 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, Co
 
     @contextmanager
     def open_file(self, staged: StagedInput) -> Iterator["DuckDBFileImport"]:
-        con = self._root.cursor()
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            with self._one_checkpoint(con):
-                yield DuckDBFileImport(self, con, staged)
-        finally:
-            con.close()
+        with self._import_running() as con:
+            yield DuckDBFileImport(self, con, staged)
 
     @contextmanager
-    def _one_checkpoint(self, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-        """One checkpoint for a whole import, at its end. DuckDB checkpoints
+    def _import_running(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """An import's own connection, counted among the imports under way before it exists (a compaction
+        waits for none of them: it refuses while any runs, and an import waits for a compaction).
+
+        One checkpoint for a whole import, at its end. DuckDB checkpoints
         whenever its WAL passes a threshold, and each checkpoint writes the
         indexes out whole: every second chunk of a 1M-event import paid ~2.5 s
         for it, more the bigger the store. The chunks stay durable (each commit
@@ -197,12 +241,14 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, Co
         overlap (two HTTP imports) raise it once and the last one to end puts
         it back and checkpoints."""
         with self._imports_lock:
+            con = self._root.cursor()
+            con.execute("SET TimeZone = 'UTC'")
             if self._imports == 0:
                 self._threshold = str(con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0])
                 con.execute("SET checkpoint_threshold = '1000 GiB'")
             self._imports += 1
         try:
-            yield
+            yield con
         finally:
             with self._imports_lock:
                 self._imports -= 1
@@ -215,6 +261,7 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, Co
                         con.execute("CHECKPOINT")
                     except duckdb.Error:
                         pass  # another connection's transaction holds it off: the threshold brings it later
+            con.close()
 
     def add_quarantine(self, rows: list[dict[str, Any]]) -> None:
         """Records rejected before the write path (e.g. by the HTTP validator).
@@ -234,15 +281,16 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, Co
                                  pa.list_(problem)),
             "raw": pa.array([r["raw"][:65536] for r in rows], pa.string()),
         })
-        self.cursor().execute(
-            """INSERT INTO quarantine (received_at, source, origin, record_no, message_id, problems, raw)
-               SELECT received_at, source, origin, record_no, message_id, problems, raw FROM _quarantine_rows""")
+        with self._reading() as cur:
+            cur.execute("""INSERT INTO quarantine (received_at, source, origin, record_no, message_id, problems, raw)
+                           SELECT received_at, source, origin, record_no, message_id, problems, raw
+                           FROM _quarantine_rows""")
 
     def quarantine(self, limit: int = 50, offset: int = 0) -> pa.Table:
-        return self.cursor().sql(
-            """SELECT id, received_at, source, origin, record_no, message_id, problems, raw
-               FROM quarantine ORDER BY id DESC LIMIT $limit OFFSET $offset""",
-            params={"limit": limit, "offset": offset}).to_arrow_table()
+        with self._reading() as cur:
+            return cur.sql("""SELECT id, received_at, source, origin, record_no, message_id, problems, raw
+                              FROM quarantine ORDER BY id DESC LIMIT $limit OFFSET $offset""",
+                           params={"limit": limit, "offset": offset}).to_arrow_table()
 
     def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> pa.Table:
         """Read-only analytics for notebooks: run a SELECT and get Arrow back.
@@ -250,32 +298,34 @@ class DuckDBStore(ProfileReads, QualityJobs, ResolutionStore, DuckDBSegments, Co
         Read-only is enforced, not just documented: every statement is parsed
         by DuckDB first and anything but a query (SELECT, WITH, FROM, DESCRIBE,
         SHOW, SUMMARIZE, EXPLAIN of those) is refused before anything runs."""
-        cur = self.cursor()
-        try:
-            statements = cur.extract_statements(query)
-        except duckdb.Error as exc:
-            raise StoreError(f"query failed: {exc}", sql=query[:2000]) from exc
-        for statement in statements:
-            _check_read_only(cur, statement)
-        try:
-            return cur.sql(query, params=params or None).to_arrow_table()
-        except duckdb.Error as exc:
-            raise StoreError(f"query failed: {exc}", sql=query[:2000]) from exc
+        with self._reading() as cur:
+            try:
+                statements = cur.extract_statements(query)
+            except duckdb.Error as exc:
+                raise StoreError(f"query failed: {exc}", sql=query[:2000]) from exc
+            for statement in statements:
+                _check_read_only(cur, statement)
+            try:
+                return cur.sql(query, params=params or None).to_arrow_table()
+            except duckdb.Error as exc:
+                raise StoreError(f"query failed: {exc}", sql=query[:2000]) from exc
 
     # -- analytics: Ibis expressions compiled for DuckDB -------------------------
     def execute(self, expr: Any) -> pa.Table:
         """Execute an Ibis expression built over unbound tables named like ours."""
         sql = self.compile(expr)
         try:
-            return self.cursor().sql(sql).to_arrow_table()
+            with self._reading() as cur:
+                return cur.sql(sql).to_arrow_table()
         except duckdb.Error as exc:
             raise StoreError(f"analytics query failed: {exc}", sql=sql[:2000]) from exc
 
     def quarantine_summary(self) -> list[dict[str, Any]]:
         """How many quarantined records name each field, with the most common problem."""
-        rows = self.cursor().execute("""
-            SELECT p.path, count(*) AS records, mode(regexp_replace(p.problem, ', got .*$|: ''.*$', '')) AS typical
-            FROM quarantine, unnest(problems) AS u(p) GROUP BY p.path ORDER BY records DESC LIMIT 50""").fetchall()
+        with self._reading() as cur:
+            rows = cur.execute("""
+                SELECT p.path, count(*) AS records, mode(regexp_replace(p.problem, ', got .*$|: ''.*$', ''))
+                FROM quarantine, unnest(problems) AS u(p) GROUP BY p.path ORDER BY count(*) DESC LIMIT 50""").fetchall()
         return [{"path": path, "records": n, "typical_problem": typical} for path, n, typical in rows]
 
     def close(self) -> None:

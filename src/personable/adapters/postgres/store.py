@@ -20,7 +20,7 @@ import re
 import threading
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import orjson
 import pyarrow as pa
@@ -35,6 +35,7 @@ from ..sql.computed_store import ComputedStore
 from ..sql.audit_store import AuditStoreMixin
 from ..sql.retention_store import RetentionStoreMixin
 from ..sql.erasure_store import ErasureStoreMixin
+from ..sql.identity_keys_store import IdentityKeyStoreMixin
 from ..sql.consent_store import ConsentStoreMixin
 from ..sql.models_store import ModelsStore
 from ..sql.quality_jobs import QualityJobs
@@ -44,6 +45,9 @@ from ..sql.session import SqlSession
 from .batch import PostgresBatch
 from .session import PostgresSession, copy_rows, json_as_text, pg_params
 from .schema import current_version, migrate
+
+if TYPE_CHECKING:
+    from ...identity.keyed import IdentityHasher
 
 WRITE_LOCK = 7_311_002  # pg_advisory_xact_lock key held by each write batch
 
@@ -74,10 +78,10 @@ def _safe(url: str) -> str:
 
 class PostgresStore(QualityJobs, ResolutionStore, SegmentsStore, ComputedStore, ModelsStore, CatalogStore,
                     ConsentStoreMixin, AuditStoreMixin,
-                    RetentionStoreMixin, ErasureStoreMixin):
+                    RetentionStoreMixin, ErasureStoreMixin, IdentityKeyStoreMixin):
     capabilities = frozenset({"offline", "transactions", "concurrent_writers", "segments",
                               "computed_traits", "models", "resolution", "quality_jobs", "catalog", "consent",
-                              "audit", "erasure"})
+                              "audit", "erasure", "identity_keys"})
     SIZE_ORDER = "measured_at DESC, id"   # ties: the order they were recorded in
 
     def _hold_ledger(self, db: SqlSession) -> None:
@@ -308,9 +312,9 @@ class PostgresStore(QualityJobs, ResolutionStore, SegmentsStore, ComputedStore, 
             "OR updated_at > %(since)s::timestamptz", {"since": watermark}).fetchall()
         return [r[0] for r in rows], max((r[1] for r in rows), default=None)
 
-    def resolve(self, identifier: str, region: str = "US") -> str | None:
+    def resolve(self, identifier: str, region: str = "US", hasher: "IdentityHasher | None" = None) -> str | None:
         con = self.cursor()
-        for kind, value in candidate_keys(identifier, region):
+        for kind, value in candidate_keys(identifier, region, hasher):
             if kind == PROFILE:
                 row = con.execute("""SELECT coalesce((SELECT to_profile FROM profile_redirects WHERE from_profile = %(id)s),
                                                      (SELECT profile_id FROM profiles WHERE profile_id = %(id)s))""",

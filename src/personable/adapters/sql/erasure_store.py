@@ -7,11 +7,12 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from ...privacy.person_text import escape
 from .session import SqlSession
 from .store_base import SqlStoreBase
 
 if TYPE_CHECKING:
-    from ...ports.erasure import Subject
+    from ...ports.erasure import Subject, TextPattern
     from ...privacy.personal_data import PersonalTable
 
 # Column types a person's text can hide in (DuckDB's and PostgreSQL's names).
@@ -21,23 +22,8 @@ ERASURE = ("erasure_id", "requested_at", "requested_by", "subject_digest", "stat
            "finished_at")
 
 
-def escape(text: str) -> str:
-    """``text`` as a literal in a regular expression that RE2 (DuckDB) and PostgreSQL both read."""
-    return "".join("\\" + ch if ch in "\\.^$|?*+()[]{}-/" else ch for ch in text)
-
-
 def _groups(items: list[str]) -> list[list[str]]:
     return [items[i:i + ALTERNATIVES] for i in range(0, len(items), ALTERNATIVES)]
-
-
-def text_patterns(needles: list[str]) -> list[str]:
-    """Patterns that find a needle inside text as a whole JSON string (``"u1"``, not ``"u10"``), or as the
-    whole text, optionally behind a ``kind:`` prefix (an audit target such as ``user_id:u1``)."""
-    out = []
-    for group in _groups(sorted(needles)):
-        quoted = "|".join(escape(json.dumps(n, ensure_ascii=False)[1:-1]) for n in group)
-        out.append(f'"(?:{quoted})"|^(?:[a-z_]+:)?(?:{quoted})$')
-    return out
 
 
 class ErasureStoreMixin(SqlStoreBase):
@@ -86,7 +72,24 @@ class ErasureStoreMixin(SqlStoreBase):
             db.execute("UPDATE erasures SET state = ?, subject = NULL, certificate = ?, finished_at = ? "
                        "WHERE erasure_id = ?", [state, certificate, at, erasure_id])
 
+    def note_erasure(self, erasure_id: str, progress: str) -> None:
+        with self._writing() as db:
+            db.execute("UPDATE erasures SET certificate = ? WHERE erasure_id = ? AND state = 'pending'",
+                       [progress, erasure_id])
+
     # -- the person's rows ---------------------------------------------------------------------
+    def person(self, profile_ids: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+        db = self._session()
+        profiles, frontier = set(profile_ids), list(profile_ids)
+        while frontier:          # merges chain: a profile merged into one that was merged into theirs
+            rows = db.rows(f"""SELECT from_profile FROM profile_redirects WHERE {db.in_list('to_profile')}
+                               UNION SELECT from_profile FROM profile_merges WHERE {db.in_list('into_profile')}""",
+                           [frontier, frontier])
+            frontier = [str(r[0]) for r in rows if r[0] not in profiles]
+            profiles.update(frontier)
+        ids = db.rows(f"SELECT kind, value FROM identities WHERE {db.in_list('profile_id')}", [sorted(profiles)])
+        return sorted(profiles), sorted((str(k), str(v)) for k, v in ids)
+
     def personal_values(self, profile_ids: list[str], keys: list[str]) -> list[str]:
         if not profile_ids or not keys:
             return []
@@ -104,7 +107,7 @@ class ErasureStoreMixin(SqlStoreBase):
         return sorted(str(r[0]) for r in rows)
 
     def _person_rows(self, db: SqlSession, spec: "PersonalTable", subject: "Subject",
-                     patterns: list[str]) -> tuple[str, list[Any]]:
+                     patterns: list["TextPattern"]) -> tuple[str, list[Any]]:
         """The WHERE clause (and its parameters) of a table's rows of the subject."""
         where: list[str] = []
         params: list[Any] = []
@@ -124,15 +127,15 @@ class ErasureStoreMixin(SqlStoreBase):
             kind, value = spec.identity
             where.append(db.in_list(f"({kind} || ':' || {value})"))
             params.append(subject.identities)
-        for column in spec.text:
-            for pattern in patterns:
-                where.append(db.matches(column, "?"))
-                params.append(pattern)
+        for columns, whole in ((spec.text, False), (spec.names, True)):
+            for column in columns:
+                for p in (p for p in patterns if p.whole == whole):
+                    where.append(db.matches(f"lower(CAST({column} AS TEXT))" if p.lower else column, "?"))
+                    params.append(p.regex)
         return " OR ".join(f"({w})" for w in where), params
 
-    def erase_rows(self, subject: "Subject", tables: "Mapping[str, PersonalTable]",
-                   redaction: Callable[[dict[str, Any]], str]) -> dict[str, int]:
-        patterns = text_patterns(subject.needles())
+    def erase_rows(self, subject: "Subject", tables: "Mapping[str, PersonalTable]", patterns: list["TextPattern"],
+                   redaction: Callable[[dict[str, Any]], str], erasure_id: str | None = None) -> dict[str, int]:
         counts: dict[str, int] = {}
         with self._writing() as db:
             self._hold_audit(db)       # a redaction must not race an append to the chain
@@ -144,8 +147,8 @@ class ErasureStoreMixin(SqlStoreBase):
                 if not where:
                     continue
                 if spec.redact:
-                    rows = db.dicts(f"SELECT * FROM {name} WHERE {where}", params)
-                    blanks = ", ".join(f"{c} = NULL" for c in spec.text)
+                    rows = db.dicts(f"SELECT * FROM {name} WHERE ({where}) AND redacted IS NULL", params)
+                    blanks = ", ".join(f"{c} = NULL" for c in (*spec.text, *spec.names))
                     if rows:
                         db.executemany(f"UPDATE {name} SET {blanks}, redacted = ? WHERE seq = ?",
                                        [(redaction(r), r["seq"]) for r in rows])
@@ -154,7 +157,18 @@ class ErasureStoreMixin(SqlStoreBase):
                     counts[name] = int(db.rows(f"SELECT count(*) FROM {name} WHERE {where}", params)[0][0])
                     if counts[name]:
                         db.execute(f"DELETE FROM {name} WHERE {where}", params)
+            if erasure_id is not None:
+                self._add_progress(db, erasure_id, counts)
         return counts
+
+    def _add_progress(self, db: SqlSession, erasure_id: str, counts: dict[str, int]) -> None:
+        found = db.rows("SELECT certificate FROM erasures WHERE erasure_id = ?", [erasure_id])
+        progress = json.loads(found[0][0]) if found and found[0][0] else {}
+        tables = progress.setdefault("tables", {})
+        for table, n in counts.items():
+            if n:
+                tables[table] = tables.get(table, 0) + n
+        db.execute("UPDATE erasures SET certificate = ? WHERE erasure_id = ?", [json.dumps(progress), erasure_id])
 
     def compact(self) -> bool:
         """Nothing by default: a server database reclaims dead rows itself (autovacuum)."""
