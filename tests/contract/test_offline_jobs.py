@@ -9,6 +9,8 @@ how lines are parsed); the domain above them must not be able to tell.
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -71,8 +73,11 @@ def _strip_times(value):
 
 @pytest.mark.services
 @pytest.mark.slow
-def test_every_job_gives_the_same_results_on_duckdb_and_postgresql(tmp_path, postgres_url):
+def test_every_job_gives_the_same_results_on_duckdb_and_postgresql(tmp_path, postgres_url, monkeypatch):
     sim = simulate(tmp_path / "sim", StoreSpec(customers=1500, days=60, seed=41))
+    # One identity key for both projects: each would make its own, and its documents show the keyed digests.
+    monkeypatch.setenv("PERSONABLE_IDENTITY_KEYS", json.dumps([{"id": "k1", "secret": base64.b64encode(
+        b"0123456789abcdef0123456789abcdef").decode()}]))
     results = {}
     for name in ("duckdb", "postgres"):
         project = tmp_path / name

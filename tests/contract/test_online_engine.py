@@ -64,7 +64,7 @@ def test_materialized_and_direct_reads_agree(project, online, identifier):
         assert "materialized" in engine.online.capabilities
         assert type(engine.online).__name__ == ("RedisOnlineStore" if online.startswith("redis") else "SQLiteOnlineStore")
         pid = engine.resolve(identifier)
-        assert pid is not None and pid == engine.store.resolve(identifier)
+        assert pid is not None and pid == engine.store.resolve(identifier, "US", engine.components.hasher)
         materialized = engine.online.profile(pid, 50)
         direct = engine.store.profile(pid, 50)
         assert materialized == direct

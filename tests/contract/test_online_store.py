@@ -17,7 +17,8 @@ import orjson
 import pytest
 
 from personable.adapters.registry import open_adapter
-from personable.identity.identifiers import normalize_identifier, sha256_hex
+from personable.identity.identifiers import normalize_identifier
+from personable.identity.keyed import IdentityHasher
 
 ADAPTERS = [pytest.param("sqlite", id="sqlite"), pytest.param("redis", id="redis", marks=pytest.mark.services)]
 
@@ -43,9 +44,12 @@ def store(open_store):
     return open_store()
 
 
+KEYS = IdentityHasher([("k1", b"contract-test-identity-key-32by")])
+
+
 def hashed(kind: str, raw: str) -> str:
-    """The lookup key the write path stores for an email or a phone."""
-    return f"{kind}:{sha256_hex(normalize_identifier(kind, raw, 'US', frozenset()))}"
+    """The lookup key the write path stores for an email or a phone (under a project's identity key)."""
+    return f"{kind}:{KEYS.digest(normalize_identifier(kind, raw, 'US', frozenset()))}"
 
 
 def doc(pid: str, events: int = 3, **extra) -> tuple[str, str]:
@@ -76,7 +80,7 @@ def test_resolves_every_identifier_kind(store, identifier, expected):
         (hashed("email", "ann@example.com"), "p1"), (hashed("phone", "+14155550101"), "p1"),
         ("user_id:shared", "p1"), ("anonymous_id:shared", "p2"),
     ], [], None)
-    assert store.resolve(identifier) == expected
+    assert store.resolve(identifier, "US", KEYS) == expected
 
 
 def test_documents_round_trip_with_their_recent_events_cut(store):

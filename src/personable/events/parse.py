@@ -20,6 +20,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
+from ..privacy.minimize import minimizer
+
 import orjson
 
 from ..errors import ErrorList
@@ -27,8 +29,8 @@ from .message_id import PREFIX
 from .spec import CONSENT_FIELDS, MAX_ID_LENGTH, NUMBER_RANGE_PROBLEM, WHITESPACE, is_blank
 from .validate import check_event, in_time_range, is_junk, parse_time
 
-_TABLET = re.compile("iPad|Tablet")
-_MOBILE = re.compile("Mobi|Android|iPhone")
+_TABLET = re.compile("iPad|Tablet", re.I)   # any case: a minimized agent is just "tablet"
+_MOBILE = re.compile("Mobi|Android|iPhone", re.I)
 COLUMNS = ("seq", "line", "received_at", "source", "origin", "message_id", "type", "event", "name", "user_id",
            "anonymous_id", "previous_id", "group_id", "timestamp", "original_timestamp", "sent_at", "context",
            "properties", "traits", "consent_context", "consent_traits", "device", "channel", "revenue", "currency")
@@ -44,6 +46,8 @@ class ParseContext:
     max_future: timedelta
     identifier_traits: tuple[tuple[str, str], ...]
     validate: bool = True
+    minimize: str = ""
+    """privacy.minimize as JSON (privacy/minimize.py): applied to each line before it is parsed."""
 
 
 class _OutOfRange(ValueError):
@@ -200,11 +204,14 @@ def parse_lines(lines: Iterable[tuple[int, str | None]], ctx: ParseContext,
     line, the source and receive time it carries (lines replayed from the
     event log), where they differ from the batch's."""
     out = []
+    cut = minimizer(ctx.minimize) if ctx.minimize else None
     for (seq, line), (source, received) in zip(lines, own if own is not None else repeat((None, None))):
         if line is None or not line.strip(WHITESPACE):
             continue
         line_ctx = ctx if source is None and received is None else replace(
             ctx, source=source or ctx.source, received_at=received or ctx.received_at)
+        if cut is not None:
+            line = cut.line(line, line_ctx.source) or line
         if "\x00" in line or "\\u0000" in line:
             out.append(_refused(seq, line, line_ctx))
         else:

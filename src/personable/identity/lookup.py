@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .identifiers import normalize_identifier, sha256_hex
+from .identifiers import normalize_identifier
 from .stitcher import ANON, USER
 
 if TYPE_CHECKING:
@@ -22,8 +22,9 @@ PREFIXES = ("email", "phone", USER, ANON, PROFILE)
 
 def candidate_keys(identifier: str, region: str = "US",
                    hasher: "IdentityHasher | None" = None) -> list[tuple[str, str]]:
-    """(kind, value) pairs to try in order; kind ``profile`` is a profile id. Without ``hasher`` (a
-    store used on its own, in a test) an email or phone is taken as unkeyed SHA-256."""
+    """(kind, value) pairs to try in order; kind ``profile`` is a profile id. An email or phone is found
+    by its keyed digest: without the project's ``hasher`` it cannot be looked up (a ValueError, not a
+    silent miss)."""
     kind = None
     if ":" in identifier:
         prefix, rest = identifier.split(":", 1)
@@ -33,7 +34,9 @@ def candidate_keys(identifier: str, region: str = "US",
         norm = normalize_identifier(kind, identifier, region, frozenset())
         if norm is None:
             return []
-        return [(kind, hasher.digest(norm) if hasher is not None else sha256_hex(norm))]
+        if hasher is None:
+            raise ValueError(f"a {kind} is looked up by its keyed digest: give the project's IdentityHasher")
+        return [(kind, hasher.digest(norm))]
     if kind is not None:
         return [(kind, identifier)]
     return [(USER, identifier), (ANON, identifier), (PROFILE, identifier)]

@@ -8,6 +8,7 @@ distinct identifiers in the batch, as arrays.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from ..config import Config
@@ -36,6 +37,7 @@ def settings_from(cfg: Config) -> PipelineSettings:
         gpc_denies=tuple(cfg.privacy.gpc_denies),
         policy_version=cfg.privacy.policy_version,
         privacy_json=cfg.privacy.model_dump_json(),
+        minimize_json=json.dumps([r.model_dump() for r in cfg.privacy.minimize]) if cfg.privacy.minimize else "",
     )
 
 

@@ -34,6 +34,7 @@ class PipelineSettings:
     gpc_denies: tuple[str, ...] = ()      # privacy.gpc_denies
     policy_version: str | None = None     # privacy.policy_version, recorded with each consent
     privacy_json: str = ""                # the privacy section (the consent policy), as JSON: hashable
+    minimize_json: str = ""               # privacy.minimize: fields cut down at collection, as JSON
 
 
 @dataclass(frozen=True)

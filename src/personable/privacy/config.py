@@ -124,6 +124,26 @@ class DpSection(Section):
     """The cells of an event_counts release, fixed here: cells taken from the data would say which events exist."""
 
 
+ANY_SOURCE = "*"
+FieldPath = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$")]
+
+
+class MinimizeRule(Section):
+    """What to keep of one field of a source's events, cut at collection (privacy/minimize.py)."""
+
+    field: FieldPath
+    """A dotted path into the event: context.ip, context.userAgent, properties.query, traits.birthday."""
+    keep: Literal["nothing", "ip_prefix", "device_class", "truncate"] = "nothing"
+    """nothing (the field is dropped), ip_prefix (the address's network), device_class (mobile, tablet, desktop,
+    bot), truncate (the first ``length`` characters)."""
+    source: Name = ANY_SOURCE
+    """The source whose events it applies to ("*": every source)."""
+    ipv4_bits: Annotated[int, Field(ge=0, le=32)] = 24
+    ipv6_bits: Annotated[int, Field(ge=0, le=128)] = 48
+    length: Annotated[int, Field(ge=0)] = 0
+    """truncate: the characters kept."""
+
+
 class PrivacySection(Section):
     """Consent per purpose, enforced at every use (docs/privacy.md)."""
 
@@ -148,6 +168,8 @@ class PrivacySection(Section):
     dp: DpSection = DpSection()
     pii_traits: list[Name] = list(PII_TRAITS)
     """Traits that hold personal data beyond ids: an erasure seeks their values everywhere (raw text included)."""
+    minimize: list[MinimizeRule] = []
+    """Fields cut down at collection, per source, before anything keeps them (e.g. the IP to its /24)."""
     collection_refused: Literal[COLLECTION_MODES] = "minimize"  # type: ignore[valid-type]
     """The events of a profile refused for collection: minimize (kept only as counts: type, name, time, source,
     device, channel, revenue, without ids, context, traits or properties, and linked to no profile), drop (not

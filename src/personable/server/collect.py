@@ -23,6 +23,7 @@ from ..errors import ErrorList, Problem, ValidationFailed
 from ..events import raw_events
 from ..events.message_id import ensure_message_id, has_message_id
 from ..events.validate import check_event, raw_json
+from ..privacy.minimize import Minimizer
 from .auth import Authenticator
 from .body import parse_json, read_body, write_key_from
 from .collector import Collector
@@ -44,6 +45,8 @@ class Collection:
         self.auth = auth
         self.max_future = timedelta(hours=cfg.max_future_skew_hours)
         self.junk = cfg.identity.junk_values
+        # Fields cut down before the event log keeps anything (privacy.minimize).
+        self.minimizer = Minimizer(cfg.privacy.minimize)
 
     async def collect(self, request: Request, forced_type: str | None) -> dict[str, Any]:
         """Store the body's valid events (acknowledged once durable), quarantine
@@ -126,6 +129,8 @@ class Collection:
                 added = True
             if gpc:
                 added = _mark_gpc(event) or added
+            if self.minimizer and self.minimizer.event(event, source):
+                added = True
         check_event(event, path, errors, received_at=now, max_future=self.max_future, junk=self.junk,
                     shallow=event_raw is not None and raw_events.shallow(event_raw))
         if errors:

@@ -117,8 +117,27 @@ class DuckDBBatch(DuckDBQualityHooks, SqlBatch):
             con.execute(f"CREATE OR REPLACE TEMP VIEW _stg_file AS SELECT seq, line, {', '.join(literals)} "
                         f"FROM _file_lines WHERE seq BETWEEN {int(first)} AND {int(last)}")
             source = "_stg_file"
+        if self.settings.minimize_json:
+            source = _minimized(con, source, self.settings.minimize_json)
         validate = not s.validated
         parse_params: dict = {"junk": list(self.settings.junk_values)}
         if validate:
             parse_params["max_future_hours"] = self.settings.max_future_hours
         con.execute(self._parse_statement(self.settings, validate, source), parse_params)
+
+
+def _minimized(con: duckdb.DuckDBPyConnection, source: str, rules_json: str) -> str:
+    """A copy of ``source`` whose lines are minimized (privacy/minimize.py, the one implementation, run on
+    the batch's lines in Python: a DuckDB Python function dies with the connection that made it)."""
+    from ...privacy.minimize import minimizer
+
+    cut = minimizer(rules_json)
+    table = con.sql(f"SELECT * FROM {source}").to_arrow_table()
+    lines = [cut.line(line, src) for line, src in zip(table["line"].to_pylist(), table["source"].to_pylist())]
+    table = table.set_column(table.schema.get_field_index("line"), "line", pa.array(lines, pa.string()))
+    con.register("_stg_minimized_in", table)
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE _stg_minimized AS SELECT * FROM _stg_minimized_in")
+    finally:
+        con.unregister("_stg_minimized_in")
+    return "_stg_minimized"

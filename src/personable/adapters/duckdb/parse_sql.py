@@ -382,8 +382,8 @@ SELECT seq, line, received_at, source, origin,
   CASE WHEN {_t('consent_1')} = 'OBJECT' AND type = 'identify' THEN j_consent_1 END AS consent_traits,
   coalesce(CASE WHEN {is_string('device_type')} THEN lower({_s('device_type')}) END,
     CASE WHEN {is_string('user_agent')} THEN
-      CASE WHEN regexp_matches({_s('user_agent')}, 'iPad|Tablet') THEN 'tablet'
-           WHEN regexp_matches({_s('user_agent')}, 'Mobi|Android|iPhone') THEN 'mobile'
+      CASE WHEN regexp_matches({_s('user_agent')}, 'iPad|Tablet', 'i') THEN 'tablet'
+           WHEN regexp_matches({_s('user_agent')}, 'Mobi|Android|iPhone', 'i') THEN 'mobile'
            ELSE 'desktop' END END) AS device,
   coalesce(CASE WHEN {is_string('campaign_medium')} THEN lower({_s('campaign_medium')}) END,
            CASE WHEN {is_string('context_channel')} THEN lower({_s('context_channel')}) END,

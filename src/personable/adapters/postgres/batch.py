@@ -103,7 +103,8 @@ class PostgresBatch(SqlBatch):
         ctx = ParseContext(received_at=self.now, source=s.source, origin=s.origin,
                            require_timestamp=s.require_timestamp, junk=frozenset(st.junk_values),
                            max_future=timedelta(hours=st.max_future_hours),
-                           identifier_traits=st.identifier_traits, validate=not s.validated)
+                           identifier_traits=st.identifier_traits, validate=not s.validated,
+                           minimize=st.minimize_json)
         records = parse_lines(lines, ctx, own)
         idents = [f"ident_{i}" for i in range(len(st.identifier_traits))]
         columns = [*COLUMNS, *idents, "problems"]
