@@ -10,6 +10,11 @@ Records are single lines (JSON has no raw newlines), kept in segment files named
 by the global byte offset they start at. It has one partition (0), whose
 position is a global byte offset.
 
+Records are encrypted at rest when a cipher is given (``privacy/log_cipher.py``:
+AES-GCM under a data key per segment, kept beside it as ``<start>.key``, wrapped
+by the project's key-encryption key); what one append wrote is then one sealed
+line, read back whole, so offsets are the bytes on disk either way.
+
 One process writes the log (:class:`FileLog`). The worker that stores it may
 run in another process (``personable serve`` runs it in its store process):
 there it is a :class:`FollowedLog`, which reads only up to the end the writer
@@ -23,9 +28,12 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import StoreError
+
+if TYPE_CHECKING:
+    from ..privacy.log_cipher import LogCipher
 
 PARTITION = 0
 SEGMENT_BYTES = 64 * 1024 * 1024
@@ -40,12 +48,40 @@ class _Segments:
 
     capabilities = frozenset({"durable_log"})
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, cipher: "LogCipher | None" = None):
         self.dir = Path(directory)
+        self.cipher = cipher
+        self._keys: dict[int, Any] = {}      # segment start -> its cipher, once unwrapped
 
     @staticmethod
     def _name(start: int) -> str:
         return f"{start:020d}.log"
+
+    def _key_path(self, start: int) -> Path:
+        return self.dir / f"{start:020d}.key"
+
+    def _segment_key(self, start: int) -> Any:
+        if start not in self._keys:
+            if self.cipher is None:
+                raise StoreError(f"{self.dir}: the event log holds encrypted records, and this process has no "
+                                 "key-encryption key to open them")
+            try:
+                wrapped = self._key_path(start).read_bytes()
+            except FileNotFoundError:
+                raise StoreError(f"{self._key_path(start)}: the key of an encrypted log segment is missing") from None
+            try:
+                self._keys[start] = self.cipher.key(wrapped)
+            except ValueError as exc:
+                raise StoreError(f"{self._key_path(start)}: {exc}") from exc
+        return self._keys[start]
+
+    def _opened(self, start: int, line: bytes) -> list[bytes]:
+        """The records a stored line of a segment holds: itself, or (sealed) those of one append."""
+        from ..privacy.log_cipher import LogCipher
+
+        if not LogCipher.sealed(line):
+            return [line]
+        return LogCipher.open(self._segment_key(start), line).split(b"\n")
 
     def _segments(self) -> list[int]:
         return sorted(int(p.stem) for p in self.dir.glob("*.log") if p.stem.isdigit())
@@ -69,6 +105,8 @@ class _Segments:
         for start, nxt in zip(segments, segments[1:]):
             if nxt <= offset:
                 (self.dir / self._name(start)).unlink(missing_ok=True)
+                self._key_path(start).unlink(missing_ok=True)
+                self._keys.pop(start, None)
 
     def retained(self) -> dict[int, int]:
         """The start of the oldest segment still on disk (an empty one holds nothing: its end)."""
@@ -107,10 +145,14 @@ class _Segments:
                     block *= 2
             lines = chunk.split(b"\n")
             complete = lines[:-1]  # the part after the last newline is not complete yet
-            take = complete[: max_records - len(records)]
-            records.extend(take)
-            position = max(position, start) + sum(len(x) + 1 for x in take)
-            if len(records) >= max_records or len(take) < len(complete) or len(chunk) < available:
+            taken = 0
+            for line in complete:        # a sealed line holds a whole append: it is taken whole
+                if len(records) >= max_records:
+                    break
+                records.extend(self._opened(start, line))
+                taken += 1
+            position = max(position, start) + sum(len(x) + 1 for x in complete[:taken])
+            if len(records) >= max_records or taken < len(complete) or len(chunk) < available:
                 break
         return records, position
 
@@ -118,8 +160,9 @@ class _Segments:
 class FileLog(_Segments):
     """The log as its one writer holds it."""
 
-    def __init__(self, directory: str | Path, segment_bytes: int = SEGMENT_BYTES, roll_s: float = ROLL_S):
-        super().__init__(directory)
+    def __init__(self, directory: str | Path, segment_bytes: int = SEGMENT_BYTES, roll_s: float = ROLL_S,
+                 cipher: "LogCipher | None" = None):
+        super().__init__(directory, cipher)
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.segment_bytes = segment_bytes
         self._lock = threading.Lock()
@@ -131,6 +174,7 @@ class FileLog(_Segments):
         self._active_start = segments[-1]
         active = self.dir / self._name(self._active_start)
         self._drop_torn_tail(active)
+        self._sealing = self._sealing_key(self._active_start)
         self._fh = open(active, "ab")
         self._end = self._active_start + active.stat().st_size
         # Segments roll by age too, even while no record arrives: the store
@@ -150,7 +194,24 @@ class FileLog(_Segments):
         """Start the next segment at the end (under the lock)."""
         self._fh.close()
         self._active_start = self._end
+        self._sealing = self._sealing_key(self._active_start)
         self._fh = open(self.dir / self._name(self._active_start), "ab")
+
+    def _sealing_key(self, start: int) -> Any:
+        """The key the segment's new records are sealed with (made, and kept wrapped beside it, before any
+        record is written; a segment of plain records from before gets one for what follows)."""
+        if self.cipher is None:
+            return None
+        path = self._key_path(start)
+        if not path.exists():
+            aes, wrapped = self.cipher.new_key()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(wrapped)
+                fh.flush()
+                os.fsync(fh.fileno())
+            self._keys[start] = aes
+        return self._segment_key(start)
 
     @staticmethod
     def _drop_torn_tail(path: Path) -> None:
@@ -176,10 +237,16 @@ class FileLog(_Segments):
     def _append(self, records: list[bytes]) -> int:
         if not records:
             return self._end
-        payload = b"\n".join(records) + b"\n"
         with self._lock:
             if self._end - self._active_start >= self.segment_bytes:
                 self._roll()
+            payload = b"\n".join(records)
+            if self._sealing is not None:
+                from ..privacy.log_cipher import LogCipher
+
+                # One sealed line per append (a group commit of requests): one cipher call, not one per record.
+                payload = LogCipher.seal(self._sealing, payload)
+            payload += b"\n"
             self._fh.write(payload)
             self._fh.flush()
             os.fsync(self._fh.fileno())
@@ -201,8 +268,8 @@ class FollowedLog(_Segments):
     """The log as a process that does not write it sees it: records up to the
     end the writer announced (:meth:`announce`), which it does after each fsync."""
 
-    def __init__(self, directory: str | Path, end: Mapping[int, int]):
-        super().__init__(directory)
+    def __init__(self, directory: str | Path, end: Mapping[int, int], cipher: "LogCipher | None" = None):
+        super().__init__(directory, cipher)
         self._end = end.get(PARTITION, 0)
         self._announced = threading.Condition()
 

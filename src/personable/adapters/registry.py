@@ -47,11 +47,25 @@ register("duckdb", _duckdb)
 
 
 def _file_log(url: str, project_dir: Path) -> Any:
+    """``file://.personable/bus``; records encrypted at rest unless ``?encrypted=false``."""
     from .filelog import FileLog
 
-    rest = url[len("file://"):]
+    rest, _, query = url[len("file://"):].partition("?")
     path = Path(rest[1:]) if rest.startswith("//") else project_dir / rest.lstrip("/")
-    return FileLog(path)
+    options = dict(part.partition("=")[::2] for part in query.split("&") if part)
+    if options.get("encrypted", "true").lower() not in ("true", "false"):
+        raise ConfigError(f"store.bus {url!r}: encrypted must be true or false")
+    return FileLog(path, cipher=log_cipher(project_dir) if options.get("encrypted", "true").lower() == "true"
+                   else None)
+
+
+def log_cipher(project_dir: Path) -> Any:
+    """The event log's cipher, under the project's key-encryption key (``privacy/kek.py``)."""
+    from ..config import STATE_DIR
+    from ..privacy.kek import project_kek
+    from ..privacy.log_cipher import LogCipher
+
+    return LogCipher(project_kek(project_dir / STATE_DIR))
 
 
 register("file", _file_log)

@@ -66,7 +66,10 @@ def _host_main(project_dir: str, log_dir: str, end: dict[int, int], address: str
 
         config = load_config(project_dir)
         marker = marker_path(config, STORE_MARKER)
-        followed = FollowedLog(log_dir, end)
+        from ..adapters.registry import log_cipher
+
+        # Encrypted segments carry their wrapped keys: a follower opens them with the project's key.
+        followed = FollowedLog(log_dir, end, cipher=log_cipher(config.project_dir))
         engine = Engine(config, event_log=followed)
         write_marker(marker)
         background = Background(engine)
