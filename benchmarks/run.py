@@ -156,7 +156,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, default=11_500, help="simulated customers (11.5k x 60 days ~ 1M events)")
     ap.add_argument("--days", type=int, default=60)
-    ap.add_argument("--only", choices=["foundation", "architecture", "resolution", "segments", "predict", "recommend"], help="run one section only")
+    ap.add_argument("--only", choices=["foundation", "architecture", "resolution", "segments", "predict", "recommend",
+                                       "privacy"], help="run one section only")
+    ap.add_argument("--privacy-repeats", type=int, default=6, help="runs of the event log encryption benchmark")
     ap.add_argument("--records", type=int, nargs="+", default=[100_000, 1_000_000],
                     help="person records for the resolution speed runs")
     ap.add_argument("--profiles", type=int, default=1_000_000, help="profiles for the segment refresh benchmark")
@@ -198,6 +200,13 @@ def main() -> None:
         from recommend_bench import run_recommend_benchmarks
 
         write_section(Path(args.out), "recommend", run_recommend_benchmarks(work, cmd, args.rec_customers))
+        print(f"wrote {args.out}")
+    if args.only in (None, "privacy"):
+        from encryption_bench import run as encryption_runs, table
+
+        runs = encryption_runs(args.privacy_repeats, 5.0)
+        write_section(Path(args.out), "privacy-encryption",
+                      f"### Event log encrypted against plain (generated: `{cmd}`)\n\n{table(runs)}")
         print(f"wrote {args.out}")
     if args.only in (None, "predict"):
         from predict_bench import run_predict_benchmarks
