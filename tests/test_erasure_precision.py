@@ -115,6 +115,19 @@ def test_the_subject_comes_from_the_offline_store_when_the_online_one_lags(proje
         assert engine.privacy.verify(["ann", "anon-ann", "ann@example.com", pid])["clean"]
 
 
+def test_a_merge_that_was_undone_takes_no_one_else_along(project):
+    with Engine(project) as engine:
+        engine.identify("ann", {"email": "ann@example.com"}, timestamp=T)
+        engine.identify("bob", {"email": "bob@example.com"}, timestamp=T)
+        ann, bob = engine.resolve("ann"), engine.resolve("bob")
+        # What an undone probabilistic merge of Bob into Ann leaves: its history row, no redirect.
+        with engine.store._writing() as db:
+            db.execute("INSERT INTO profile_merges (from_profile, into_profile, merged_at, reason) "
+                       "VALUES (?, ?, CAST(? AS TIMESTAMPTZ), 'resolution')", [bob, ann, T])
+        engine.privacy.erase(["ann"], "privacy-officer")
+        assert engine.resolve("bob") == bob and engine.profile("bob")["traits"]["email"] == "bob@example.com"
+
+
 def test_a_request_the_log_held_back_is_pending_and_counts_everything_once_done(project):
     with Engine(project) as engine:
         engine.identify("ann", {"email": "ann@example.com"}, timestamp=T)

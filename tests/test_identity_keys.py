@@ -84,9 +84,40 @@ def test_a_store_from_before_keys_is_keyed_when_opened(project):
                        [hashlib.sha256(b"ann@example.com").hexdigest()])
             db.execute("DELETE FROM identity_keys")
     with Engine(project) as engine:
-        assert engine.store.identity_key() == "k1"
+        assert engine.store.identity_key() == ("k1", True)
         assert _identities(engine)[("email", _chain(_keys(project), "ann@example.com"))] == pid
         assert engine.resolve("email:ann@example.com") == pid
+
+
+def test_a_rotation_cut_off_before_the_online_store_is_finished_on_open(project):
+    with Engine(project) as engine:
+        engine.identify("ann", {"email": "ann@example.com"}, timestamp=T)
+        pid = engine.resolve("ann")
+        online = engine.components.materialized
+        if online is None:
+            pytest.skip("this project reads profiles from its offline store: there is no online store to finish")
+
+        def crash(kinds, key_id):
+            raise OSError("the machine went down")
+
+        online.prune_keys = crash
+        with pytest.raises(OSError):
+            engine.privacy.rekey()
+        assert engine.store.identity_key() == ("k2", False)
+    with Engine(project) as engine:           # the next open finishes the online side
+        assert engine.store.identity_key() == ("k2", True)
+        assert engine.resolve("email:ann@example.com") == pid
+        assert not [f for f in engine.components.materialized.scan(["k1:"]) if f.get("values")]
+
+
+def test_verify_finds_a_leftover_identity_by_its_keyed_digest(project):
+    with Engine(project) as engine:
+        digest = engine.components.hasher.digest("left@example.com")
+        with engine.store._writing() as db:
+            db.execute("INSERT INTO identities (kind, value, profile_id) VALUES ('email', ?, 'p_gone')", [digest])
+        report = engine.privacy.verify(["left@example.com"])
+        assert not report["clean"]
+        assert any(f["where"] == "table identities" and digest in f["values"] for f in report["findings"])
 
 
 def test_a_process_with_stale_keys_is_refused(project, monkeypatch):

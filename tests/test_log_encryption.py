@@ -25,7 +25,7 @@ EMAIL = b"ann.secret@example.com"
 
 
 def _cipher(secret: bytes = b"k" * 32, kid: str = "kek1") -> LogCipher:
-    return LogCipher(LocalKek([(kid, secret)]))
+    return LogCipher(lambda: LocalKek([(kid, secret)]))
 
 
 def _all(log) -> list[bytes]:
@@ -79,6 +79,40 @@ def test_a_process_without_the_project_key_is_told_so(tmp_path):
     with pytest.raises(StoreError, match="does not open"):              # the same id, another secret
         _all(FollowedLog(tmp_path / "log", log.end(), cipher=_cipher(b"o" * 32)))
     log.close()
+
+
+def test_a_tampered_log_is_refused_not_read(tmp_path):
+    folder = tmp_path / "log"
+    log = FileLog(folder, cipher=_cipher())
+    log.append([b'{"n": 1}'])
+    log.append([b'{"n": 2}'])
+    log.close()
+    segment = folder / f"{0:020d}.log"
+    first, second, _ = segment.read_bytes().split(b"\n")
+    # Lines swapped (each still a valid sealed line): bound to their offsets, they do not open.
+    segment.write_bytes(second + b"\n" + first + b"\n")
+    with pytest.raises(StoreError, match="does not open"):
+        _all(FollowedLog(folder, {0: segment.stat().st_size}, cipher=_cipher()))
+    # A plain record slipped in after sealing began (it would be stored unvalidated): refused.
+    segment.write_bytes(first + b"\n" + second + b"\n" + b'{"injected": true}\n')
+    with pytest.raises(StoreError, match="plain text"):
+        _all(FollowedLog(folder, {0: segment.stat().st_size}, cipher=_cipher()))
+    # The key lost: the writer refuses to make a new one for a segment that holds sealed records.
+    segment.write_bytes(first + b"\n" + second + b"\n")
+    (folder / f"{0:020d}.key").unlink()
+    with pytest.raises(StoreError, match="key of an encrypted log segment is missing"):
+        FileLog(folder, cipher=_cipher())
+
+
+def test_turning_encryption_off_still_reads_what_was_sealed(tmp_path):
+    folder = tmp_path / "log"
+    sealed = FileLog(folder, cipher=_cipher())
+    sealed.append([b"sealed-1"])
+    sealed.close()
+    plain = FileLog(folder, cipher=_cipher(), seal=False)
+    plain.append([b"plain-2"])
+    assert _all(plain) == [b"sealed-1", b"plain-2"]
+    plain.close()
 
 
 def test_a_log_of_plain_records_reads_on_once_encrypted(tmp_path):

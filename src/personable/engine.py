@@ -209,19 +209,32 @@ class Engine:
         records, end = self.log.read(committed, 1)
         if not records:
             return 0
-        line, source, at = _log_item(records[0])
-        try:
-            event = orjson.loads(line)
-            message_id = event.get("messageId") if isinstance(event, dict) else None
-        except orjson.JSONDecodeError:
-            message_id = None
+        refused = [(records[0], why)]
+        if len(records) > 1:
+            # An encrypted log reads one append (a group commit of requests) as a whole: each of its records
+            # is stored alone, and only those the store refuses are set aside.
+            refused = []
+            for record in records:
+                try:
+                    self._write_accepted([_log_item(record)], None)
+                except Exception as exc:      # noqa: BLE001 -- whatever the store refused it for is the reason
+                    refused.append((record, f"{type(exc).__name__}: {exc}"))
+        rows = []
+        for record, reason in refused:
+            line, source, at = _log_item(record)
+            try:
+                event = orjson.loads(line)
+                message_id = event.get("messageId") if isinstance(event, dict) else None
+            except orjson.JSONDecodeError:
+                message_id = None
+            rows.append(http_quarantine_row(at, source, None, message_id,
+                                            [{"path": "$", "problem": f"could not be stored: {reason}"[:1000]}],
+                                            line.decode("utf-8", "replace")))
         # Quarantined first: a crash before the position is committed sets it aside twice, never loses it.
-        self.store.add_quarantine([http_quarantine_row(
-            at, source, None, message_id, [{"path": "$", "problem": f"could not be stored: {why}"[:1000]}],
-            line.decode("utf-8", "replace"))])
+        self.store.add_quarantine(rows)
         self._write_table(pa.table({"line": pa.array([], pa.string())}), "http", "http", None, True, end)
         self._advanced(committed, end)
-        return 1
+        return len(refused)
 
     def _advanced(self, committed: Positions, end: Positions) -> None:
         if beyond(end, committed):

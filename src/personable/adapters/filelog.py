@@ -51,7 +51,8 @@ class _Segments:
     def __init__(self, directory: str | Path, cipher: "LogCipher | None" = None):
         self.dir = Path(directory)
         self.cipher = cipher
-        self._keys: dict[int, Any] = {}      # segment start -> its cipher, once unwrapped
+        self._keys: dict[int, tuple[Any, int]] = {}   # segment start -> (its cipher, sealed from), once read
+        self._unkeyed: set[int] = set()                # segments seen without a key (plain)
 
     @staticmethod
     def _name(start: int) -> str:
@@ -60,28 +61,48 @@ class _Segments:
     def _key_path(self, start: int) -> Path:
         return self.dir / f"{start:020d}.key"
 
-    def _segment_key(self, start: int) -> Any:
+    def _segment_key(self, start: int) -> tuple[Any, int]:
+        """A sealed segment's cipher and the offset its sealing began at (before it, plain records)."""
         if start not in self._keys:
             if self.cipher is None:
                 raise StoreError(f"{self.dir}: the event log holds encrypted records, and this process has no "
                                  "key-encryption key to open them")
             try:
-                wrapped = self._key_path(start).read_bytes()
+                stored = self._key_path(start).read_bytes()
             except FileNotFoundError:
                 raise StoreError(f"{self._key_path(start)}: the key of an encrypted log segment is missing") from None
             try:
-                self._keys[start] = self.cipher.key(wrapped)
+                self._keys[start] = (self.cipher.key(stored[8:]), int.from_bytes(stored[:8], "big"))
             except ValueError as exc:
                 raise StoreError(f"{self._key_path(start)}: {exc}") from exc
         return self._keys[start]
 
-    def _opened(self, start: int, line: bytes) -> list[bytes]:
-        """The records a stored line of a segment holds: itself, or (sealed) those of one append."""
+    def _plain_allowed(self, start: int, offset: int) -> bool:
+        """Whether a plain line may stand at ``offset``: before the segment's sealing began, or in a segment
+        never sealed."""
+        if start not in self._keys:
+            if start in self._unkeyed:
+                return True
+            if not self._key_path(start).exists():
+                self._unkeyed.add(start)
+                return True
+        return offset < self._segment_key(start)[1]
+
+    def _opened(self, start: int, line: bytes, offset: int) -> list[bytes]:
+        """The records the stored line at ``offset`` of a segment holds: itself, or (sealed) those of one
+        append. A plain line where the segment was being sealed was not written by this log: refused."""
         from ..privacy.log_cipher import LogCipher
 
         if not LogCipher.sealed(line):
+            if not self._plain_allowed(start, offset):
+                raise StoreError(f"{self._name(start)}: a record in plain text at offset {offset} of an encrypted "
+                                 "segment (not written by the event log): refused")
             return [line]
-        return LogCipher.open(self._segment_key(start), line).split(b"\n")
+        aes, _ = self._segment_key(start)
+        try:
+            return LogCipher.open(aes, line, offset).split(b"\n")
+        except ValueError as exc:
+            raise StoreError(f"{self._name(start)} at offset {offset}: {exc}") from exc
 
     def _segments(self) -> list[int]:
         return sorted(int(p.stem) for p in self.dir.glob("*.log") if p.stem.isdigit())
@@ -107,6 +128,7 @@ class _Segments:
                 (self.dir / self._name(start)).unlink(missing_ok=True)
                 self._key_path(start).unlink(missing_ok=True)
                 self._keys.pop(start, None)
+                self._unkeyed.discard(start)
 
     def retained(self) -> dict[int, int]:
         """The start of the oldest segment still on disk (an empty one holds nothing: its end)."""
@@ -145,11 +167,12 @@ class _Segments:
                     block *= 2
             lines = chunk.split(b"\n")
             complete = lines[:-1]  # the part after the last newline is not complete yet
-            taken = 0
+            taken, offset = 0, start + skip
             for line in complete:        # a sealed line holds a whole append: it is taken whole
                 if len(records) >= max_records:
                     break
-                records.extend(self._opened(start, line))
+                records.extend(self._opened(start, line, offset))
+                offset += len(line) + 1
                 taken += 1
             position = max(position, start) + sum(len(x) + 1 for x in complete[:taken])
             if len(records) >= max_records or taken < len(complete) or len(chunk) < available:
@@ -161,8 +184,10 @@ class FileLog(_Segments):
     """The log as its one writer holds it."""
 
     def __init__(self, directory: str | Path, segment_bytes: int = SEGMENT_BYTES, roll_s: float = ROLL_S,
-                 cipher: "LogCipher | None" = None):
+                 cipher: "LogCipher | None" = None, seal: bool = True):
+        """``cipher``: opens sealed segments (and, with ``seal``, seals new records)."""
         super().__init__(directory, cipher)
+        self.seal = seal
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.segment_bytes = segment_bytes
         self._lock = threading.Lock()
@@ -177,6 +202,8 @@ class FileLog(_Segments):
         self._sealing = self._sealing_key(self._active_start)
         self._fh = open(active, "ab")
         self._end = self._active_start + active.stat().st_size
+        if not self.seal and self._end > self._active_start and self._key_path(self._active_start).exists():
+            self._roll()        # plain records go to a segment of their own, not after sealed ones
         # Segments roll by age too, even while no record arrives: the store
         # releases (deletes) a segment only once a later one exists.
         self._closing = threading.Event()
@@ -200,18 +227,21 @@ class FileLog(_Segments):
     def _sealing_key(self, start: int) -> Any:
         """The key the segment's new records are sealed with (made, and kept wrapped beside it, before any
         record is written; a segment of plain records from before gets one for what follows)."""
-        if self.cipher is None:
+        if self.cipher is None or not self.seal:
             return None
         path = self._key_path(start)
         if not path.exists():
+            from ..privacy.log_cipher import LogCipher
+
+            segment = self.dir / self._name(start)
+            held = segment.read_bytes() if segment.exists() else b""
+            if any(LogCipher.sealed(line) for line in held.split(b"\n")):
+                raise StoreError(f"{path}: the key of an encrypted log segment is missing; its records cannot "
+                                 "be opened (restore the key file, or move the segment away)")
             aes, wrapped = self.cipher.new_key()
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(wrapped)
-                fh.flush()
-                os.fsync(fh.fileno())
-            self._keys[start] = aes
-        return self._segment_key(start)
+            _write_whole(path, len(held).to_bytes(8, "big") + wrapped)
+            self._keys[start] = (aes, len(held))
+        return self._segment_key(start)[0]
 
     @staticmethod
     def _drop_torn_tail(path: Path) -> None:
@@ -244,8 +274,9 @@ class FileLog(_Segments):
             if self._sealing is not None:
                 from ..privacy.log_cipher import LogCipher
 
-                # One sealed line per append (a group commit of requests): one cipher call, not one per record.
-                payload = LogCipher.seal(self._sealing, payload)
+                # One sealed line per append (a group commit of requests): one cipher call, not one per record;
+                # bound to its offset, so a line moved, replayed or cut out of place does not open.
+                payload = LogCipher.seal(self._sealing, payload, self._end)
             payload += b"\n"
             self._fh.write(payload)
             self._fh.flush()
@@ -295,3 +326,19 @@ class FollowedLog(_Segments):
 
     def close(self) -> None:
         pass
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """``data`` in place of ``path``, all at once and durably (a crash leaves no torn key file)."""
+    tmp = path.with_suffix(".key-new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

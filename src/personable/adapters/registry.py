@@ -55,8 +55,8 @@ def _file_log(url: str, project_dir: Path) -> Any:
     options = dict(part.partition("=")[::2] for part in query.split("&") if part)
     if options.get("encrypted", "true").lower() not in ("true", "false"):
         raise ConfigError(f"store.bus {url!r}: encrypted must be true or false")
-    return FileLog(path, cipher=log_cipher(project_dir) if options.get("encrypted", "true").lower() == "true"
-                   else None)
+    # The cipher still opens segments sealed before encryption was turned off.
+    return FileLog(path, cipher=log_cipher(project_dir), seal=options.get("encrypted", "true").lower() == "true")
 
 
 def log_cipher(project_dir: Path) -> Any:
@@ -65,7 +65,7 @@ def log_cipher(project_dir: Path) -> Any:
     from ..privacy.kek import project_kek
     from ..privacy.log_cipher import LogCipher
 
-    return LogCipher(project_kek(project_dir / STATE_DIR))
+    return LogCipher(lambda: project_kek(project_dir / STATE_DIR))
 
 
 register("file", _file_log)

@@ -15,12 +15,12 @@ from __future__ import annotations
 import hashlib
 import math
 from itertools import repeat
-import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from ..privacy.minimize import minimizer
+from .devices import device_of
 
 import orjson
 
@@ -29,8 +29,6 @@ from .message_id import PREFIX
 from .spec import CONSENT_FIELDS, MAX_ID_LENGTH, NUMBER_RANGE_PROBLEM, WHITESPACE, is_blank
 from .validate import check_event, in_time_range, is_junk, parse_time
 
-_TABLET = re.compile("iPad|Tablet", re.I)   # any case: a minimized agent is just "tablet"
-_MOBILE = re.compile("Mobi|Android|iPhone", re.I)
 COLUMNS = ("seq", "line", "received_at", "source", "origin", "message_id", "type", "event", "name", "user_id",
            "anonymous_id", "previous_id", "group_id", "timestamp", "original_timestamp", "sent_at", "context",
            "properties", "traits", "consent_context", "consent_traits", "device", "channel", "revenue", "currency")
@@ -134,7 +132,7 @@ def _device(context: Any) -> str | None:
     agent = _str(_at(context, "userAgent"))
     if agent is None:
         return None
-    return "tablet" if _TABLET.search(agent) else "mobile" if _MOBILE.search(agent) else "desktop"
+    return device_of(agent)
 
 
 def parse_line(seq: int, line: str, ctx: ParseContext) -> dict[str, Any]:

@@ -141,7 +141,13 @@ class MinimizeRule(Section):
     ipv4_bits: Annotated[int, Field(ge=0, le=32)] = 24
     ipv6_bits: Annotated[int, Field(ge=0, le=128)] = 48
     length: Annotated[int, Field(ge=0)] = 0
-    """truncate: the characters kept."""
+    """truncate: the characters kept (at least 1)."""
+
+    @model_validator(mode="after")
+    def _length_to_truncate(self) -> "MinimizeRule":
+        if self.keep == "truncate" and self.length < 1:
+            fail([(("length",), "keep: truncate needs the characters to keep (length: 1 or more)", self.length)])
+        return self
 
 
 class PrivacySection(Section):

@@ -228,12 +228,15 @@ class Erasure:
         every text column, the online store, and every file under the project's state and export folders."""
         if not values or any(not isinstance(v, str) or not v.strip() for v in values):
             raise ValidationFailed("give the values to look for (ids, emails, phones, names)")
-        needles = set()
+        needles, digests = set(), set()
         for v in values:
             for form in self._forms(v):
                 needles.add(form)
-                needles.update(x for _, norm in self._standard(form) for x in (norm, *self.hasher.forms(norm)))
-        sought = sorted(n for n in needles if ":" not in n or n in values)
+                for _, norm in self._standard(form):
+                    needles.add(norm)
+                    digests.update(self.hasher.forms(norm))     # as the identity graph stores it, under any key
+        # A typed "kind:value" is sought as the value (and as typed); a digest with its key id as it is.
+        sought = sorted({n for n in needles if ":" not in n or n in values} | digests)
         self.audit.flush()          # records still in memory are sought too
         findings = self.store.scan(sought)
         if self.materialized is not None:

@@ -6,7 +6,6 @@ first) for processes that get their secrets from the environment."""
 from __future__ import annotations
 
 import base64
-import json
 import os
 import secrets
 from datetime import datetime, timezone
@@ -15,6 +14,7 @@ from typing import Any
 
 from ..access.tokens import read_keys, update_keys
 from ..errors import ConfigError
+from .kek import key_list
 
 ENV = "PERSONABLE_IDENTITY_KEYS"
 FIELD = "identity_keys"
@@ -23,14 +23,10 @@ FIELD = "identity_keys"
 def identity_keys(state_dir: Path) -> list[tuple[str, bytes]]:
     """(key id, secret), oldest first; the first key is made on first use."""
     if os.environ.get(ENV):
-        try:
-            listed = json.loads(os.environ[ENV])
-            return [(str(k["id"]), base64.b64decode(k["secret"])) for k in listed]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{ENV} must be a JSON list of {{\"id\": ..., \"secret\": <base64>}}: {exc}") from exc
+        return key_list(os.environ[ENV], ENV)
     stored = read_keys(state_dir).get(FIELD) or update_keys(state_dir, lambda d: d if d.get(FIELD) else {
         **d, FIELD: [_new_key(1)]})[FIELD]
-    return [(str(k["id"]), base64.b64decode(k["secret"])) for k in stored]
+    return key_list(stored, f"keys.json {FIELD}")
 
 
 def add_identity_key(state_dir: Path) -> str:

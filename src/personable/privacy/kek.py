@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,6 +51,8 @@ class LocalKek:
         return key, bytes([len(kid)]) + kid + nonce + self._keys[self._current].encrypt(nonce, key, kid)
 
     def decrypt_data_key(self, wrapped: bytes) -> bytes:
+        if len(wrapped) < 2 + NONCE or len(wrapped) < 1 + wrapped[0] + NONCE + 16:
+            raise ValueError("a wrapped data key is cut short")
         n = wrapped[0]
         kid = wrapped[1:1 + n]
         nonce, sealed = wrapped[1 + n:1 + n + NONCE], wrapped[1 + n + NONCE:]
@@ -68,24 +71,32 @@ class LocalKek:
 def project_kek(state_dir: Path) -> LocalKek:
     """The project's key-encryption key (made on first use)."""
     if os.environ.get(ENV):
-        try:
-            listed = json.loads(os.environ[ENV])
-            return LocalKek([(str(k["id"]), _secret(k["secret"])) for k in listed])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{ENV} must be a JSON list of {{\"id\": ..., \"secret\": <base64 of 32 bytes>}}: "
-                              f"{exc}") from exc
+        return LocalKek(key_list(os.environ[ENV], ENV))
     stored = read_keys(state_dir).get(FIELD) or update_keys(state_dir, _with_first_key)[FIELD]
-    return LocalKek([(str(k["id"]), _secret(k["secret"])) for k in stored])
+    return LocalKek(key_list(stored, f"keys.json {FIELD}"))
+
+
+KEY_ID = re.compile(r"^[A-Za-z0-9]{1,16}$")
+
+
+def key_list(listed: Any, where: str) -> list[tuple[str, bytes]]:
+    """(id, secret) of a list of ``{"id", "secret"}`` (JSON text or parsed), oldest first: each id
+    letters and digits, each secret base64 of 32 bytes, the ids distinct."""
+    try:
+        items = json.loads(listed) if isinstance(listed, str) else listed
+        keys = [(str(k["id"]), base64.b64decode(k["secret"], validate=True)) for k in items]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{where} must be a JSON list of {{\"id\": ..., \"secret\": <base64 of 32 bytes>}}: "
+                          f"{exc}") from exc
+    for kid, secret in keys:
+        if not KEY_ID.match(kid) or len(secret) != 32:
+            raise ConfigError(f"{where}: key {kid!r} must have an id of letters and digits and a secret of 32 bytes")
+    if len({kid for kid, _ in keys}) != len(keys):
+        raise ConfigError(f"{where}: two keys share an id")
+    return keys
 
 
 def _with_first_key(data: dict[str, Any]) -> dict[str, Any]:
     if data.get(FIELD):
         return data
     return {**data, FIELD: [{"id": "kek1", "secret": base64.b64encode(secrets.token_bytes(32)).decode()}]}
-
-
-def _secret(text: str) -> bytes:
-    secret = base64.b64decode(text)
-    if len(secret) != 32:
-        raise ValueError("a key-encryption key is 32 bytes")
-    return secret

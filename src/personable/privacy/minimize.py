@@ -17,33 +17,21 @@ request. Minimizing twice changes nothing.
 from __future__ import annotations
 
 import ipaddress
-import re
 from functools import lru_cache
 from typing import Any, Iterable
 
 import orjson
 
+from ..events.devices import device_class as classify
 from .config import ANY_SOURCE, MinimizeRule
 
 DEVICE_CLASSES = ("bot", "tablet", "mobile", "desktop")
-# In this order: a tablet's agent often says "Mobile" too, and a crawler may say anything.
-_BOT = re.compile(r"bot|crawl|spider|slurp|headless|curl|wget|python-requests|httpclient", re.I)
-_TABLET = re.compile(r"ipad|tablet|kindle|silk|playbook|(android(?!.*mobile))", re.I)
-_MOBILE = re.compile(r"mobi|iphone|ipod|android|windows phone|blackberry|opera mini", re.I)
 
 
 def device_class(user_agent: str) -> str:
     """The class of device a user agent names (a class name given again stays itself)."""
     text = str(user_agent)
-    if text in DEVICE_CLASSES:
-        return text
-    if _BOT.search(text):
-        return "bot"
-    if _TABLET.search(text):
-        return "tablet"
-    if _MOBILE.search(text):
-        return "mobile"
-    return "desktop"
+    return text if text in DEVICE_CLASSES else classify(text)
 
 
 def ip_prefix(value: Any, v4_bits: int, v6_bits: int) -> str | None:
@@ -78,7 +66,8 @@ class Minimizer:
 
     def line(self, line: str | None, source: str | None) -> str | None:
         """A JSON line minimized (the same text when nothing applies, or it is not JSON: validation says so)."""
-        if not line or not self.rules or not any(m in line for m in self._markers):
+        # A line naming none of the fields needs no parsing (unless a key may be written escaped: \u0069p).
+        if not line or not self.rules or (not any(m in line for m in self._markers) and "\\u" not in line):
             return line
         try:
             event = orjson.loads(line)

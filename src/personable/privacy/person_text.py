@@ -41,7 +41,8 @@ def _json_forms(values: Iterable[str]) -> list[str]:
     return sorted(forms)
 
 
-def _groups(items: list[str]) -> list[str]:
+def alternations(items: list[str]) -> list[str]:
+    """``items`` as escaped alternations (``a|b|c``), a bounded number per pattern."""
     return ["|".join(escape(x) for x in items[i:i + ALTERNATIVES]) for i in range(0, len(items), ALTERNATIVES)]
 
 
@@ -55,15 +56,15 @@ def text_patterns(subject: Subject) -> list[TextPattern]:
     emails, phones = _contacts(subject)
     keyed = sorted({*subject.users, *subject.anonymous})
     out: list[TextPattern] = []
-    for group in _groups(_json_forms([*subject.profiles, *phones])):
+    for group in alternations(_json_forms([*subject.profiles, *phones])):
         out.append(TextPattern(f'"(?:{group})"'))
-    for group in _groups(_json_forms(emails)):
+    for group in alternations(_json_forms(emails)):
         out.append(TextPattern(f'"(?:{group})"', lower=True))
     keys = "|".join(ID_KEYS)
-    for group in _groups(_json_forms(keyed)):
+    for group in alternations(_json_forms(keyed)):
         out.append(TextPattern(f'"(?:{keys})"\\s*:\\s*"?(?:{group})(?:"|\\s|,|\\}}|\\]|$)'))
     kinds = "|".join(TARGET_KINDS)
-    for group, lower in [*((g, False) for g in _groups(sorted({*keyed, *subject.profiles, *phones}))), *((g, True) for g in _groups(emails))]:
+    for group, lower in [*((g, False) for g in alternations(sorted({*keyed, *subject.profiles, *phones}))), *((g, True) for g in alternations(emails))]:
         out.append(TextPattern(f"(?:^|,)(?:(?:{kinds}):)?(?:{group})(?:,|$)", lower=lower, whole=True))
     return out
 

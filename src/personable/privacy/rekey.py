@@ -38,8 +38,11 @@ class IdentityRekey:
 
     def converge(self) -> dict[str, Any] | None:
         """Bring the store under the current key if it is not (None: it was)."""
-        have = self.store.identity_key()
+        state = self.store.identity_key()
+        have = state[0] if state else None
         if have == self.hasher.key_id:
+            if state and not state[1]:       # a crash between the store's re-keying and the online store's
+                return self._online(have, {"finished": 1})
             return None
         if have is not None and not self.hasher.known(have):
             raise ConfigError(f"the store's identities are keyed with {have!r}, which this process's identity "
@@ -59,11 +62,18 @@ class IdentityRekey:
         target = IdentityHasher(identity_keys(self.state_dir)) if take is not None else self.hasher
         if key_id is not None and target.key_id != key_id:
             raise ConfigError(f"the identity keys changed meanwhile: expected {key_id!r}, found {target.key_id!r}")
-        before = self.store.identity_key()
+        state = self.store.identity_key()
         counts = self.store.rekey_identities(self.kinds, target.key_id, target.rewrap, self.clock.now(), take)
+        return {**self._online(target.key_id, counts), "previous_key_id": state[0] if state else None}
+
+    def _online(self, key_id: str, counts: dict[str, int]) -> dict[str, Any]:
+        """The online store's documents and lookup keys written again under ``key_id``, the old keys
+        dropped, and that recorded (until then, a reopen finishes it). Meanwhile an email or phone looked
+        up online misses."""
         online = pruned = 0
         if self.online is not None and any(counts.values()):
             online = self.reproject()
-            pruned = self.online.prune_keys(self.kinds, target.key_id)
-        return {"key_id": target.key_id, "previous_key_id": before, "rekeyed": counts,
-                "online_documents": online, "online_keys_dropped": pruned}
+            pruned = self.online.prune_keys(self.kinds, key_id)
+        self.store.online_rekeyed(key_id)
+        return {"key_id": key_id, "previous_key_id": key_id, "rekeyed": counts, "online_documents": online,
+                "online_keys_dropped": pruned}

@@ -15,6 +15,7 @@ re-parses the value each time and costs about three times as much.
 
 from __future__ import annotations
 
+from ...events.devices import AGENT_CHARS, MOBILE, TABLET
 from ...events.spec import (
     CONSENT_FIELDS, ECOMMERCE_EVENTS, EVENT_TYPES, ID_FIELDS, ISO_8601_PATTERN, MAX_ID_LENGTH,
     OBJECT_FIELDS, PRODUCT_FIELDS, REQUIRED_BY_TYPE, STRING_FIELDS, TIME_FIELDS, WHITESPACE,
@@ -382,8 +383,8 @@ SELECT seq, line, received_at, source, origin,
   CASE WHEN {_t('consent_1')} = 'OBJECT' AND type = 'identify' THEN j_consent_1 END AS consent_traits,
   coalesce(CASE WHEN {is_string('device_type')} THEN lower({_s('device_type')}) END,
     CASE WHEN {is_string('user_agent')} THEN
-      CASE WHEN regexp_matches({_s('user_agent')}, 'iPad|Tablet', 'i') THEN 'tablet'
-           WHEN regexp_matches({_s('user_agent')}, 'Mobi|Android|iPhone', 'i') THEN 'mobile'
+      CASE WHEN regexp_matches(left({_s('user_agent')}, {AGENT_CHARS}), '{TABLET}', 'i') THEN 'tablet'
+           WHEN regexp_matches(left({_s('user_agent')}, {AGENT_CHARS}), '{MOBILE}', 'i') THEN 'mobile'
            ELSE 'desktop' END END) AS device,
   coalesce(CASE WHEN {is_string('campaign_medium')} THEN lower({_s('campaign_medium')}) END,
            CASE WHEN {is_string('context_channel')} THEN lower({_s('context_channel')}) END,

@@ -318,7 +318,8 @@ CREATE INDEX erasures_subject ON erasures (subject_digest);
 ALTER TABLE audit_log ADD COLUMN redacted VARCHAR;
 """),
     (14, "identity keys: which key the identity graph's digests are under (ids only, never a secret)", """
-CREATE TABLE identity_keys (key_id VARCHAR PRIMARY KEY, activated_at TIMESTAMPTZ NOT NULL, rekeyed BIGINT NOT NULL);
+CREATE TABLE identity_keys (key_id VARCHAR PRIMARY KEY, activated_at TIMESTAMPTZ NOT NULL, rekeyed BIGINT NOT NULL,
+    online_done BOOLEAN NOT NULL DEFAULT FALSE);
 """),
 ]
 

@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ...privacy.person_text import escape
+from ...privacy.person_text import alternations, escape
 from .session import SqlSession
 from .store_base import SqlStoreBase
 
@@ -17,13 +17,8 @@ if TYPE_CHECKING:
 
 # Column types a person's text can hide in (DuckDB's and PostgreSQL's names).
 TEXTY = ("CHAR", "TEXT", "JSON", "[]", "STRUCT", "ARRAY", "MAP")
-ALTERNATIVES = 200     # needles per regular expression: long alternations stay cheap to compile
 ERASURE = ("erasure_id", "requested_at", "requested_by", "subject_digest", "state", "subject", "certificate",
            "finished_at")
-
-
-def _groups(items: list[str]) -> list[list[str]]:
-    return [items[i:i + ALTERNATIVES] for i in range(0, len(items), ALTERNATIVES)]
 
 
 class ErasureStoreMixin(SqlStoreBase):
@@ -81,10 +76,10 @@ class ErasureStoreMixin(SqlStoreBase):
     def person(self, profile_ids: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
         db = self._session()
         profiles, frontier = set(profile_ids), list(profile_ids)
-        while frontier:          # merges chain: a profile merged into one that was merged into theirs
-            rows = db.rows(f"""SELECT from_profile FROM profile_redirects WHERE {db.in_list('to_profile')}
-                               UNION SELECT from_profile FROM profile_merges WHERE {db.in_list('into_profile')}""",
-                           [frontier, frontier])
+        # The profiles merged into theirs, as the redirects say: an undone merge leaves its row in
+        # profile_merges (history) but takes its redirect away, and that profile is someone else's again.
+        while frontier:
+            rows = db.rows(f"SELECT from_profile FROM profile_redirects WHERE {db.in_list('to_profile')}", [frontier])
             frontier = [str(r[0]) for r in rows if r[0] not in profiles]
             profiles.update(frontier)
         ids = db.rows(f"SELECT kind, value FROM identities WHERE {db.in_list('profile_id')}", [sorted(profiles)])
@@ -181,8 +176,7 @@ class ErasureStoreMixin(SqlStoreBase):
             return []
         db = self._session()
         # A needle counts where it stands alone: not "a1" inside a hexadecimal id.
-        patterns = [f"(^|[^A-Za-z0-9_])(?:{'|'.join(escape(n) for n in group)})($|[^A-Za-z0-9_])"
-                    for group in _groups(needles)]
+        patterns = [f"(^|[^A-Za-z0-9_])(?:{group})($|[^A-Za-z0-9_])" for group in alternations(needles)]
         found = []
         for table, columns in self._columns(db).items():
             for column, kind in columns:

@@ -7,6 +7,7 @@ import re
 from datetime import datetime
 from typing import Callable
 
+import orjson
 import pyarrow as pa
 
 from .session import SqlSession
@@ -18,9 +19,14 @@ KEYED = (("identities", "kind", "value"), ("identity_conflicts", "kind", "value"
 
 
 class IdentityKeyStoreMixin(SqlStoreBase):
-    def identity_key(self) -> str | None:
-        rows = self._session().rows("SELECT key_id FROM identity_keys ORDER BY activated_at DESC, key_id DESC LIMIT 1")
-        return str(rows[0][0]) if rows else None
+    def identity_key(self) -> tuple[str, bool] | None:
+        rows = self._session().rows("SELECT key_id, online_done FROM identity_keys "
+                                    "ORDER BY activated_at DESC, key_id DESC LIMIT 1")
+        return (str(rows[0][0]), bool(rows[0][1])) if rows else None
+
+    def online_rekeyed(self, key_id: str) -> None:
+        with self._writing() as db:
+            db.execute("UPDATE identity_keys SET online_done = TRUE WHERE key_id = ?", [key_id])
 
     def rekey_identities(self, kinds: list[str], key_id: str, rewrap: Callable[[str], str], at: datetime,
                          then: Callable[[], None] | None = None) -> dict[str, int]:
@@ -43,6 +49,7 @@ class IdentityKeyStoreMixin(SqlStoreBase):
                 db.temp("_rekeyed", f"SELECT {select} FROM {table} t JOIN _rekey n ON {match}")
                 db.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM _rekey n WHERE {match})")
                 db.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM _rekeyed")
+            counts["identity_audit"] = _rekey_snapshots(db, kinds, key_id, rewrap)
             if not db.rows("SELECT 1 FROM identity_keys WHERE key_id = ?", [key_id]):
                 db.execute("INSERT INTO identity_keys (key_id, activated_at, rekeyed) VALUES (?, ?, ?)",
                            [key_id, at, sum(counts.values())])
@@ -55,3 +62,19 @@ def _columns(db: SqlSession, table: str) -> list[str]:
     rows = db.rows("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
                    "AND table_name = ? ORDER BY ordinal_position", [table])
     return [str(r[0]) for r in rows]
+
+
+def _rekey_snapshots(db: SqlSession, kinds: list[str], key_id: str, rewrap: Callable[[str], str]) -> int:
+    """The identities a merge's snapshot holds (what an undo gives back), rewrapped too: an undo matches
+    them against the identity graph by value."""
+    changed = []
+    for row_id, snapshot in db.rows("SELECT id, snapshot FROM identity_audit WHERE snapshot IS NOT NULL"):
+        snap = snapshot if isinstance(snapshot, dict) else orjson.loads(snapshot) if snapshot else {}
+        pairs = snap.get("identities") or []
+        new = [[k, rewrap(v) if k in kinds and DIGEST.match(str(v)) and not str(v).startswith(f"{key_id}:") else v]
+               for k, v in pairs]
+        if new != pairs:
+            changed.append((orjson.dumps({**snap, "identities": new}).decode(), row_id))
+    if changed:
+        db.executemany(f"UPDATE identity_audit SET snapshot = {db.json_param()} WHERE id = ?", changed)
+    return len(changed)
