@@ -80,7 +80,7 @@ class PersonText:
 
     def in_json(self, text: str) -> bool:
         """Whether JSON text (a line, a cell holding an object) names the person."""
-        lowered = text.lower()
+        lowered = text.lower() if any(lower for _, lower in self._json) else text
         return any(rx.search(lowered if lower else text) for rx, lower in self._json)
 
     def in_row(self, row: Mapping[str, Any]) -> bool:

@@ -42,7 +42,7 @@ class IdentityRekey:
         have = state[0] if state else None
         if have == self.hasher.key_id:
             if state and not state[1]:       # a crash between the store's re-keying and the online store's
-                return self._online(have, {"finished": 1})
+                return {"key_id": have, "previous_key_id": have, "rekeyed": {}, **self._online(have, True)}
             return None
         if have is not None and not self.hasher.known(have):
             raise ConfigError(f"the store's identities are keyed with {have!r}, which this process's identity "
@@ -53,8 +53,7 @@ class IdentityRekey:
     def rotate(self) -> dict[str, Any]:
         """A new key, and the store re-keyed to it."""
         new_id = add_identity_key(self.state_dir)
-        report = self._rekey(lambda: self.hasher.use(identity_keys(self.state_dir)), new_id)
-        return report
+        return self._rekey(lambda: self.hasher.use(identity_keys(self.state_dir)), new_id)
 
     def _rekey(self, take: Callable[[], None] | None, key_id: str | None = None) -> dict[str, Any]:
         from ..identity.keyed import IdentityHasher
@@ -64,16 +63,16 @@ class IdentityRekey:
             raise ConfigError(f"the identity keys changed meanwhile: expected {key_id!r}, found {target.key_id!r}")
         state = self.store.identity_key()
         counts = self.store.rekey_identities(self.kinds, target.key_id, target.rewrap, self.clock.now(), take)
-        return {**self._online(target.key_id, counts), "previous_key_id": state[0] if state else None}
+        return {"key_id": target.key_id, "previous_key_id": state[0] if state else None, "rekeyed": counts,
+                **self._online(target.key_id, any(counts.values()))}
 
-    def _online(self, key_id: str, counts: dict[str, int]) -> dict[str, Any]:
+    def _online(self, key_id: str, rewrite: bool) -> dict[str, int]:
         """The online store's documents and lookup keys written again under ``key_id``, the old keys
         dropped, and that recorded (until then, a reopen finishes it). Meanwhile an email or phone looked
         up online misses."""
         online = pruned = 0
-        if self.online is not None and any(counts.values()):
+        if self.online is not None and rewrite:
             online = self.reproject()
             pruned = self.online.prune_keys(self.kinds, key_id)
         self.store.online_rekeyed(key_id)
-        return {"key_id": key_id, "previous_key_id": key_id, "rekeyed": counts, "online_documents": online,
-                "online_keys_dropped": pruned}
+        return {"online_documents": online, "online_keys_dropped": pruned}
